@@ -1,0 +1,57 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
+let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
+let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+
+let package = Package(
+    name: "vtpbench",
+    products: [
+        .executable(name: "vtp-sender", targets: ["Sender"]),
+        .executable(name: "vtp-receiver", targets: ["Receiver"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CLibXML2", path: "Sources/CLibXML2", pkgConfig: "libxml-2.0",
+            providers: [.apt(["libxml2-dev"])]),
+        // Framing, VOEvent documents and VTP transport messages.
+        .target(name: "VTPProtocol", dependencies: [nioCore, "CLibXML2"], path: "Sources/Protocol"),
+        // Latency statistics (exact moments + HdrHistogram percentiles).
+        .target(
+            name: "LatencyStats",
+            dependencies: [.product(name: "Histogram", package: "hdrhistogram-swift")],
+            path: "Sources/Stats"),
+        // config.json loading and validation.
+        .target(name: "BenchConfig", path: "Sources/Config"),
+        // Sender engine and receiver server over NIO.
+        .target(
+            name: "VTPTransport",
+            dependencies: ["VTPProtocol", "LatencyStats", "BenchConfig", nioCore, nioPosix, logging],
+            path: "Sources/Transport"),
+        .executableTarget(
+            name: "Sender", dependencies: ["VTPTransport", "BenchConfig", argumentParser],
+            path: "Sources/Sender"),
+        .executableTarget(
+            name: "Receiver", dependencies: ["VTPTransport", "BenchConfig", argumentParser],
+            path: "Sources/Receiver"),
+        .testTarget(
+            name: "VTPProtocolTests",
+            dependencies: [
+                "VTPProtocol", nioCore, .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ]),
+        .testTarget(name: "LatencyStatsTests", dependencies: ["LatencyStats"]),
+        .testTarget(name: "BenchConfigTests", dependencies: ["BenchConfig"]),
+        .testTarget(
+            name: "VTPTransportTests",
+            dependencies: ["VTPTransport", "VTPProtocol", "BenchConfig", nioCore, nioPosix]),
+    ]
+)

@@ -1,0 +1,180 @@
+import CLibXML2
+
+/// A parsed element: just what VTP needs, detached from libxml2's memory.
+public struct XMLElement: Sendable, Equatable {
+    public var name: String
+    public var namespaceURI: String?
+    public var attributes: [String: String]
+    /// Concatenated text and CDATA directly inside this element.
+    public var text: String
+    public var children: [XMLElement]
+
+    public init(
+        name: String, namespaceURI: String? = nil, attributes: [String: String] = [:], text: String = "",
+        children: [XMLElement] = []
+    ) {
+        self.name = name
+        self.namespaceURI = namespaceURI
+        self.attributes = attributes
+        self.text = text
+        self.children = children
+    }
+
+    public func child(_ name: String) -> XMLElement? { children.first { $0.name == name } }
+    public func children(named name: String) -> [XMLElement] { children.filter { $0.name == name } }
+    public var trimmedText: String {
+        var scalars = Substring(text)
+        while let first = scalars.first, first.isWhitespace { scalars.removeFirst() }
+        while let last = scalars.last, last.isWhitespace { scalars.removeLast() }
+        return String(scalars)
+    }
+}
+
+public enum XMLParseError: Error, Equatable, CustomStringConvertible {
+    case empty
+    case malformed(line: Int, message: String)
+    /// DTDs are refused outright: they are the vehicle for external entities,
+    /// network fetches and entity-expansion bombs, and VTP never needs one.
+    case doctypeNotAllowed
+    case nestingTooDeep(limit: Int)
+
+    public var description: String {
+        switch self {
+        case .empty: return "empty XML document"
+        case .malformed(let line, let message): return "malformed XML (line \(line)): \(message)"
+        case .doctypeNotAllowed: return "XML document type declarations (DTD) are not accepted"
+        case .nestingTooDeep(let limit): return "XML nested deeper than \(limit) elements"
+        }
+    }
+}
+
+/// libxml2 with every dangerous feature off: no network (NONET), no entity
+/// substitution (no NOENT), no DTD loading or default attributes, UTF-8 only, and
+/// any DOCTYPE rejected before libxml2 sees it.
+public enum SafeXMLParser {
+    public static let maximumDepth = 64
+
+    private static let initialise: Void = { xmlInitParser() }()
+    private static let doctypeMarker = Array("<!DOCTYPE".utf8)
+
+    public static func parse(_ bytes: [UInt8]) throws -> XMLElement {
+        try bytes.withUnsafeBytes { try parse($0) }
+    }
+
+    public static func parse(_ string: String) throws -> XMLElement {
+        try parse(Array(string.utf8))
+    }
+
+    public static func parse(_ bytes: UnsafeRawBufferPointer) throws -> XMLElement {
+        _ = initialise
+        guard let base = bytes.baseAddress, bytes.count > 0 else { throw XMLParseError.empty }
+        guard bytes.count < Int(Int32.max) else { throw XMLParseError.malformed(line: 0, message: "document too large") }
+        if contains(doctypeMarker, in: bytes) { throw XMLParseError.doctypeNotAllowed }
+        // Per thread in libxml2; cheap, so set on every call from whatever thread parses.
+        vtp_xml_silence_generic_errors()
+
+        guard let context = xmlNewParserCtxt() else {
+            throw XMLParseError.malformed(line: 0, message: "libxml2 could not allocate a parser")
+        }
+        defer { xmlFreeParserCtxt(context) }
+        let options = Int32(
+            XML_PARSE_NONET.rawValue | XML_PARSE_NOERROR.rawValue | XML_PARSE_NOWARNING.rawValue
+                | XML_PARSE_NOCDATA.rawValue)
+        guard
+            let document = xmlCtxtReadMemory(
+                context, base.assumingMemoryBound(to: CChar.self), Int32(bytes.count), nil, "UTF-8", options)
+        else {
+            let error = context.pointee.lastError
+            let message = error.message.map { String(cString: $0) } ?? "unknown parse error"
+            throw XMLParseError.malformed(
+                line: Int(error.line), message: message.trimmingTrailingNewlines())
+        }
+        defer { xmlFreeDoc(document) }
+        if document.pointee.intSubset != nil || document.pointee.extSubset != nil {
+            throw XMLParseError.doctypeNotAllowed
+        }
+        guard let root = xmlDocGetRootElement(document) else { throw XMLParseError.empty }
+        return try convert(root, depth: 0)
+    }
+
+    private static func convert(_ node: xmlNodePtr, depth: Int) throws -> XMLElement {
+        guard depth < maximumDepth else { throw XMLParseError.nestingTooDeep(limit: maximumDepth) }
+        var element = XMLElement(name: string(node.pointee.name) ?? "")
+        if let ns = node.pointee.ns { element.namespaceURI = string(ns.pointee.href) }
+        var attribute = node.pointee.properties
+        while let attr = attribute {
+            if let name = string(attr.pointee.name) {
+                if let value = xmlNodeListGetString(node.pointee.doc, attr.pointee.children, 1) {
+                    element.attributes[name] = String(cString: value)
+                    vtp_xml_free(value)
+                } else {
+                    element.attributes[name] = ""
+                }
+            }
+            attribute = attr.pointee.next
+        }
+        var child = node.pointee.children
+        while let current = child {
+            switch current.pointee.type {
+            case XML_ELEMENT_NODE:
+                element.children.append(try convert(current, depth: depth + 1))
+            case XML_TEXT_NODE, XML_CDATA_SECTION_NODE:
+                if let content = current.pointee.content { element.text += String(cString: content) }
+            default:
+                break  // comments, processing instructions, unexpanded entity references
+            }
+            child = current.pointee.next
+        }
+        return element
+    }
+
+    private static func string(_ pointer: UnsafePointer<xmlChar>?) -> String? {
+        pointer.map { String(cString: $0) }
+    }
+
+    private static func contains(_ needle: [UInt8], in haystack: UnsafeRawBufferPointer) -> Bool {
+        guard haystack.count >= needle.count else { return false }
+        let first = needle[0]
+        var i = 0
+        let last = haystack.count - needle.count
+        while i <= last {
+            if haystack[i] == first {
+                var j = 1
+                while j < needle.count && haystack[i + j] == needle[j] { j += 1 }
+                if j == needle.count { return true }
+            }
+            i += 1
+        }
+        return false
+    }
+}
+
+extension String {
+    fileprivate func trimmingTrailingNewlines() -> String {
+        var s = Substring(self)
+        while let last = s.last, last.isNewline || last == " " { s.removeLast() }
+        return String(s)
+    }
+}
+
+/// Escapes text for use in XML content and attribute values.
+public enum XMLEscaping {
+    public static func escape(_ text: String) -> String {
+        guard text.utf8.contains(where: { $0 == 38 || $0 == 60 || $0 == 62 || $0 == 34 || $0 == 39 }) else {
+            return text
+        }
+        var out = ""
+        out.reserveCapacity(text.utf8.count + 16)
+        for character in text {
+            switch character {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&apos;"
+            default: out.append(character)
+            }
+        }
+        return out
+    }
+}
