@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
     ],
     targets: [
         .systemLibrary(
@@ -34,7 +35,10 @@ let package = Package(
         // Sender engine and receiver server over NIO.
         .target(
             name: "VTPTransport",
-            dependencies: ["VTPProtocol", "LatencyStats", "BenchConfig", nioCore, nioPosix, logging],
+            dependencies: [
+                "VTPProtocol", "LatencyStats", "BenchConfig", nioCore, nioPosix, logging,
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
             path: "Sources/Transport"),
         .executableTarget(
             name: "Sender", dependencies: ["VTPTransport", "BenchConfig", argumentParser],
