@@ -56,6 +56,9 @@ let package = Package(
         .testTarget(name: "BenchConfigTests", dependencies: ["BenchConfig"]),
         .testTarget(
             name: "VTPTransportTests",
-            dependencies: ["VTPTransport", "VTPProtocol", "BenchConfig", nioCore, nioPosix]),
+            dependencies: [
+                "VTPTransport", "VTPProtocol", "BenchConfig", "LatencyStats", nioCore, nioPosix,
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]),
     ]
 )

@@ -8,11 +8,12 @@ public struct ConnectionID: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// One event waiting for (or on) a connection. Its payload is built when it is sent.
-public struct PendingEvent: Sendable, Equatable {
+public struct PendingEvent: Sendable, Hashable {
     public var sequence: UInt64
     /// Wall-clock moment the event was scheduled: its embedded send timestamp, so time
     /// spent queued in the sender counts as latency.
     public var scheduledNanos: Int64
+    /// Times it was written without getting a reply (0 for a first send).
     public var attempts: Int
 }
 
@@ -22,7 +23,7 @@ public struct PendingEvent: Sendable, Equatable {
 ///
 /// Times are monotonic nanoseconds (for back-off); event timestamps are wall-clock.
 public struct SenderDispatchState: Sendable {
-    public enum Action: Equatable, Sendable {
+    public enum Action: Hashable, Sendable {
         case connect(ConnectionID)
         case send(ConnectionID, PendingEvent)
         case close(ConnectionID)
@@ -164,7 +165,9 @@ public struct SenderDispatchState: Sendable {
         errors += 1
         release(id)
         switch connection.state {
-        case .connecting(.some(var event)), .busy(var event):
+        case .connecting(.some(let event)):
+            retries.prepend(event)  // never written: not an attempt
+        case .busy(var event):
             event.attempts += 1
             retries.prepend(event)
         case .connecting(.none), .idle:
