@@ -16,7 +16,7 @@ struct SenderCommand: ParsableCommand {
             Generates --events events spread evenly over --period seconds. Each event carries the \
             moment it was scheduled, so time spent queued in the sender counts as latency at the \
             receiver. Defaults come from --config (or ./config.json); every flag overrides its key.
-            Exit status: 0 when every event was acked, 1 otherwise, 2 on bad input.
+            Exit status: 0 when every event was acked, 1 otherwise, 64 on bad input.
             """)
 
     @Option(help: "JSON configuration file (default: ./config.json if present, else built-in defaults).")

@@ -18,7 +18,7 @@ final class CLITests: XCTestCase {
         }
     }
 
-    func testBadInputGetsAClearErrorAndExitStatus2() throws {
+    func testBadInputGetsAClearErrorAndUsageExitStatus() throws {
         let sender = try Tools.url("vtp-sender")
         let cases: [([String], String)] = [
             (["--mode", "batch"], "--mode must be per-event or persistent"),
