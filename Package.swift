@@ -46,6 +46,8 @@ let package = Package(
         .executableTarget(
             name: "Receiver", dependencies: ["VTPTransport", "BenchConfig", argumentParser],
             path: "Sources/Receiver"),
+        // Per-message CPU costs (scripts/bench-core prints them).
+        .executableTarget(name: "Microbench", dependencies: ["VTPProtocol", "CLibXML2", nioCore], path: "Sources/Microbench"),
         .testTarget(
             name: "VTPProtocolTests",
             dependencies: [

@@ -241,9 +241,10 @@ public struct SenderDispatchState: Sendable {
     private mutating func fill(now: Int64) -> [Action] {
         guard !stopped else { return [] }
         var actions: [Action] = []
-        // Idle persistent connections take work first: they cost no set-up.
+        // Idle persistent connections take work first: they cost no set-up. Most recently
+        // idled first: usually the connection whose ack was just read, on the current loop.
         while !idle.isEmpty, let event = takeNext() {
-            let id = idle.removeFirst()
+            let id = idle.removeLast()
             connections[id]?.state = .busy(event)
             actions.append(send(event, on: id))
         }

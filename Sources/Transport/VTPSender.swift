@@ -320,11 +320,14 @@ final class SenderConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
     private var context: ChannelHandlerContext?
     private var inFlight: InFlight?
     private var reportedFailure = false
+    /// Only the `setup` scope (per-event) needs to know when a write completed.
+    private let notifyWrites: Bool
 
     init(id: ConnectionID, sender: VTPSender, ackTimeout: TimeAmount) {
         self.id = id
         self.sender = sender
         self.ackTimeout = ackTimeout
+        notifyWrites = sender.options.scope == .setup && sender.options.mode == .perEvent
     }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
@@ -352,9 +355,8 @@ final class SenderConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
             sender.failed(id, error: SenderConnectionError.closedBeforeReply)
             return
         }
-        let document = sender.builder.document(sequence: event.sequence, sentNanos: event.scheduledNanos)
-        var buffer = context.channel.allocator.buffer(capacity: document.utf8.count + VTPFraming.headerSize)
-        VTPFraming.writeFrame(document.utf8, into: &buffer)
+        var buffer = context.channel.allocator.buffer(capacity: sender.builder.eventSize + 800)
+        sender.builder.writeFramedDocument(sequence: event.sequence, sentNanos: event.scheduledNanos, into: &buffer)
         let timeout = context.eventLoop.scheduleTask(in: ackTimeout) { [weak self] in
             guard let self else { return }
             self.fail(SenderConnectionError.ackTimeout(seconds: Double(self.ackTimeout.nanoseconds) / 1e9))
@@ -362,6 +364,11 @@ final class SenderConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
         inFlight = InFlight(
             ivorn: sender.builder.ivorn(sequence: event.sequence), writtenAtNanos: VTPSender.monotonicNanos(),
             timeout: timeout)
+        guard notifyWrites else {
+            // A failed write surfaces through errorCaught/channelInactive.
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+            return
+        }
         let id = id
         let sender = sender
         context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { result in
