@@ -111,6 +111,21 @@ final class CLITests: XCTestCase {
     }
 }
 
+final class BenchmarkSmokeTests: XCTestCase {
+    /// scripts/bench-core end to end with tiny counts: the benchmark's plumbing works.
+    func testBenchCoreSmoke() throws {
+        _ = try Tools.url("vtp-sender")
+        let script = Tools.packageRoot.appendingPathComponent("scripts/bench-core")
+        let (status, out, err) = try RunningProcess.run(script, ["--smoke", "--bin", Tools.binDirectory.path], timeout: 120)
+        XCTAssertEqual(status, 0, "stdout:\n\(out)\nstderr:\n\(err)")
+        for row in ["per-event              1", "per-event             64", "persistent             8"] {
+            XCTAssertTrue(out.contains(row), "missing row \(row):\n\(out)")
+        }
+        XCTAssertTrue(out.contains("ack round trip at a light rate"), out)
+        XCTAssertTrue(out.contains("targets: per-event >= 10000 events/s"), out)
+    }
+}
+
 final class CometInteropTests: XCTestCase {
     /// Comet 3.1.0 (PyPI) as broker for vtp-sender and as author (comet-sendvo) for vtp-receiver.
     func testCometBrokerAcksOurEventsAndCometSendvoGetsOurAck() throws {
