@@ -60,12 +60,15 @@ struct ReceiverCommand: ParsableCommand {
         options.warmupSeconds = warmupSeconds
         options.eventsCSVPath = eventsCSV
 
+        Diagnostics.bootstrap()
+        let logger = Diagnostics.logger("vtp-receiver")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         defer { try? group.syncShutdownGracefully() }
         let receiver: VTPReceiver
         let address: String
         do {
-            receiver = try VTPReceiver(options: options, group: group)
+            receiver = try VTPReceiver(
+                options: options, group: group, errorOutput: { logger.warning("\($0)") })
             let bound = try receiver.start()
             address = "\(bound.ipAddress ?? c.host):\(bound.port ?? c.port)"
         } catch {

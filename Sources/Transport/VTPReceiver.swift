@@ -130,7 +130,7 @@ public final class VTPReceiver: @unchecked Sendable {
         }
     }
 
-    func reportConnectionError(_ text: String) { errorOutput("vtp-receiver: \(text)") }
+    func reportConnectionError(_ text: String) { errorOutput(text) }
 }
 
 /// One receiver connection. It never closes first except on a framing error or idle

@@ -103,6 +103,27 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(summary["failed"] as? Int, 50, "queued events are reported failed, not silently dropped")
     }
 
+    func testReceiverStopsAfterSecondsAndOnSIGTERMWritesItsSummary() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vtp-cli-\(UUID())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let timed = dir.appendingPathComponent("timed.json")
+        let (status, out, _) = try RunningProcess.run(
+            try Tools.url("vtp-receiver"), ["--port", "0", "--stop-after-seconds", "0.5", "--summary-json", timed.path],
+            timeout: 10)
+        XCTAssertEqual(status, 0)
+        XCTAssertTrue(out.contains("vtp-receiver summary: received 0"), out)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: timed.path))
+
+        let termed = dir.appendingPathComponent("termed.json")
+        let receiver = try RunningProcess(try Tools.url("vtp-receiver"), ["--port", "0", "--summary-json", termed.path])
+        XCTAssertNotNil(receiver.waitForOutput { $0.hasPrefix("vtp-receiver: listening on") })
+        kill(receiver.process.processIdentifier, SIGTERM)
+        XCTAssertEqual(receiver.wait(timeout: 10), 0)
+        XCTAssertTrue(receiver.stdout.contains("vtp-receiver summary"), receiver.stdout)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: termed.path))
+    }
+
     func testPrintEventIsAValidVOEvent() throws {
         let (status, out, _) = try RunningProcess.run(try Tools.url("vtp-sender"), ["--print-event", "--event-size", "2048"])
         XCTAssertEqual(status, 0)

@@ -110,6 +110,17 @@ final class EndToEndTests: XCTestCase {
         XCTAssertTrue(headlines.last!.hasPrefix("Received 50 events"))
     }
 
+    func testWarmupEventsAreCountedButLeftOutOfTheStatistics() throws {
+        let (receiver, port) = try makeReceiver { $0.warmupSeconds = 0.5 }
+        _ = try runSender(senderOptions(port: port, events: 200, period: 1, maxConnect: 2, mode: .persistent))
+        receiver.stop()
+        let received = try receiver.done.wait()
+        XCTAssertEqual(received.received, 200)
+        XCTAssertGreaterThan(received.warmupExcluded, 60, "about half the events fall in the first 0.5 s")
+        XCTAssertLessThan(received.warmupExcluded, 140)
+        XCTAssertEqual(received.latency.count, 200 - received.warmupExcluded)
+    }
+
     func testAReceiverThatStartsLateLosesNothing() throws {
         // Reserve a free port, then release it so nothing listens there yet.
         let probe = try ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).wait()
