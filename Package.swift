@@ -11,6 +11,9 @@ let package = Package(
     products: [
         .executable(name: "vtp-sender", targets: ["Sender"]),
         .executable(name: "vtp-receiver", targets: ["Receiver"]),
+        // MARK: capture
+        .library(name: "PacketCapture", targets: ["PacketCapture"]),
+        .executable(name: "vtp-capture", targets: ["CaptureTool"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -53,5 +56,20 @@ let package = Package(
         .testTarget(
             name: "VTPTransportTests",
             dependencies: ["VTPTransport", "VTPProtocol", "BenchConfig", nioCore, nioPosix]),
+        // MARK: capture
+        .systemLibrary(
+            name: "CPcap", path: "Sources/CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"])]),
+        // Protocol-agnostic: pcap files, live capture, TCP segments and per-flow reassembly.
+        .target(name: "PacketCapture", dependencies: ["CPcap"], path: "Sources/Capture"),
+        // VTP on top of PacketCapture: frames with wire times, per-event wire latency analysis.
+        .target(
+            name: "VTPWire", dependencies: ["PacketCapture", "VTPProtocol", "LatencyStats", nioCore],
+            path: "Sources/WireAnalysis"),
+        .executableTarget(
+            name: "CaptureTool", dependencies: ["PacketCapture", "VTPWire", argumentParser],
+            path: "Sources/CaptureTool"),
+        .testTarget(
+            name: "PacketCaptureTests",
+            dependencies: ["PacketCapture", "VTPWire", "VTPProtocol", "LatencyStats", nioCore]),
     ]
 )
