@@ -87,6 +87,8 @@ public struct TCPReassembler: Sendable {
     public private(set) var connections: [Int: TCPConnection] = [:]
     /// Connections removed from `connections`, kept only as counts.
     public private(set) var forgottenConnections = 0
+    /// Running totals over every connection, including forgotten ones.
+    public private(set) var totals = Totals()
     private var byFlow: [FlowPair: Int] = [:]
     private var nextID = 1
     private var segmentsSincePrune = 0
@@ -95,6 +97,16 @@ public struct TCPReassembler: Sendable {
         var a: Endpoint
         var b: Endpoint
         init(_ x: Endpoint, _ y: Endpoint) { (a, b) = x < y ? (x, y) : (y, x) }
+    }
+
+    public struct Totals: Sendable, Equatable, Codable {
+        public var connections = 0
+        public var handshakesCompleted = 0
+        public var retransmittedSegments = 0
+        public var retransmittedBytes = 0
+        public var outOfOrderSegments = 0
+        public var gaps = 0
+        public var gapBytes: UInt64 = 0
     }
 
     public init(serverPorts: Set<UInt16> = []) {
@@ -124,6 +136,7 @@ public struct TCPReassembler: Sendable {
             byFlow[pair] = newID
             id = newID
             events.append(.opened(connectionID: newID, key: key))
+            totals.connections += 1
         }
         guard let id, var connection = connections[id] else { return events }
         let direction: FlowDirection = segment.source == connection.key.client ? .clientToServer : .serverToClient
@@ -147,6 +160,8 @@ public struct TCPReassembler: Sendable {
                 while stream.hasHole {
                     let before = stream.skippedBytes
                     let chunks = stream.skipGap(nowNanos: connection.lastSeenNanos)
+                    totals.gaps += 1
+                    totals.gapBytes += stream.skippedBytes - before
                     events.append(.gap(connectionID: id, direction: direction, bytes: stream.skippedBytes - before))
                     events += chunks.map { .data(connectionID: id, direction: direction, chunk: $0) }
                 }
@@ -167,7 +182,7 @@ public struct TCPReassembler: Sendable {
         return ConnectionKey(client: s, server: d)
     }
 
-    private func update(
+    private mutating func update(
         _ c: inout TCPConnection, with segment: TCPSegment, direction: FlowDirection, events: inout [ReassemblyEvent]
     ) {
         let t = segment.timestampNanos
@@ -195,12 +210,20 @@ public struct TCPReassembler: Sendable {
             c.handshake.synAckNanos != nil, let serverISN = c.serverISN, segment.acknowledgment == serverISN &+ 1
         {
             c.handshake.ackNanos = t
+            totals.handshakesCompleted += 1
             events.append(.handshakeCompleted(connectionID: c.id, times: c.handshake))
         }
         var stream = c.stream(direction)
         let gapsBefore = stream.gaps
         let skippedBefore = stream.skippedBytes
+        let (retransmitted, retransmittedBytes, outOfOrder) =
+            (stream.retransmittedSegments, stream.retransmittedBytes, stream.outOfOrderSegments)
         let chunks = stream.accept(sequence: dataSequence, payload: segment.payload, timestampNanos: t)
+        totals.retransmittedSegments += stream.retransmittedSegments - retransmitted
+        totals.retransmittedBytes += stream.retransmittedBytes - retransmittedBytes
+        totals.outOfOrderSegments += stream.outOfOrderSegments - outOfOrder
+        totals.gaps += stream.gaps - gapsBefore
+        totals.gapBytes += stream.skippedBytes - skippedBefore
         if stream.gaps > gapsBefore {
             events.append(.gap(connectionID: c.id, direction: direction, bytes: stream.skippedBytes - skippedBefore))
         }
