@@ -139,6 +139,8 @@ public struct VTPWireAnalyzer: Sendable {
         var seen: [WireEvent] = []
         for frame in frames {
             counts.frames += 1
+            // Without kept events there is nothing to match responses to: skip their XML.
+            if !keepsEvents && frame.direction == .serverToClient { continue }
             let message: VTPMessage
             do {
                 message = try VTPMessage.parse(frame.payload)
