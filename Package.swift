@@ -47,7 +47,7 @@ let package = Package(
             name: "Sender", dependencies: ["VTPTransport", "BenchConfig", argumentParser],
             path: "Sources/Sender"),
         .executableTarget(
-            name: "Receiver", dependencies: ["VTPTransport", "BenchConfig", argumentParser],
+            name: "Receiver", dependencies: ["VTPTransport", "BenchConfig", argumentParser, "WireCheck" /* capture */],
             path: "Sources/Receiver"),
         .testTarget(
             name: "VTPProtocolTests",
@@ -75,8 +75,19 @@ let package = Package(
         .executableTarget(
             name: "CaptureTool", dependencies: ["PacketCapture", "VTPWire", argumentParser],
             path: "Sources/CaptureTool"),
+        // vtp-receiver --capture-interface: pairs the receiver's events with the wire's.
+        .target(
+            name: "WireCheck",
+            dependencies: [
+                "PacketCapture", "VTPWire", "VTPTransport", "VTPProtocol", "LatencyStats",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Sources/WireCheck"),
         .testTarget(
             name: "PacketCaptureTests",
-            dependencies: ["PacketCapture", "VTPWire", "VTPProtocol", "LatencyStats", nioCore]),
+            dependencies: [
+                "PacketCapture", "VTPWire", "WireCheck", "VTPTransport", "VTPProtocol", "BenchConfig", "LatencyStats",
+                nioCore, nioPosix,
+            ]),
     ]
 )

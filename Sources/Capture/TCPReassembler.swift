@@ -107,6 +107,8 @@ public struct TCPReassembler: Sendable {
         public var outOfOrderSegments = 0
         public var gaps = 0
         public var gapBytes: UInt64 = 0
+
+        public init() {}
     }
 
     public init(serverPorts: Set<UInt16> = []) {

@@ -3,6 +3,7 @@ import BenchConfig
 import NIOCore
 import NIOPosix
 import VTPTransport
+import WireCheck  // capture: --capture-interface
 
 struct ReceiverCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -33,6 +34,9 @@ struct ReceiverCommand: ParsableCommand {
     var summaryJSON: String?
     @Option(name: .customLong("events-csv"), help: "Write one CSV row per event (seq, ivorn, sent_ns, received_ns, latency_s).")
     var eventsCSV: String?
+    // MARK: capture
+    @Option(name: .customLong("capture-interface"), help: "Also capture this interface (e.g. lo) on the receiver's port and report wire latency beside app latency (needs root or CAP_NET_RAW).")
+    var captureInterface: String?
 
     func validate() throws {
         if let stopAfterEvents, stopAfterEvents < 1 { throw ValidationError("--stop-after-events must be at least 1") }
@@ -64,15 +68,21 @@ struct ReceiverCommand: ParsableCommand {
         defer { try? group.syncShutdownGracefully() }
         let receiver: VTPReceiver
         let address: String
+        let wire: LiveWireMonitor?  // capture: opened before binding so no event is missed
         do {
-            receiver = try VTPReceiver(options: options, group: group)
+            wire = try captureInterface.map { try LiveWireMonitor(interface: $0) }
+            receiver = try VTPReceiver(options: options, group: group, observer: wire?.observer)
             let bound = try receiver.start()
             address = "\(bound.ipAddress ?? c.host):\(bound.port ?? c.port)"
+            try wire?.start(port: bound.port ?? c.port)
         } catch {
             LineOutput.printError("vtp-receiver: \(error)")
             throw ExitCode(1)
         }
         LineOutput.print("vtp-receiver: listening on \(address)")
+        if let wire {
+            LineOutput.print("vtp-receiver: capturing on \(wire.interface) (\(wire.linkTypeName), \(wire.precision) timestamps)")
+        }
         let signals = SignalWatcher { name in
             LineOutput.printError("vtp-receiver: \(name): stopping")
             receiver.stop()
@@ -80,9 +90,12 @@ struct ReceiverCommand: ParsableCommand {
         defer { signals.cancel() }
         let summary = try receiver.done.wait()
         for line in ReceiverSummaryText.lines(summary) { LineOutput.print(line) }
+        let wireSummary = wire?.stop()
+        wireSummary?.lines.forEach { LineOutput.print($0) }
+        if let error = wire?.captureError { LineOutput.printError("vtp-receiver: \(error)") }
         if let summaryJSON {
             do {
-                try SummaryFile.write(summary, to: summaryJSON)
+                try SummaryFile.write(ReceiverSummaryWithWire(receiver: summary, wire: wireSummary), to: summaryJSON)
             } catch {
                 LineOutput.printError("vtp-receiver: \(error)")
                 throw ExitCode(1)
