@@ -21,6 +21,23 @@ public struct WireEvent: Sendable, Equatable {
     public var responseNanos: Int64?
     public var nakked = false
 
+    public init(
+        connectionID: Int, client: Endpoint, server: Endpoint, ivorn: String, sequence: UInt64?, sentNanos: Int64?,
+        wireNanos: Int64, firstByteNanos: Int64, completedNanos: Int64, responseNanos: Int64? = nil, nakked: Bool = false
+    ) {
+        self.connectionID = connectionID
+        self.client = client
+        self.server = server
+        self.ivorn = ivorn
+        self.sequence = sequence
+        self.sentNanos = sentNanos
+        self.wireNanos = wireNanos
+        self.firstByteNanos = firstByteNanos
+        self.completedNanos = completedNanos
+        self.responseNanos = responseNanos
+        self.nakked = nakked
+    }
+
     public var wireLatencyNanos: Int64? { sentNanos.map { wireNanos - $0 } }
     /// Event last byte → response last byte, both on the capture's clock.
     public var ackRoundTripNanos: Int64? { responseNanos.map { $0 - wireNanos } }
