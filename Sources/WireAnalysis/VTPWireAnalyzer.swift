@@ -95,6 +95,10 @@ public struct VTPWireAnalyzer: Sendable {
     public private(set) var events: [WireEvent] = []
     /// Keep `events` (off for long live runs that only need the stream of new events).
     public var keepsEvents: Bool
+    /// Take only the ivorn of events, by a quick scan of the root tag instead of a full XML
+    /// parse (falls back to parsing when unsure). For a live correlation that already knows
+    /// each event's send time from the application: keeps the capture thread ahead at high rates.
+    public var identifiesEventsOnly = false
     private var awaitingResponse: [AwaitKey: Int] = [:]
     public private(set) var handshakeSynToSynAck = LatencyRecorder()
     public private(set) var handshakeSynAckToAck = LatencyRecorder()
@@ -158,6 +162,15 @@ public struct VTPWireAnalyzer: Sendable {
             counts.frames += 1
             // Without kept events there is nothing to match responses to: skip their XML.
             if !keepsEvents && frame.direction == .serverToClient { continue }
+            if identifiesEventsOnly, let ivorn = QuickIVORN.scan(frame.payload) {
+                counts.events += 1
+                seen.append(
+                    WireEvent(
+                        connectionID: frame.connectionID, client: frame.key.client, server: frame.key.server, ivorn: ivorn,
+                        sequence: nil, sentNanos: nil, wireNanos: frame.timestampNanos,
+                        firstByteNanos: frame.timing.firstByteCapturedNanos, completedNanos: frame.timing.completedNanos))
+                continue
+            }
             let message: VTPMessage
             do {
                 message = try VTPMessage.parse(frame.payload)

@@ -30,17 +30,24 @@ public final class LiveWireMonitor: @unchecked Sendable {
     public init(interface: String, keepsPairs: Bool = false) throws(LiveCaptureError) {
         self.interface = interface
         // Everything TCP until the port is known; `start` narrows it.
-        capture = try LiveCapture(interface: interface, filter: "tcp")
+        capture = try LiveCapture(interface: interface, filter: "tcp", bufferBytes: 64 << 20)
         correlator = WireAppCorrelator(keepsPairs: keepsPairs)
     }
 
     /// Narrows the capture to `port` and starts the capture thread.
     public func start(port: Int) throws(LiveCaptureError) {
-        try capture.setFilter("tcp port \(port)")
+        try capture.setFilter(Self.filter(port: port))
         lock.withLock { started = true }
         let thread = Thread { [self] in run(port: UInt16(port)) }
         thread.name = "vtp-wire-capture"
         thread.start()
+    }
+
+    /// The receiver's port, minus IPv4 pure ACKs (no payload, no SYN/FIN/RST): about half of
+    /// the packets, and nothing the wire check needs (BPF cannot look inside IPv6 TCP headers,
+    /// so IPv6 is kept whole).
+    public static func filter(port: Int) -> String {
+        "tcp port \(port) and (ip6 or tcp[13] & 7 != 0 or ip[2:2] - ((ip[0] & 0xf) << 2) - ((tcp[12] & 0xf0) >> 2) != 0)"
     }
 
     /// The application's reading of one event (call from any thread).
@@ -81,6 +88,7 @@ public final class LiveWireMonitor: @unchecked Sendable {
 
     private func run(port: UInt16) {
         var analyzer = VTPWireAnalyzer(port: port, keepsEvents: false)
+        analyzer.identifiesEventsOnly = true  // the app supplies each event's send time
         let linkType = capture.linkType
         var batch: [WireEvent] = []
         defer { finished.signal() }
