@@ -54,7 +54,7 @@ struct Analyze: ParsableCommand {
         let report = analyzer.report()
         if json {
             let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             let output = AnalyzeJSON(
                 file: file, linkType: LinkType.name(reader.linkType), precision: reader.precision,
                 error: readError.map { "\($0)" }, report: report)

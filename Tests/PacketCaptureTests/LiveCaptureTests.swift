@@ -208,3 +208,32 @@ final class TCPListener {
 
     deinit { close(fd) }
 }
+
+/// `vtp-capture analyze` on bad files: exit status 1 and a message naming the problem.
+final class CaptureToolTests: XCTestCase {
+    func testAnalyzeReportsTruncatedAndMissingFiles() throws {
+        let tool = productsDirectory.appendingPathComponent("vtp-capture").path
+        guard FileManager.default.isExecutableFile(atPath: tool) else { throw XCTSkip("vtp-capture not built") }
+        let c = Conversation()
+        let frame = vtpFrame(TestEventBuilder(localIVO: "ivo://t/x", eventSize: 400).document(sequence: 1, sentNanos: 5))
+        let file = pcapFile(
+            [c.syn(at: 10), c.synAck(at: 20), c.ack(at: 30), c.clientData(frame, offset: 0, at: 40)],
+            linkType: LinkType.ethernet, precision: .microseconds)
+        let path = NSTemporaryDirectory() + "vtpbench-cut-\(getpid()).pcap"
+        defer { unlink(path) }
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(file[..<(file.count - 100)])))
+        let cut = try runProcess(tool, ["analyze", path, "--json"])
+        XCTAssertEqual(cut.status, 1)
+        XCTAssertTrue(cut.stderr.contains("truncated at offset"), cut.stderr)
+        XCTAssertTrue(cut.stdout.contains("\"connections\" : 1"), cut.stdout)  // what was read is still reported
+
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(file)))
+        let whole = try runProcess(tool, ["analyze", path, "--port", "8098"])
+        XCTAssertEqual(whole.status, 0, whole.stderr)
+        XCTAssertTrue(whole.stdout.contains("1 events, 0 acks"), whole.stdout)
+
+        let missing = try runProcess(tool, ["analyze", "/nonexistent/capture.pcap"])
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.stderr.contains("/nonexistent/capture.pcap: cannot open"), missing.stderr)
+    }
+}
