@@ -14,7 +14,7 @@ public enum LiveCaptureError: Error, Equatable, CustomStringConvertible {
         case .permissionDenied(let interface, let detail):
             let binary = CommandLine.arguments.first ?? "BINARY"
             return "no permission to capture on \(interface) (\(detail)): run as root, or grant the binary the"
-                + " capability once: sudo setcap cap_net_raw,cap_net_admin=eip $(readlink -f \(binary))"
+                + " capability once: sudo setcap cap_net_raw=eip $(readlink -f \(binary))"
         case .noSuchInterface(let interface, let detail):
             return "no capture interface \"\(interface)\" (\(detail)); list them with: ip -brief link"
                 + " (loopback is \"lo\")"
