@@ -154,3 +154,31 @@ final class ReassemblyTests: XCTestCase {
         XCTAssertTrue(problems.contains { if case .framing(1, .clientToServer, _) = $0 { return true } else { return false } })
     }
 }
+
+final class ReassemblerRetentionTests: XCTestCase {
+    func testFinishedAndIdleConnectionsAreForgottenAndStrayPacketsOpenNothing() {
+        var reassembler = TCPReassembler()
+        reassembler.idleRetentionNanos = 60_000_000_000
+        let second: Int64 = 1_000_000_000
+        let done = Conversation(client: Endpoint(IPAddress("10.0.0.1")!, 1111))
+        let idle = Conversation(client: Endpoint(IPAddress("10.0.0.1")!, 2222))
+        for segment in [
+            done.syn(at: 0), done.synAck(at: 1), done.ack(at: 2), done.fin(fromClient: true, offset: 0, at: 3),
+            done.fin(fromClient: false, offset: 0, at: 4), idle.syn(at: 5), idle.synAck(at: 6), idle.ack(at: 7),
+        ] {
+            _ = reassembler.process(segment)
+        }
+        XCTAssertEqual(reassembler.connections.count, 2)
+        // 10 s later the finished connection is gone; its stray final ACK opens nothing.
+        var late = done.ack(at: 10 * second)
+        late.sequence &+= 1
+        XCTAssertEqual(reassembler.process(late), [])
+        XCTAssertEqual(reassembler.connections.count, 1)
+        // After the idle limit, the silent connection is reported closed and forgotten.
+        let events = reassembler.process(done.syn(at: 100 * second))
+        XCTAssertTrue(events.contains(.closed(connectionID: 2)), "\(events)")
+        XCTAssertEqual(reassembler.connections.count, 1)  // only the new SYN's connection
+        XCTAssertEqual(reassembler.forgottenConnections, 2)
+        XCTAssertEqual(reassembler.totals.connections, 3)
+    }
+}
