@@ -37,8 +37,13 @@ struct ReceiverCommand: ParsableCommand {
     // MARK: capture
     @Option(name: .customLong("capture-interface"), help: "Also capture this interface (e.g. lo) on the receiver's port and report wire latency beside app latency (needs root or CAP_NET_RAW).")
     var captureInterface: String?
+    @Option(name: .customLong("wire-events-csv"), help: "With --capture-interface: one CSV row per event (ivorn, sent_ns, wire_ns, app_ns, wire/app latency, app - wire).")
+    var wireEventsCSV: String?
 
     func validate() throws {
+        if wireEventsCSV != nil && captureInterface == nil {
+            throw ValidationError("--wire-events-csv needs --capture-interface")
+        }
         if let stopAfterEvents, stopAfterEvents < 1 { throw ValidationError("--stop-after-events must be at least 1") }
         if let stopAfterSeconds, !(stopAfterSeconds > 0) { throw ValidationError("--stop-after-seconds must be positive") }
         if !(warmupSeconds >= 0) { throw ValidationError("--warmup-seconds must be 0 or more") }
@@ -70,7 +75,7 @@ struct ReceiverCommand: ParsableCommand {
         let address: String
         let wire: LiveWireMonitor?  // capture: opened before binding so no event is missed
         do {
-            wire = try captureInterface.map { try LiveWireMonitor(interface: $0) }
+            wire = try captureInterface.map { try LiveWireMonitor(interface: $0, keepsPairs: wireEventsCSV != nil) }
             receiver = try VTPReceiver(options: options, group: group, observer: wire?.observer)
             let bound = try receiver.start()
             address = "\(bound.ipAddress ?? c.host):\(bound.port ?? c.port)"
@@ -93,6 +98,14 @@ struct ReceiverCommand: ParsableCommand {
         let wireSummary = wire?.stop()
         wireSummary?.lines.forEach { LineOutput.print($0) }
         if let error = wire?.captureError { LineOutput.printError("vtp-receiver: \(error)") }
+        if let wire, let wireEventsCSV {
+            do {
+                try WirePairsCSV.write(wire.pairs, to: wireEventsCSV)
+            } catch {
+                LineOutput.printError("vtp-receiver: \(error)")
+                throw ExitCode(1)
+            }
+        }
         if let summaryJSON {
             do {
                 try SummaryFile.write(ReceiverSummaryWithWire(receiver: summary, wire: wireSummary), to: summaryJSON)

@@ -1,3 +1,4 @@
+import Foundation
 import LatencyStats
 import PacketCapture
 import VTPTransport
@@ -73,5 +74,30 @@ public struct ReceiverSummaryWithWire: Encodable {
     public func encode(to encoder: Encoder) throws {
         try receiver.encode(to: encoder)
         try wire?.encode(to: encoder)
+    }
+}
+
+/// `--wire-events-csv`: one row per event seen both on the wire and in the application.
+public enum WirePairsCSV {
+    public static let header = "ivorn,sent_ns,wire_ns,app_ns,wire_latency_s,app_latency_s,app_minus_wire_s"
+
+    public static func text(_ pairs: [WireAppPair]) -> String {
+        var text = header + "\n"
+        for p in pairs {
+            let ivorn = p.ivorn.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" })
+                ? "\"" + p.ivorn.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : p.ivorn
+            text += "\(ivorn),\(p.sentNanos),\(p.wireNanos),\(p.appNanos),"
+                + [p.wireLatencyNanos, p.appLatencyNanos, p.appMinusWireNanos]
+                .map { Fixed.format(Double($0) / 1e9, decimals: 9) }.joined(separator: ",") + "\n"
+        }
+        return text
+    }
+
+    public static func write(_ pairs: [WireAppPair], to path: String) throws {
+        do {
+            try Data(text(pairs).utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            throw TransportError.cannotWrite(path: path, reason: error.localizedDescription)
+        }
     }
 }

@@ -106,5 +106,8 @@ final class WireAnalysisTests: XCTestCase {
         XCTAssertEqual(c.appMinusWire.summary.max, 100e-9, accuracy: 1e-15)
         XCTAssertEqual(c.pairs.map(\.appMinusWireNanos), [20, 100, 5])
         XCTAssertEqual(c.wireAfterApp, 0)
+        XCTAssertEqual(
+            WirePairsCSV.text(Array(c.pairs.prefix(1))),
+            WirePairsCSV.header + "\na,100,150,170,0.000000050,0.000000070,0.000000020\n")
     }
 }
