@@ -167,6 +167,13 @@ public final class LiveCapture {
         return delivered
     }
 
+    /// Says so when the device refused nanosecond timestamps (nil when it gave them).
+    public var precisionNote: String? {
+        precision == .nanoseconds
+            ? nil
+            : "\(interface) offers only microsecond timestamps: wire times are truncated to 1 µs"
+    }
+
     /// Kernel counters since activation.
     public func statistics() throws(LiveCaptureError) -> CaptureStatistics {
         var stats = pcap_stat()

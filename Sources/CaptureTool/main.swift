@@ -125,7 +125,7 @@ struct Record: ParsableCommand {
         } catch {
             throw fail(error)
         }
-        let note = capture.precision == .nanoseconds ? "" : " (device offers only microseconds)"
+        let note = capture.precisionNote.map { " (\($0))" } ?? ""
         FileHandle.standardError.write(Data(
             "vtp-capture: capturing tcp port \(port) on \(interface), \(LiveCapture.linkTypeName(capture.linkType)), \(capture.precision) timestamps\(note)\n".utf8))
         var writer = PcapFileWriter(linkType: capture.linkType == LinkType.rawDLT ? LinkType.raw : capture.linkType, precision: capture.precision)

@@ -87,6 +87,7 @@ struct ReceiverCommand: ParsableCommand {
         LineOutput.print("vtp-receiver: listening on \(address)")
         if let wire {
             LineOutput.print("vtp-receiver: capturing on \(wire.interface) (\(wire.linkTypeName), \(wire.precision) timestamps)")
+            if let note = wire.precisionNote { LineOutput.print("vtp-receiver: note: \(note)") }
         }
         let signals = SignalWatcher { name in
             LineOutput.printError("vtp-receiver: \(name): stopping")

@@ -15,6 +15,8 @@ public final class LiveWireMonitor: @unchecked Sendable {
     public let interface: String
     public var precision: TimestampPrecision { capture.precision }
     public var linkTypeName: String { LiveCapture.linkTypeName(capture.linkType) }
+    /// Set when the interface fell back to microsecond timestamps.
+    public var precisionNote: String? { capture.precisionNote }
     private let capture: LiveCapture  // touched only by the capture thread once started
     private let lock = NIOLock()
     private var correlator: WireAppCorrelator
