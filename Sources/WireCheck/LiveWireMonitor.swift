@@ -91,6 +91,9 @@ public final class LiveWireMonitor: @unchecked Sendable {
     private func run(port: UInt16) {
         var analyzer = VTPWireAnalyzer(port: port, keepsEvents: false)
         analyzer.identifiesEventsOnly = true  // the app supplies each event's send time
+        // A capture drop must not stall a persistent connection: give up on a hole after 3 s
+        // (well past loopback/LAN retransmission timeouts).
+        analyzer.reassembler.maximumHoleAgeNanos = 3_000_000_000
         let linkType = capture.linkType
         var batch: [WireEvent] = []
         defer { finished.signal() }
