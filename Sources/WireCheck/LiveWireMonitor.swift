@@ -24,6 +24,7 @@ public final class LiveWireMonitor: @unchecked Sendable {
     private var drainDeadline = DispatchTime.distantFuture
     private var statistics = CaptureStatistics()
     private var totals = TCPReassembler.Totals()
+    private var packets = 0
     private var failure: String?
     private let finished = DispatchSemaphore(value: 0)
     private var started = false
@@ -78,7 +79,7 @@ public final class LiveWireMonitor: @unchecked Sendable {
                 wireLatency: correlator.wireLatency.summary, appMinusWire: correlator.appMinusWire.summary,
                 wireOnly: correlator.wireOnly, appOnly: correlator.appOnly, matched: correlator.matched,
                 wireAfterApp: correlator.wireAfterApp, captureInterface: interface, capturePrecision: capture.precision,
-                captureReceived: statistics.received, captureDropped: statistics.dropped + statistics.interfaceDropped,
+                capturePackets: packets, captureReceived: statistics.received, captureDropped: statistics.dropped + statistics.interfaceDropped,
                 retransmittedSegments: totals.retransmittedSegments, captureGaps: totals.gaps)
         }
     }
@@ -122,6 +123,7 @@ public final class LiveWireMonitor: @unchecked Sendable {
             for event in tail { correlator.recordWire(event) }
             if let stats { statistics = stats }
             totals = analyzer.reassembler.totals
+            packets = analyzer.counts.packets
         }
     }
 }
