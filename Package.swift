@@ -11,6 +11,9 @@ let package = Package(
     products: [
         .executable(name: "vtp-sender", targets: ["Sender"]),
         .executable(name: "vtp-receiver", targets: ["Receiver"]),
+        // MARK: capture
+        .library(name: "PacketCapture", targets: ["PacketCapture"]),
+        .executable(name: "vtp-capture", targets: ["CaptureTool"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -44,7 +47,7 @@ let package = Package(
             name: "Sender", dependencies: ["VTPTransport", "VTPProtocol", "BenchConfig", argumentParser],
             path: "Sources/Sender"),
         .executableTarget(
-            name: "Receiver", dependencies: ["VTPTransport", "BenchConfig", argumentParser],
+            name: "Receiver", dependencies: ["VTPTransport", "BenchConfig", argumentParser, "WireCheck" /* capture */],
             path: "Sources/Receiver"),
         // Per-message CPU costs (scripts/bench-core prints them).
         .executableTarget(name: "Microbench", dependencies: ["VTPProtocol", "CLibXML2", nioCore], path: "Sources/Microbench"),
@@ -64,5 +67,31 @@ let package = Package(
             ]),
         // Drives the built executables as processes (flags, exit codes, signals, Comet interop).
         .testTarget(name: "CLITests", dependencies: ["Sender", "Receiver"]),
+        // MARK: capture
+        .systemLibrary(
+            name: "CPcap", path: "Sources/CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"])]),
+        // Protocol-agnostic: pcap files, live capture, TCP segments and per-flow reassembly.
+        .target(name: "PacketCapture", dependencies: ["CPcap"], path: "Sources/Capture"),
+        // VTP on top of PacketCapture: frames with wire times, per-event wire latency analysis.
+        .target(
+            name: "VTPWire", dependencies: ["PacketCapture", "VTPProtocol", "LatencyStats", nioCore],
+            path: "Sources/WireAnalysis"),
+        .executableTarget(
+            name: "CaptureTool", dependencies: ["PacketCapture", "VTPWire", argumentParser],
+            path: "Sources/CaptureTool"),
+        // vtp-receiver --capture-interface: pairs the receiver's events with the wire's.
+        .target(
+            name: "WireCheck",
+            dependencies: [
+                "PacketCapture", "VTPWire", "VTPTransport", "VTPProtocol", "LatencyStats",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Sources/WireCheck"),
+        .testTarget(
+            name: "PacketCaptureTests",
+            dependencies: [
+                "PacketCapture", "VTPWire", "WireCheck", "VTPTransport", "VTPProtocol", "BenchConfig", "LatencyStats",
+                nioCore, nioPosix,
+            ]),
     ]
 )
