@@ -1,4 +1,7 @@
 import CLibXML2
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import VTPProtocol
 
@@ -28,6 +31,12 @@ eventBuffer.writeString(eventDocument)
 let ack = TransportMessage.ack(eventIVORN: builder.ivorn(sequence: 1), localIVO: "ivo://vtpbench.test/receiver")
 var ackBuffer = allocator.buffer(capacity: 600)
 ackBuffer.writeString(ack.xml)
+
+// `Microbench parse-only N`: just the receiver's parse, for profilers (callgrind).
+if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "parse-only", let n = Int(CommandLine.arguments[2]) {
+    for _ in 0..<n { _ = try VTPMessage.parse(eventBuffer) }
+    exit(0)
+}
 
 print("per-message CPU cost (release, one core):")
 measure("build 1 KB event document + frame") {

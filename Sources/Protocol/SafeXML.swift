@@ -5,17 +5,43 @@ import Glibc
 import Darwin
 #endif
 
+/// An element's attributes: a handful at most, so a small array beats hashing.
+public struct XMLAttributes: Sendable, Equatable, ExpressibleByDictionaryLiteral {
+    public private(set) var pairs: [(name: String, value: String)] = []
+
+    public init(dictionaryLiteral elements: (String, String)...) {
+        for (name, value) in elements { self[name] = value }
+    }
+
+    public subscript(name: String) -> String? {
+        get { pairs.first { $0.name == name }?.value }
+        set {
+            if let index = pairs.firstIndex(where: { $0.name == name }) {
+                if let newValue { pairs[index].value = newValue } else { pairs.remove(at: index) }
+            } else if let newValue {
+                pairs.append((name, newValue))
+            }
+        }
+    }
+
+    public var count: Int { pairs.count }
+
+    public static func == (a: XMLAttributes, b: XMLAttributes) -> Bool {
+        a.pairs.count == b.pairs.count && a.pairs.allSatisfy { b[$0.name] == $0.value }
+    }
+}
+
 /// A parsed element: just what VTP needs, detached from libxml2's memory.
 public struct XMLElement: Sendable, Equatable {
     public var name: String
     public var namespaceURI: String?
-    public var attributes: [String: String]
+    public var attributes: XMLAttributes
     /// Concatenated text and CDATA directly inside this element.
     public var text: String
     public var children: [XMLElement]
 
     public init(
-        name: String, namespaceURI: String? = nil, attributes: [String: String] = [:], text: String = "",
+        name: String, namespaceURI: String? = nil, attributes: XMLAttributes = [:], text: String = "",
         children: [XMLElement] = []
     ) {
         self.name = name
@@ -143,19 +169,19 @@ public enum SafeXMLParser {
     }
 
     private static func contains(_ needle: [UInt8], in haystack: UnsafeRawBufferPointer) -> Bool {
-        guard haystack.count >= needle.count else { return false }
-        let first = needle[0]
-        var i = 0
-        let last = haystack.count - needle.count
-        while i <= last {
-            if haystack[i] == first {
-                var j = 1
-                while j < needle.count && haystack[i + j] == needle[j] { j += 1 }
-                if j == needle.count { return true }
+        guard haystack.count >= needle.count, let base = haystack.baseAddress else { return false }
+        // memchr (vectorised in libc) to each candidate first byte, then compare the rest.
+        let end = base + haystack.count
+        var cursor = base
+        return needle.withUnsafeBytes { pattern in
+            while end - cursor >= needle.count, let hit = memchr(cursor, Int32(needle[0]), end - cursor) {
+                let candidate = UnsafeRawPointer(hit)
+                if end - candidate < needle.count { return false }
+                if memcmp(candidate, pattern.baseAddress!, needle.count) == 0 { return true }
+                cursor = candidate + 1
             }
-            i += 1
+            return false
         }
-        return false
     }
 }
 
