@@ -11,6 +11,8 @@ let package = Package(
     products: [
         .executable(name: "vtp-sender", targets: ["Sender"]),
         .executable(name: "vtp-receiver", targets: ["Receiver"]),
+        // MARK: lab
+        .executable(name: "vtp-netem", targets: ["Netem"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -53,5 +55,12 @@ let package = Package(
         .testTarget(
             name: "VTPTransportTests",
             dependencies: ["VTPTransport", "VTPProtocol", "BenchConfig", nioCore, nioPosix]),
+        // MARK: lab
+        // TUN, epoll, timerfd and signal plumbing for the userspace delay link.
+        .target(name: "CDelayLink", path: "Sources/CDelayLink"),
+        // Userspace delay link: release scheduling (pure), TUN forwarder, namespace set-up.
+        .target(name: "DelayLink", dependencies: ["CDelayLink", "LatencyStats"], path: "Sources/DelayLink"),
+        .executableTarget(name: "Netem", dependencies: ["DelayLink", argumentParser], path: "Sources/Netem"),
+        .testTarget(name: "DelayLinkTests", dependencies: ["DelayLink", "CDelayLink"]),
     ]
 )
