@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "vtp-receiver", targets: ["Receiver"]),
         // MARK: lab
         .executable(name: "vtp-netem", targets: ["Netem"]),
+        .executable(name: "vtp-lab", targets: ["LabCLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -69,5 +70,11 @@ let package = Package(
         .target(name: "DelayLink", dependencies: ["CDelayLink", "LatencyStats"], path: "Sources/DelayLink"),
         .executableTarget(name: "Netem", dependencies: ["DelayLink", argumentParser], path: "Sources/Netem"),
         .testTarget(name: "DelayLinkTests", dependencies: ["DelayLink", "CDelayLink"]),
+        // Namespaced sender/receiver runs over the delay link, sweeps, tables.
+        .target(
+            name: "VTPLab", dependencies: ["DelayLink", "CDelayLink", "VTPTransport", "BenchConfig", "LatencyStats"],
+            path: "Sources/Lab"),
+        .executableTarget(name: "LabCLI", dependencies: ["VTPLab", "BenchConfig", argumentParser], path: "Sources/LabCLI"),
+        .testTarget(name: "LabTests", dependencies: ["VTPLab", "BenchConfig", "LatencyStats"]),
     ]
 )
