@@ -22,8 +22,8 @@ public enum NetworkNamespaces {
                 "ip", "netns", "exec", name, "sh", "-c",
                 "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; "
                     + "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6; "
-                    + "echo '4096 131072 67108864' > /proc/sys/net/ipv4/tcp_rmem; "
-                    + "echo '4096 131072 67108864' > /proc/sys/net/ipv4/tcp_wmem",
+                    + "echo '4096 131072 268435456' > /proc/sys/net/ipv4/tcp_rmem; "
+                    + "echo '4096 131072 268435456' > /proc/sys/net/ipv4/tcp_wmem",
             ])
         } catch {
             delete(name)
