@@ -15,7 +15,10 @@ public final class LabRunner {
         /// Finds the tools next to this executable (or in `binDirectory`).
         public static func locate(binDirectory: String?, workDirectory: URL) throws(LabError) -> Paths {
             let own = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path
-            let directories = [binDirectory, own].compactMap { $0 }
+            // Absolute: the tools run with the work directory as their current directory.
+            let directories = [binDirectory, own].compactMap { $0 }.map {
+                URL(fileURLWithPath: $0).standardizedFileURL.path
+            }
             func find(_ name: String) throws(LabError) -> String {
                 for directory in directories {
                     let path = directory + "/" + name
