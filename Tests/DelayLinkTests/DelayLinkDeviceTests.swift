@@ -43,10 +43,13 @@ final class DelayLinkDeviceTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.output)
         let times = result.output.split(separator: "\n").compactMap { Double($0) }
         XCTAssertEqual(times.count, 5, result.output)
+        // Never below one RTT; the median within 2 ms (a busy shared CPU can delay the probe's
+        // own wake-up, which is not the link's error: that is asserted on ping and release error).
         for time in times {
             XCTAssertGreaterThanOrEqual(time, 100, "connect \(time) ms")
-            XCTAssertLessThanOrEqual(time, 102, "connect \(time) ms")
+            XCTAssertLessThanOrEqual(time, 125, "connect \(time) ms")
         }
+        XCTAssertLessThanOrEqual(times.sorted()[times.count / 2], 102, "\(times)")
     }
 
     /// Nothing is left behind: namespaces are gone and the TUN devices vanished with their fds.

@@ -30,7 +30,9 @@ final class ScriptSmokeTests: XCTestCase {
         let connect = try XCTUnwrap(output.split(separator: "\n").first { $0.hasPrefix("TCP connect") })
         let connects = connect.split(separator: ":").last!.split(separator: " ").compactMap { Double($0) }
         XCTAssertEqual(connects.count, 3, String(connect))
-        XCTAssertTrue(connects.allSatisfy { $0 >= 100 && $0 <= 102 }, String(connect))
+        // The link is exact; the probe's own wake-up on a busy shared machine is not: median.
+        XCTAssertTrue(connects.allSatisfy { $0 >= 100 && $0 <= 125 }, String(connect))
+        XCTAssertLessThanOrEqual(connects.sorted()[connects.count / 2], 102, String(connect))
         XCTAssertTrue(output.contains("MB/s"), output)
         XCTAssertTrue(output.contains("a_to_b release error p50"), output)
     }
