@@ -44,7 +44,7 @@ let package = Package(
             ],
             path: "Sources/Transport"),
         .executableTarget(
-            name: "Sender", dependencies: ["VTPTransport", "BenchConfig", argumentParser],
+            name: "Sender", dependencies: ["VTPTransport", "VTPProtocol", "BenchConfig", argumentParser],
             path: "Sources/Sender"),
         .executableTarget(
             name: "Receiver", dependencies: ["VTPTransport", "BenchConfig", argumentParser],
@@ -63,6 +63,8 @@ let package = Package(
                 "VTPTransport", "VTPProtocol", "BenchConfig", "LatencyStats", nioCore, nioPosix,
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
+        // Drives the built executables as processes (flags, exit codes, signals, Comet interop).
+        .testTarget(name: "CLITests", dependencies: ["Sender", "Receiver"]),
         // MARK: lab
         // TUN, epoll, timerfd and signal plumbing for the userspace delay link.
         .target(name: "CDelayLink", path: "Sources/CDelayLink"),

@@ -74,6 +74,8 @@ public struct SenderDispatchState: Sendable {
     public private(set) var nakked = 0
     public private(set) var errors = 0
     public private(set) var connectionsOpened = 0
+    /// Idle persistent connections the peer closed (not errors).
+    public private(set) var peerClosedIdle = 0
     public private(set) var maxBacklog = 0
 
     public init(
@@ -180,6 +182,17 @@ public struct SenderDispatchState: Sendable {
             backoffUntil = now + delay
         }
         return [.close(id)] + fill(now: now)
+    }
+
+    /// The peer closed the connection. Closing an idle connection is the peer's right
+    /// (Comet closes after every reply): reopen without counting an error or backing
+    /// off. With an event on it, it is a failure.
+    public mutating func peerClosed(_ id: ConnectionID, now: Int64) -> [Action] {
+        guard let connection = connections[id] else { return [] }
+        guard connection.state == .idle else { return failed(id, now: now) }
+        release(id)
+        peerClosedIdle += 1
+        return fill(now: now)
     }
 
     public mutating func wakeUp(now: Int64) -> [Action] {

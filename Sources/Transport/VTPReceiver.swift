@@ -86,7 +86,11 @@ public final class VTPReceiver: @unchecked Sendable {
         do {
             channel = try bootstrap.bind(host: options.host, port: options.port).wait()
         } catch {
-            throw TransportError.cannotBind(host: options.host, port: options.port, reason: "\(error)")
+            let failure = TransportError.cannotBind(host: options.host, port: options.port, reason: ErrorText.describe(error))
+            lock.withLock { stopped = true }
+            csv?.close()
+            donePromise.fail(failure)
+            throw failure
         }
         lock.withLock { serverChannel = channel }
         let loop = channel.eventLoop

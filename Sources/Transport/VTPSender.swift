@@ -184,16 +184,18 @@ public final class VTPSender: @unchecked Sendable {
         execute(actions)
     }
 
+    func peerClosed(_ id: ConnectionID) {
+        let idle = lock.withLock { state.connections[id]?.state == .idle }
+        guard idle else { return failed(id, error: SenderConnectionError.closedBeforeReply) }
+        execute(lock.withLock {
+            handlers.removeValue(forKey: id)
+            return state.peerClosed(id, now: Self.monotonicNanos())
+        })
+    }
+
     static func describe(_ error: Error) -> String {
         if let e = error as? SenderConnectionError { return e.description }
-        if let e = error as? IOError { return e.description }
-        if let e = error as? ChannelError {
-            switch e {
-            case .connectTimeout(let t): return "connect timed out after \(t)"
-            default: return "\(e)"
-            }
-        }
-        return "\(error)"
+        return ErrorText.describe(error)
     }
 
     // MARK: actions
@@ -410,7 +412,7 @@ final class SenderConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
         inFlight?.timeout.cancel()
         if !reportedFailure {
             reportedFailure = true
-            sender.failed(id, error: SenderConnectionError.closedBeforeReply)
+            sender.peerClosed(id)
         }
         context.fireChannelInactive()
     }

@@ -202,7 +202,7 @@ final class RawClient: @unchecked Sendable {
         init(_ inbound: NIOLockedValueBox<ByteBuffer>) { self.inbound = inbound }
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             var bytes = unwrapInboundIn(data)
-            inbound.withLockedValue { $0.writeBuffer(&bytes) }
+            _ = inbound.withLockedValue { $0.writeBuffer(&bytes) }
         }
         func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
     }
