@@ -80,12 +80,14 @@ public enum LabPlan {
     }
 
     /// Parses a comma-separated list, naming the flag in the error.
-    public static func list<T>(_ text: String, flag: String, _ parse: (String) -> T?) throws(LabError) -> [T] {
+    public static func list<T>(
+        _ text: String, flag: String, example: String = "1,30", _ parse: (String) -> T?
+    ) throws(LabError) -> [T] {
         var values: [T] = []
         for part in text.split(separator: ",", omittingEmptySubsequences: false) {
             let item = part.trimmingCharacters(in: .whitespaces)
             guard let value = parse(item) else {
-                throw .invalidInput("\(flag): cannot read \"\(item)\" (expected a comma-separated list, e.g. 1,30)")
+                throw .invalidInput("\(flag): cannot read \"\(item)\" (expected a comma-separated list, e.g. \(example))")
             }
             values.append(value)
         }

@@ -55,10 +55,10 @@ struct Run: ParsableCommand {
         do {
             try common.settings.validate()
             cases = try LabPlan.cases(
-                delays: try LabPlan.list(delayMs, flag: "--delay-ms") { Double($0) },
+                delays: try LabPlan.list(delayMs, flag: "--delay-ms", example: "50,250") { Double($0) },
                 maxConnects: try LabPlan.list(maxConnect, flag: "--max-connect") { Int($0) },
-                modes: try LabPlan.list(mode, flag: "--mode") { SenderMode(rawValue: $0) },
-                scopes: try LabPlan.list(maxConnectScope, flag: "--max-connect-scope") { MaxConnectScope(rawValue: $0) })
+                modes: try LabPlan.list(mode, flag: "--mode", example: "per-event,persistent") { SenderMode(rawValue: $0) },
+                scopes: try LabPlan.list(maxConnectScope, flag: "--max-connect-scope", example: "setup,connection") { MaxConnectScope(rawValue: $0) })
         } catch { throw ValidationError("\(error)") }
         let rows = try runLab(cases, common: common)
         say(LabReport.table(rows))

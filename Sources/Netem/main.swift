@@ -63,6 +63,9 @@ struct Netem: ParsableCommand {
     }
 
     func run() throws {
+        guard geteuid() == 0 else {
+            throw ExitMessage("vtp-netem: needs root (it creates TUN devices and network namespaces); run it with sudo")
+        }
         let stopFd = vtp_termination_pipe()
         guard stopFd >= 0 else { throw ExitMessage("vtp-netem: cannot install signal handlers") }
         let settings = ForwarderSettings(
