@@ -31,6 +31,22 @@ public enum NetworkNamespaces {
         }
     }
 
+    /// Deletes namespaces named `<prefix>-<pid>-…` whose process no longer exists (a run that
+    /// was killed with SIGKILL cannot clean up after itself). Returns the names removed.
+    @discardableResult
+    public static func removeStale(prefix: String) -> [String] {
+        var removed: [String] = []
+        for name in list() where name.hasPrefix(prefix + "-") {
+            let rest = name.dropFirst(prefix.count + 1)
+            guard let pid = Int32(rest.prefix { $0.isNumber }), pid > 0 else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH {
+                delete(name)
+                removed.append(name)
+            }
+        }
+        return removed
+    }
+
     /// Best effort; ignores a namespace that is already gone.
     public static func delete(_ name: String) {
         _ = Shell.execute(["ip", "netns", "del", name])

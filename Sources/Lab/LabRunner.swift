@@ -46,6 +46,9 @@ public final class LabRunner {
     }
 
     public func run(_ cases: [LabCase]) throws(LabError) -> [LabRow] {
+        for name in NetworkNamespaces.removeStale(prefix: "vtplab") {
+            log("vtp-lab: removed namespace \(name) left behind by a run that was killed")
+        }
         var rows: [LabRow] = []
         for labCase in cases {
             if Interruption.shared.isInterrupted { throw .interrupted }
@@ -138,6 +141,7 @@ public final class LabRunner {
             throw .processFailed("vtp-receiver wrote no summary:\n\(receiver.output)")
         }
         let linkReport = link.stop()
+        if let error = link.error { throw .processFailed("the delay link stopped: \(error)") }
         let errorP50 = max(linkReport?.a_to_b.release_error_s.p50 ?? 0, linkReport?.b_to_a.release_error_s.p50 ?? 0)
         let errorP99 = max(linkReport?.a_to_b.release_error_s.p99 ?? 0, linkReport?.b_to_a.release_error_s.p99 ?? 0)
         let row = LabRow(

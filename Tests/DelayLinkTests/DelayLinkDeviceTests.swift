@@ -60,4 +60,21 @@ final class DelayLinkDeviceTests: XCTestCase {
         harness.stop()
         XCTAssertFalse(names.contains(where: NetworkNamespaces.exists))
     }
+
+    /// Namespaces of a killed run (its pid is gone) are removed; live ones are left alone.
+    func testStaleNamespacesOfDeadProcessesAreRemoved() throws {
+        try XCTSkipUnless(getuid() == 0, "needs root")
+        // A pid that cannot exist (above pid_max's hard limit of 2^22).
+        let stale = "vtpstale-4194999-1-a"
+        let live = "vtpstale-\(getpid())-1-a"
+        try NetworkNamespaces.create(stale)
+        try NetworkNamespaces.create(live)
+        defer {
+            NetworkNamespaces.delete(stale)
+            NetworkNamespaces.delete(live)
+        }
+        XCTAssertEqual(NetworkNamespaces.removeStale(prefix: "vtpstale"), [stale])
+        XCTAssertFalse(NetworkNamespaces.exists(stale))
+        XCTAssertTrue(NetworkNamespaces.exists(live))
+    }
 }
