@@ -47,7 +47,8 @@ public final class DelayLinkForwarder {
     private var directions: [Direction]
     private var random: SplitMix64
     private let settings: ForwarderSettings
-    private var buffer = [UInt8](repeating: 0, count: 65_536 + 64)
+    // Room for the largest GSO super-packet plus its virtio-net header (a short buffer would truncate).
+    private var buffer = [UInt8](repeating: 0, count: 131_072)
     private var armedReleaseNanos: Int64 = 0
     public private(set) var realtime = false
 
