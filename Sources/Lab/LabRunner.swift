@@ -37,16 +37,29 @@ public final class LabRunner {
     let settings: LabSettings
     let paths: Paths
     let log: @Sendable (String) -> Void
+    let useNetem: Bool
     private var runIndex = 0
 
-    public init(settings: LabSettings, paths: Paths, log: @escaping @Sendable (String) -> Void) {
+    public init(
+        settings: LabSettings, paths: Paths, link: LinkKind = .userspace, log: @escaping @Sendable (String) -> Void
+    ) throws(LabError) {
         self.settings = settings
         self.paths = paths
         self.log = log
+        switch link {
+        case .userspace: useNetem = false
+        case .auto: useNetem = NetemLabLink.kernelHasNetem()
+        case .netem:
+            guard NetemLabLink.kernelHasNetem() else {
+                throw .setupFailed("this kernel has no netem qdisc (`tc qdisc add … netem` fails); use --link userspace")
+            }
+            useNetem = true
+        }
+        log("vtp-lab: delay link: " + (useNetem ? "tc netem on a veth pair" : "userspace (vtp-netem forwarder on TUN)"))
     }
 
     public func run(_ cases: [LabCase]) throws(LabError) -> [LabRow] {
-        for name in NetworkNamespaces.removeStale(prefix: "vtplab") {
+        for name in NetworkNamespaces.removeStale(prefix: "vtplab") + NetworkNamespaces.removeStale(prefix: "vtpprobe") {
             log("vtp-lab: removed namespace \(name) left behind by a run that was killed")
         }
         var rows: [LabRow] = []
@@ -66,23 +79,19 @@ public final class LabRunner {
         let grace = settings.grace(for: labCase)
         log("vtp-lab: [\(runIndex)] \(label): \(settings.events) events over \(settings.duration) s (+\(Fixed.format(grace, decimals: 2)) s grace); logs \(file("*"))")
 
-        let delay = DirectionProfile(delayNanos: Int64((labCase.delayMs * 1e6).rounded()))
-        let link: RunningLink
-        do {
-            link = try RunningLink(
-                endA: LinkEnd(namespace: "\(tag)-sender", address: Self.senderAddress),
-                endB: LinkEnd(namespace: "\(tag)-receiver", address: Self.receiverAddress),
-                settings: ForwarderSettings(
-                    aToB: delay, bToA: delay,
-                    durationNanos: Int64((settings.duration + grace + 120) * 1e9)))
-        } catch { throw .setupFailed("\(error)") }
+        let link: LabLink
+        if useNetem {
+            link = try NetemLabLink(tag: tag, delayMs: labCase.delayMs)
+        } else {
+            link = try UserspaceLabLink(tag: tag, delayMs: labCase.delayMs, lifetimeSeconds: settings.duration + grace + 120)
+        }
         var children: [ChildProcess] = []
         defer {
             for child in children.reversed() {
                 child.stop()
                 Interruption.shared.untrack(child)
             }
-            link.stop()
+            _ = try? link.stop()
         }
         func start(_ name: String, namespace: String, _ arguments: [String]) throws(LabError) -> ChildProcess {
             let child = try ChildProcess(
@@ -96,7 +105,7 @@ public final class LabRunner {
         let receiverJSON = file("receiver.json")
         let senderJSON = file("sender.json")
         let receiver = try start(
-            "receiver", namespace: link.link.endB.namespace,
+            "receiver", namespace: link.receiverNamespace,
             [
                 paths.receiver, "--host", Self.receiverAddress, "--port", Self.port, "--report-interval",
                 String(settings.reportInterval), "--summary-json", receiverJSON, "--idle-timeout", "0",
@@ -106,9 +115,9 @@ public final class LabRunner {
         }
         if settings.capture {
             let capture = try start(
-                "tcpdump", namespace: link.link.endB.namespace,
+                "tcpdump", namespace: link.receiverNamespace,
                 [
-                    "tcpdump", "-i", link.link.b.name, "-n", "-U", "--time-stamp-precision=nano", "-w",
+                    "tcpdump", "-i", link.receiverDevice, "-n", "-U", "--time-stamp-precision=nano", "-w",
                     file("receiver.pcap"), "tcp port \(Self.port)",
                 ])
             if !capture.waitForOutput(containing: "listening on", timeout: 10) {
@@ -116,7 +125,7 @@ public final class LabRunner {
             }
         }
         let sender = try start(
-            "sender", namespace: link.link.endA.namespace,
+            "sender", namespace: link.senderNamespace,
             [
                 paths.sender, "--host", Self.receiverAddress, "--port", Self.port, "--max-connect",
                 String(labCase.maxConnect), "--events", String(settings.events), "--period", String(settings.duration),
@@ -140,10 +149,9 @@ public final class LabRunner {
         guard let receiverSummary = Self.decode(ReceiverSummary.self, path: receiverJSON) else {
             throw .processFailed("vtp-receiver wrote no summary:\n\(receiver.output)")
         }
-        let linkReport = link.stop()
-        if let error = link.error { throw .processFailed("the delay link stopped: \(error)") }
-        let errorP50 = max(linkReport?.a_to_b.release_error_s.p50 ?? 0, linkReport?.b_to_a.release_error_s.p50 ?? 0)
-        let errorP99 = max(linkReport?.a_to_b.release_error_s.p99 ?? 0, linkReport?.b_to_a.release_error_s.p99 ?? 0)
+        let linkError = try link.stop()
+        let errorP50 = linkError?.p50 ?? 0
+        let errorP99 = linkError?.p99 ?? 0
         let row = LabRow(
             labCase: labCase, events: senderSummary.events, sent: senderSummary.sent,
             received: receiverSummary.received, acked: senderSummary.acked, backlogEnd: senderSummary.backlogEnd,

@@ -16,6 +16,8 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Directory holding vtp-sender and vtp-receiver (default: next to vtp-lab).") var binDir: String?
     @Option(help: "Where logs, summaries and captures go (default: a new /tmp/vtplab-PID directory).")
     var workDir: String?
+    @Option(help: "Delay link: userspace (vtp-netem forwarder, default: same everywhere, its accuracy is measured), netem (tc netem on a veth pair; needs sch_netem), auto (netem if the kernel has it).")
+    var link = "userspace"
     @Option(help: "Write the rows as JSON here.") var json: String?
     @Option(help: "Write the rows as CSV here.") var csv: String?
 
@@ -100,7 +102,10 @@ func runLab(_ cases: [LabCase], common: CommonOptions) throws -> [LabRow] {
     } catch { throw ExitMessage("vtp-lab: cannot create \(work.path): \(error.localizedDescription)") }
     do {
         let paths = try LabRunner.Paths.locate(binDirectory: common.binDir, workDirectory: work)
-        let rows = try LabRunner(settings: common.settings, paths: paths, log: say).run(cases)
+        guard let kind = LinkKind(rawValue: common.link) else {
+            throw ExitMessage("vtp-lab: --link must be userspace, netem or auto (got \"\(common.link)\")")
+        }
+        let rows = try LabRunner(settings: common.settings, paths: paths, link: kind, log: say).run(cases)
         if let path = common.json { try write(LabReport.json(rows), to: path) }
         if let path = common.csv { try write(Data(LabReport.csv(rows).utf8), to: path) }
         return rows

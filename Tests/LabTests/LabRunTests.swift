@@ -16,7 +16,7 @@ final class LabRunTests: XCTestCase {
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("vtplab-test-\(getpid())")
         try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
         let paths = try LabRunner.Paths.locate(binDirectory: binDirectory, workDirectory: work)
-        return LabRunner(settings: LabSettings(rate: rate, duration: duration), paths: paths, log: { _ in })
+        return try LabRunner(settings: LabSettings(rate: rate, duration: duration), paths: paths, log: { _ in })
     }
 
     private func ourNamespaces() -> [String] {
@@ -63,6 +63,29 @@ final class LabRunTests: XCTestCase {
         }
         XCTAssertGreaterThan(rows[1].received, rows[0].received, "the setup scope carries more")
         XCTAssertTrue(ourNamespaces().isEmpty, "left behind: \(ourNamespaces())")
+    }
+
+    /// `--link netem`: on a kernel with netem, a veth pair with tc netem gives the same
+    /// multiples of the delay; without it, a clear error and nothing left behind.
+    func testNetemLinkWorksOrSaysWhyNot() throws {
+        try XCTSkipUnless(getuid() == 0, "needs root")
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("vtplab-netem-\(getpid())")
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        let paths = try LabRunner.Paths.locate(binDirectory: binDirectory, workDirectory: work)
+        let hasNetem = Shell.execute(["sh", "-c", "ip netns add vtpnetemcheck-\(getpid()) && tc -n vtpnetemcheck-\(getpid()) qdisc add dev lo root netem delay 1ms; s=$?; ip netns del vtpnetemcheck-\(getpid()); exit $s"]).status == 0
+        do {
+            let lab = try LabRunner(settings: LabSettings(rate: 20, duration: 2), paths: paths, link: .netem, log: { _ in })
+            XCTAssertTrue(hasNetem, "netem link accepted on a kernel without netem")
+            let row = try lab.run(LabCase(delayMs: 50, maxConnect: 16, mode: .perEvent, scope: .connection))
+            XCTAssertEqual(row.backlog_end, 0)
+            XCTAssertGreaterThanOrEqual(row.latency_s.min, 0.150)
+            XCTAssertLessThan(row.latency_s.mean, 0.165)
+        } catch {
+            XCTAssertFalse(hasNetem, "netem exists but the link failed: \(error)")
+            XCTAssertTrue("\(error)".contains("no netem"), "\(error)")
+        }
+        XCTAssertTrue(ourNamespaces().isEmpty, "left behind: \(ourNamespaces())")
+        XCTAssertTrue(NetworkNamespaces.list().filter { $0.hasPrefix("vtpprobe-") }.isEmpty)
     }
 
     /// SIGTERM mid-run: vtp-lab stops its children and removes its namespaces and devices.
