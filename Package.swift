@@ -14,6 +14,9 @@ let package = Package(
         // MARK: capture
         .library(name: "PacketCapture", targets: ["PacketCapture"]),
         .executable(name: "vtp-capture", targets: ["CaptureTool"]),
+        // MARK: lab
+        .executable(name: "vtp-netem", targets: ["Netem"]),
+        .executable(name: "vtp-lab", targets: ["LabCLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -93,5 +96,18 @@ let package = Package(
                 "PacketCapture", "VTPWire", "WireCheck", "VTPTransport", "VTPProtocol", "BenchConfig", "LatencyStats",
                 nioCore, nioPosix,
             ]),
+        // MARK: lab
+        // TUN, epoll, timerfd and signal plumbing for the userspace delay link.
+        .target(name: "CDelayLink", path: "Sources/CDelayLink"),
+        // Userspace delay link: release scheduling (pure), TUN forwarder, namespace set-up.
+        .target(name: "DelayLink", dependencies: ["CDelayLink", "LatencyStats"], path: "Sources/DelayLink"),
+        .executableTarget(name: "Netem", dependencies: ["DelayLink", argumentParser], path: "Sources/Netem"),
+        .testTarget(name: "DelayLinkTests", dependencies: ["DelayLink", "CDelayLink"]),
+        // Namespaced sender/receiver runs over the delay link, sweeps, tables.
+        .target(
+            name: "VTPLab", dependencies: ["DelayLink", "CDelayLink", "VTPTransport", "BenchConfig", "LatencyStats"],
+            path: "Sources/Lab"),
+        .executableTarget(name: "LabCLI", dependencies: ["VTPLab", "BenchConfig", argumentParser], path: "Sources/LabCLI"),
+        .testTarget(name: "LabTests", dependencies: ["VTPLab", "BenchConfig", "LatencyStats"]),
     ]
 )
