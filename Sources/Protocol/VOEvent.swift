@@ -13,6 +13,9 @@ public struct TestEventBuilder: Sendable {
     public static let sentNanosParam = "sent_ns"
     public static let runParam = "run"
     public static let paddingParam = "padding"
+    /// The sender's current clock-offset estimate (receiver − sender) and its error bound, ns.
+    public static let clockOffsetParam = "clock_offset_ns"
+    public static let clockErrorParam = "clock_error_ns"
 
     public let localIVO: String
     public let runID: String
@@ -23,6 +26,7 @@ public struct TestEventBuilder: Sendable {
     private let beforeSequenceParam: [UInt8]
     private let beforeSentNanos: [UInt8]
     private let beforePadding: [UInt8]
+    private static let paddingOpen = Array("\n<Param name=\"\(paddingParam)\" value=\"".utf8)
     private static let tail = Array("\"/></What>\n</voe:VOEvent>\n".utf8)
 
     public init(localIVO: String, runID: String = TestEventBuilder.makeRunID(), eventSize: Int) {
@@ -56,7 +60,10 @@ public struct TestEventBuilder: Sendable {
 
     /// Appends the event as one VTP frame (length prefix + document), at least
     /// `eventSize` bytes of document (exactly, unless the unpadded one is bigger).
-    public func writeFramedDocument(sequence: UInt64, sentNanos: Int64, into buffer: inout ByteBuffer) {
+    public func writeFramedDocument(
+        sequence: UInt64, sentNanos: Int64, clockOffset: (offsetNanos: Int64, errorNanos: Int64)? = nil,
+        into buffer: inout ByteBuffer
+    ) {
         buffer.reserveCapacity(minimumWritableBytes: max(eventSize, 700) + VTPFraming.headerSize)
         let lengthIndex = buffer.writerIndex
         buffer.writeInteger(UInt32(0), endianness: .big)
@@ -73,7 +80,12 @@ public struct TestEventBuilder: Sendable {
         buffer.writeBytes(beforeSentNanos)
         if sentNanos < 0 { buffer.writeInteger(UInt8(45)) }
         Self.writeDecimal(sentNanos.magnitude, into: &buffer)
-        buffer.writeBytes(beforePadding)
+        buffer.writeBytes(beforePadding.prefix(beforePadding.count - Self.paddingOpen.count))
+        if let clockOffset {
+            buffer.writeString("<Param name=\"\(Self.clockOffsetParam)\" value=\"\(clockOffset.offsetNanos)\"/>")
+            buffer.writeString("<Param name=\"\(Self.clockErrorParam)\" value=\"\(clockOffset.errorNanos)\"/>")
+        }
+        buffer.writeBytes(Self.paddingOpen)
         let written = buffer.writerIndex - start + Self.tail.count
         if eventSize > written { buffer.writeRepeatingByte(UInt8(ascii: "x"), count: eventSize - written) }
         buffer.writeBytes(Self.tail)
@@ -113,6 +125,13 @@ public struct VOEventSummary: Sendable, Equatable {
 
     public var sequence: UInt64? { params[TestEventBuilder.sequenceParam].flatMap { UInt64($0) } }
     public var runID: String? { params[TestEventBuilder.runParam] }
+    /// The sender's clock-offset estimate carried by the event, if any.
+    public var clockOffset: (offsetNanos: Int64, errorNanos: Int64)? {
+        guard let offset = params[TestEventBuilder.clockOffsetParam].flatMap({ Int64($0) }),
+            let error = params[TestEventBuilder.clockErrorParam].flatMap({ Int64($0) })
+        else { return nil }
+        return (offset, error)
+    }
 
     /// The send timestamp: `sent_ns` if present (nanoseconds), else `Who/Date`
     /// (microseconds at best), so events from other authors can still be timed.

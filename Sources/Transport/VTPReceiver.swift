@@ -185,8 +185,15 @@ final class ReceiverConnectionHandler: ChannelInboundHandler, @unchecked Sendabl
                 ReceivedEvent(
                     sequence: event.sequence, runID: event.runID, ivorn: event.ivorn, sentNanos: sentNanos,
                     receivedNanos: receivedNanos, remoteAddress: remoteAddress, remotePort: remotePort,
-                    inWarmup: false))
-            let ack = TransportMessage.ack(eventIVORN: event.ivorn, localIVO: receiverIVO, nowNanos: receivedNanos)
+                    inWarmup: false, senderClockOffset: event.clockOffset))
+            // Receive and reply times let the sender estimate the clock offset (NTP-style).
+            let repliedNanos = WallClock.nowNanos()
+            let ack = TransportMessage.ack(
+                eventIVORN: event.ivorn, localIVO: receiverIVO, nowNanos: repliedNanos,
+                params: [
+                    .init(name: TransportMessage.receivedNanosParam, value: String(receivedNanos)),
+                    .init(name: TransportMessage.repliedNanosParam, value: String(repliedNanos)),
+                ])
             context.writeAndFlush(wrapOutboundOut(ack.framed(allocator: context.channel.allocator)), promise: nil)
         case .transport(let transport):
             switch transport.role {

@@ -66,6 +66,7 @@ public final class VTPSender: @unchecked Sendable {
     private var handlers: [ConnectionID: SenderConnectionHandler] = [:]
     private var intervalRoundTrips = LatencyRecorder()
     private var totalRoundTrips = LatencyRecorder()
+    private var clock = ClockOffsetEstimator()
     private var lastError: String?
     private var intervalErrors = 0
     private var stopped = false
@@ -165,9 +166,17 @@ public final class VTPSender: @unchecked Sendable {
         execute(lock.withLock { state.written(id, now: Self.monotonicNanos()) })
     }
 
-    func replied(_ id: ConnectionID, accepted: Bool, roundTripNanos: Int64, nakReason: String?) {
+    /// The current clock-offset estimate, embedded in outgoing events.
+    var clockEstimate: (offsetNanos: Int64, errorNanos: Int64)? {
+        lock.withLock { clock.estimate.map { ($0.offsetNanos, $0.errorBoundNanos) } }
+    }
+
+    func replied(
+        _ id: ConnectionID, accepted: Bool, roundTripNanos: Int64, nakReason: String?, clockSample: ClockSample? = nil
+    ) {
         let actions = lock.withLock {
             intervalRoundTrips.record(nanos: roundTripNanos)
+            if let clockSample { clock.add(clockSample) }
             if let nakReason { lastError = "nak: \(nakReason)" }
             return state.replied(id, accepted: accepted, now: Self.monotonicNanos())
         }
@@ -265,6 +274,10 @@ public final class VTPSender: @unchecked Sendable {
             text += rtt.count > 0
                 ? " | ack round trip min/avg/p99 \(Fixed.milliseconds(rtt.min))/\(Fixed.milliseconds(rtt.mean))/\(Fixed.milliseconds(rtt.p99))"
                 : " | ack round trip -"
+            if let estimate = clock.estimate {
+                text += " | clock offset \(ReceiverReport.signedMilliseconds(estimate.offsetNanos))"
+                    + " ±\(Fixed.milliseconds(Double(estimate.errorBoundNanos) / 1e9))"
+            }
             if intervalErrors > 0, let lastError { text += " | last error: \(lastError)" }
             intervalErrors = 0
             return text
@@ -283,7 +296,8 @@ public final class VTPSender: @unchecked Sendable {
                 durationSeconds: Double(Self.monotonicNanos() - startMonotonic) / 1e9,
                 ackRoundTrip: rtt.summary, retries: state.resent, errors: state.errors,
                 mode: options.mode.rawValue, maxConnect: options.maxConnect,
-                maxConnectScope: options.scope.rawValue)
+                maxConnectScope: options.scope.rawValue,
+                clockOffset: clock.estimate.map { ClockOffsetSummary($0, samples: clock.samples) })
         }
     }
 
@@ -311,6 +325,7 @@ final class SenderConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
     private struct InFlight {
         var ivorn: String
         var writtenAtNanos: Int64
+        var writtenAtWallNanos: Int64
         var timeout: Scheduled<Void>
     }
 
@@ -356,14 +371,15 @@ final class SenderConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
             return
         }
         var buffer = context.channel.allocator.buffer(capacity: sender.builder.eventSize + 800)
-        sender.builder.writeFramedDocument(sequence: event.sequence, sentNanos: event.scheduledNanos, into: &buffer)
+        sender.builder.writeFramedDocument(
+            sequence: event.sequence, sentNanos: event.scheduledNanos, clockOffset: sender.clockEstimate, into: &buffer)
         let timeout = context.eventLoop.scheduleTask(in: ackTimeout) { [weak self] in
             guard let self else { return }
             self.fail(SenderConnectionError.ackTimeout(seconds: Double(self.ackTimeout.nanoseconds) / 1e9))
         }
         inFlight = InFlight(
             ivorn: sender.builder.ivorn(sequence: event.sequence), writtenAtNanos: VTPSender.monotonicNanos(),
-            timeout: timeout)
+            writtenAtWallNanos: WallClock.nowNanos(), timeout: timeout)
         guard notifyWrites else {
             // A failed write surfaces through errorCaught/channelInactive.
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
@@ -401,9 +417,15 @@ final class SenderConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
             }
             inFlight.timeout.cancel()
             self.inFlight = nil
+            var sample: ClockSample?
+            if let t1 = transport.integerParam(TransportMessage.receivedNanosParam),
+                let t2 = transport.integerParam(TransportMessage.repliedNanosParam)
+            {
+                sample = ClockSample(sent: inFlight.writtenAtWallNanos, received: t1, replied: t2, ackRead: WallClock.nowNanos())
+            }
             sender.replied(
                 id, accepted: transport.role == .ack, roundTripNanos: receivedAt - inFlight.writtenAtNanos,
-                nakReason: transport.role == .nak ? (transport.result ?? "no reason given") : nil)
+                nakReason: transport.role == .nak ? (transport.result ?? "no reason given") : nil, clockSample: sample)
         case .iamalive:
             // Keep-alive from the peer: answer with a copy naming us, as VTP asks.
             let reply = TransportMessage(

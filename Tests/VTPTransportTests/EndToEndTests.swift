@@ -93,6 +93,12 @@ final class EndToEndTests: XCTestCase {
         assertDelivered(sent, received, events: 2000)
         XCTAssertEqual(sent.connectionsOpened, 8)
         XCTAssertEqual(received.connectionsAccepted, 8)
+        // One host, one clock: the true offset is 0, so the estimate must be within its bound.
+        let clock = try XCTUnwrap(sent.clockOffset)
+        XCTAssertEqual(clock.samples, 2000)
+        XCTAssertLessThanOrEqual(abs(clock.offset), clock.errorBound + 1e-9)
+        XCTAssertLessThan(clock.errorBound, 0.005, "the tightest loopback exchange is well under 10 ms")
+        XCTAssertNotNil(received.clockOffset, "the receiver learns the estimate from later events")
     }
 
     func testReportLinesKeepTheOriginalShape() throws {
