@@ -11,6 +11,9 @@ let package = Package(
     products: [
         .executable(name: "vtp-sender", targets: ["Sender"]),
         .executable(name: "vtp-receiver", targets: ["Receiver"]),
+        // MARK: proxy
+        .library(name: "PGWire", targets: ["PGWire"]),
+        .executable(name: "vtp-proxy", targets: ["Proxy"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -53,5 +56,15 @@ let package = Package(
         .testTarget(
             name: "VTPTransportTests",
             dependencies: ["VTPTransport", "VTPProtocol", "BenchConfig", nioCore, nioPosix]),
+        // MARK: proxy
+        // PostgreSQL wire protocol: incremental framing and decoding, both directions.
+        .target(name: "PGWire", dependencies: [nioCore], path: "Sources/PGWire"),
+        .executableTarget(name: "Proxy", dependencies: [argumentParser], path: "Sources/Proxy"),
+        .testTarget(
+            name: "PGWireTests",
+            dependencies: [
+                "PGWire", nioCore, .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ]),
     ]
 )
