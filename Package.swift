@@ -14,6 +14,9 @@ let package = Package(
         // MARK: capture
         .library(name: "PacketCapture", targets: ["PacketCapture"]),
         .executable(name: "vtp-capture", targets: ["CaptureTool"]),
+        // MARK: proxy
+        .library(name: "PGWire", targets: ["PGWire"]),
+        .executable(name: "vtp-proxy", targets: ["Proxy"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -71,5 +74,15 @@ let package = Package(
         .testTarget(
             name: "PacketCaptureTests",
             dependencies: ["PacketCapture", "VTPWire", "VTPProtocol", "LatencyStats", nioCore]),
+        // MARK: proxy
+        // PostgreSQL wire protocol: incremental framing and decoding, both directions.
+        .target(name: "PGWire", dependencies: [nioCore], path: "Sources/PGWire"),
+        .executableTarget(name: "Proxy", dependencies: [argumentParser], path: "Sources/Proxy"),
+        .testTarget(
+            name: "PGWireTests",
+            dependencies: [
+                "PGWire", nioCore, .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ]),
     ]
 )

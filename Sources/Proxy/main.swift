@@ -1,0 +1,1 @@
+print("vtp-proxy: not yet")
