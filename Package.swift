@@ -17,12 +17,16 @@ let package = Package(
         // MARK: proxy
         .library(name: "PGWire", targets: ["PGWire"]),
         .executable(name: "vtp-proxy", targets: ["Proxy"]),
+        // MARK: pgprobe
+        .executable(name: "pgprobe", targets: ["PGProbe"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        // MARK: pgprobe
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         .systemLibrary(
@@ -84,5 +88,25 @@ let package = Package(
                 "PGWire", nioCore, .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ]),
+        // MARK: pgprobe
+        // Packet-only PostgreSQL latency inference (pure value types) and its capture driver.
+        .target(
+            name: "PGSniff", dependencies: ["PGWire", "PacketCapture", "LatencyStats", nioCore], path: "Sources/PGSniff"),
+        // The query probe (postgres-nio) and the probe/sniffer cross-check. Only this
+        // target pulls postgres-nio, so the core build stays fast.
+        .target(
+            name: "PGProbeCore",
+            dependencies: [
+                "PGSniff", "LatencyStats", nioCore, nioPosix, logging,
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            path: "Sources/PGProbeCore"),
+        .executableTarget(
+            name: "PGProbe",
+            dependencies: ["PGProbeCore", "PGSniff", "PacketCapture", "LatencyStats", nioCore, nioPosix, argumentParser],
+            path: "Sources/PGProbe"),
+        .testTarget(name: "PGSniffTests", dependencies: ["PGSniff", "PacketCapture", nioCore]),
+        .testTarget(
+            name: "PGProbeTests", dependencies: ["PGProbeCore", "PGSniff", "PacketCapture", "LatencyStats"]),
     ]
 )
