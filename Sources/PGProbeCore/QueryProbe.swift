@@ -65,8 +65,12 @@ public struct QueryProbe: Sendable {
     /// Throws `QueryProbeFatalError` when the server rejects the login (retrying cannot help).
     public func run(onOutcome: (QueryOutcome) async -> Void) async throws {
         var connection: PostgresConnection?
-        defer { if let connection { connection.close().whenComplete { _ in } } }
         var connectionID = 0
+        // postgres-nio insists that a connection is closed before it is released.
+        func release() async {
+            if let connection { try? await connection.close() }
+            connection = nil
+        }
         for index in 0..<options.count {
             if Task.isCancelled { break }
             if index > 0, options.intervalNanos > 0 {
@@ -74,13 +78,13 @@ public struct QueryProbe: Sendable {
             }
             let sql = options.sqlForIndex(index, options.query)
             if connection == nil || connection!.isClosed {
+                await release()
                 connectionID += 1
                 do {
                     connection = try await connect(id: connectionID)
                 } catch let error as QueryProbeFatalError {
                     throw error
                 } catch {
-                    connection = nil
                     await onOutcome(QueryOutcome(index: index, failure: "connect: \(describe(error))", sql: sql))
                     continue
                 }
@@ -106,13 +110,11 @@ public struct QueryProbe: Sendable {
                 let reason = timedOut.fired ? "query timed out after \(timeoutNanos / 1_000_000) ms" : describe(error)
                 // A server-side error (syntax, permissions) leaves the connection usable;
                 // anything else (closed, reset, timeout) gets a fresh connection next time.
-                if !isServerError(error) {
-                    current.close().whenComplete { _ in }
-                    connection = nil
-                }
+                if !isServerError(error) { await release() }
                 await onOutcome(QueryOutcome(index: index, failure: reason, sql: sql))
             }
         }
+        await release()
     }
 
     private func connect(id: Int) async throws -> PostgresConnection {
