@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         // MARK: pgprobe
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
@@ -44,13 +45,16 @@ let package = Package(
         // Sender engine and receiver server over NIO.
         .target(
             name: "VTPTransport",
-            dependencies: ["VTPProtocol", "LatencyStats", "BenchConfig", nioCore, nioPosix, logging],
+            dependencies: [
+                "VTPProtocol", "LatencyStats", "BenchConfig", nioCore, nioPosix, logging,
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
             path: "Sources/Transport"),
         .executableTarget(
-            name: "Sender", dependencies: ["VTPTransport", "BenchConfig", argumentParser],
+            name: "Sender", dependencies: ["VTPTransport", "VTPProtocol", "BenchConfig", argumentParser],
             path: "Sources/Sender"),
         .executableTarget(
-            name: "Receiver", dependencies: ["VTPTransport", "BenchConfig", argumentParser],
+            name: "Receiver", dependencies: ["VTPTransport", "BenchConfig", argumentParser, "WireCheck" /* capture */],
             path: "Sources/Receiver"),
         .testTarget(
             name: "VTPProtocolTests",
@@ -62,7 +66,12 @@ let package = Package(
         .testTarget(name: "BenchConfigTests", dependencies: ["BenchConfig"]),
         .testTarget(
             name: "VTPTransportTests",
-            dependencies: ["VTPTransport", "VTPProtocol", "BenchConfig", nioCore, nioPosix]),
+            dependencies: [
+                "VTPTransport", "VTPProtocol", "BenchConfig", "LatencyStats", nioCore, nioPosix,
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]),
+        // Drives the built executables as processes (flags, exit codes, signals, Comet interop).
+        .testTarget(name: "CLITests", dependencies: ["Sender", "Receiver"]),
         // MARK: capture
         .systemLibrary(
             name: "CPcap", path: "Sources/CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"])]),
@@ -75,9 +84,20 @@ let package = Package(
         .executableTarget(
             name: "CaptureTool", dependencies: ["PacketCapture", "VTPWire", argumentParser],
             path: "Sources/CaptureTool"),
+        // vtp-receiver --capture-interface: pairs the receiver's events with the wire's.
+        .target(
+            name: "WireCheck",
+            dependencies: [
+                "PacketCapture", "VTPWire", "VTPTransport", "VTPProtocol", "LatencyStats",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Sources/WireCheck"),
         .testTarget(
             name: "PacketCaptureTests",
-            dependencies: ["PacketCapture", "VTPWire", "VTPProtocol", "LatencyStats", nioCore]),
+            dependencies: [
+                "PacketCapture", "VTPWire", "WireCheck", "VTPTransport", "VTPProtocol", "BenchConfig", "LatencyStats",
+                nioCore, nioPosix,
+            ]),
         // MARK: proxy
         // PostgreSQL wire protocol: incremental framing and decoding, both directions.
         .target(name: "PGWire", dependencies: [nioCore], path: "Sources/PGWire"),

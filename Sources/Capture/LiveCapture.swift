@@ -12,8 +12,9 @@ public enum LiveCaptureError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .permissionDenied(let interface, let detail):
+            let binary = CommandLine.arguments.first ?? "BINARY"
             return "no permission to capture on \(interface) (\(detail)): run as root, or grant the binary the"
-                + " capability once: sudo setcap cap_net_raw,cap_net_admin=eip $(command -v vtp-receiver)"
+                + " capability once: sudo setcap cap_net_raw=eip $(readlink -f \(binary))"
         case .noSuchInterface(let interface, let detail):
             return "no capture interface \"\(interface)\" (\(detail)); list them with: ip -brief link"
                 + " (loopback is \"lo\")"
@@ -35,6 +36,12 @@ public struct CaptureStatistics: Sendable, Equatable, Codable {
     public var dropped: UInt64
     /// Packets dropped by the interface or driver.
     public var interfaceDropped: UInt64
+
+    public init(received: UInt64 = 0, dropped: UInt64 = 0, interfaceDropped: UInt64 = 0) {
+        self.received = received
+        self.dropped = dropped
+        self.interfaceDropped = interfaceDropped
+    }
 }
 
 /// Owns a `pcap_t` (an OpaquePointer, not Sendable): all use goes through this class.
@@ -63,7 +70,7 @@ final class PcapHandle {
 /// Not thread-safe: use one instance from one thread (a dedicated capture thread).
 public final class LiveCapture {
     public let interface: String
-    public let filter: String
+    public private(set) var filter: String
     /// Precision actually obtained: microseconds when the device refused nanoseconds.
     public let precision: TimestampPrecision
     /// DLT of the interface (Ethernet on Linux `lo`).
@@ -103,21 +110,29 @@ public final class LiveCapture {
         precision =
             wantNano && pcap_get_tstamp_precision(raw) == Int32(PCAP_TSTAMP_PRECISION_NANO) ? .nanoseconds : .microseconds
         linkType = UInt32(bitPattern: pcap_datalink(raw))
-        if !filter.isEmpty {
-            var program = bpf_program()
-            guard pcap_compile(raw, &program, filter, 1, PCAP_NETMASK_UNKNOWN) == 0 else {
-                throw .badFilter(filter: filter, detail: handle.lastError)
-            }
-            defer { pcap_freecode(&program) }
-            guard pcap_setfilter(raw, &program) == 0 else {
-                throw .badFilter(filter: filter, detail: handle.lastError)
-            }
-        }
+        if !filter.isEmpty { try Self.apply(filter: filter, to: handle) }
         guard pcap_setnonblock(raw, 1, &errbuf) == 0 else {
             throw .activationFailed(interface: interface, code: -1, detail: Self.text(errbuf))
         }
         selectableFD = pcap_get_selectable_fd(raw)
         self.handle = handle
+    }
+
+    /// Replaces the BPF filter (e.g. once a server knows the port it bound).
+    public func setFilter(_ filter: String) throws(LiveCaptureError) {
+        try Self.apply(filter: filter, to: handle)
+        self.filter = filter
+    }
+
+    private static func apply(filter: String, to handle: PcapHandle) throws(LiveCaptureError) {
+        var program = bpf_program()
+        guard pcap_compile(handle.raw, &program, filter, 1, PCAP_NETMASK_UNKNOWN) == 0 else {
+            throw .badFilter(filter: filter, detail: handle.lastError)
+        }
+        defer { pcap_freecode(&program) }
+        guard pcap_setfilter(handle.raw, &program) == 0 else {
+            throw .badFilter(filter: filter, detail: handle.lastError)
+        }
     }
 
     /// Waits up to `timeoutMillis` for packets and hands each to `body` (at most `limit`).
@@ -150,6 +165,13 @@ public final class LiveCapture {
             delivered += 1
         }
         return delivered
+    }
+
+    /// Says so when the device refused nanosecond timestamps (nil when it gave them).
+    public var precisionNote: String? {
+        precision == .nanoseconds
+            ? nil
+            : "\(interface) offers only microsecond timestamps: wire times are truncated to 1 µs"
     }
 
     /// Kernel counters since activation.

@@ -83,18 +83,35 @@ public struct TCPReassembler: Sendable {
     /// Ports known to be servers: decide the direction of connections whose SYN was not captured.
     public var serverPorts: Set<UInt16>
     /// Closed connections are forgotten this long (capture time) after their last segment.
-    public var closedRetentionNanos: Int64 = 30_000_000_000
+    public var closedRetentionNanos: Int64 = 5_000_000_000
+    /// Connections silent this long (capture time) are forgotten too (a lost FIN/RST, or a
+    /// capture that started mid-connection and never saw it end). 0 = never.
+    public var idleRetentionNanos: Int64 = 900_000_000_000
     public private(set) var connections: [Int: TCPConnection] = [:]
     /// Connections removed from `connections`, kept only as counts.
     public private(set) var forgottenConnections = 0
+    /// Running totals over every connection, including forgotten ones.
+    public private(set) var totals = Totals()
     private var byFlow: [FlowPair: Int] = [:]
     private var nextID = 1
-    private var segmentsSincePrune = 0
+    private var lastPruneNanos: Int64?
 
     struct FlowPair: Hashable, Sendable {
         var a: Endpoint
         var b: Endpoint
         init(_ x: Endpoint, _ y: Endpoint) { (a, b) = x < y ? (x, y) : (y, x) }
+    }
+
+    public struct Totals: Sendable, Equatable, Codable {
+        public var connections = 0
+        public var handshakesCompleted = 0
+        public var retransmittedSegments = 0
+        public var retransmittedBytes = 0
+        public var outOfOrderSegments = 0
+        public var gaps = 0
+        public var gapBytes: UInt64 = 0
+
+        public init() {}
     }
 
     public init(serverPorts: Set<UInt16> = []) {
@@ -103,6 +120,15 @@ public struct TCPReassembler: Sendable {
 
     public mutating func process(_ segment: TCPSegment) -> [ReassemblyEvent] {
         var events: [ReassemblyEvent] = []
+        // Once a second of capture time: a sweep costs one pass over the table.
+        if let last = lastPruneNanos {
+            if segment.timestampNanos - last >= 1_000_000_000 {
+                lastPruneNanos = segment.timestampNanos
+                events += prune(nowNanos: segment.timestampNanos)
+            }
+        } else {
+            lastPruneNanos = segment.timestampNanos
+        }
         let pair = FlowPair(segment.source, segment.destination)
         let isSyn = segment.flags.contains(.syn) && !segment.flags.contains(.ack)
         var id = byFlow[pair]
@@ -115,7 +141,9 @@ public struct TCPReassembler: Sendable {
             }
         }
         if id == nil {
-            if segment.flags.contains(.rst) { return events }
+            // Only a SYN or data opens a connection: a stray ACK, FIN or RST of a forgotten
+            // connection must not create one that never ends.
+            if !segment.flags.contains(.syn) && segment.payload.isEmpty { return events }
             let key = orient(segment)
             let newID = nextID
             nextID += 1
@@ -124,16 +152,12 @@ public struct TCPReassembler: Sendable {
             byFlow[pair] = newID
             id = newID
             events.append(.opened(connectionID: newID, key: key))
+            totals.connections += 1
         }
         guard let id, var connection = connections[id] else { return events }
         let direction: FlowDirection = segment.source == connection.key.client ? .clientToServer : .serverToClient
         update(&connection, with: segment, direction: direction, events: &events)
         connections[id] = connection
-        segmentsSincePrune += 1
-        if segmentsSincePrune >= 4096 {
-            segmentsSincePrune = 0
-            prune(nowNanos: segment.timestampNanos)
-        }
         return events
     }
 
@@ -147,6 +171,8 @@ public struct TCPReassembler: Sendable {
                 while stream.hasHole {
                     let before = stream.skippedBytes
                     let chunks = stream.skipGap(nowNanos: connection.lastSeenNanos)
+                    totals.gaps += 1
+                    totals.gapBytes += stream.skippedBytes - before
                     events.append(.gap(connectionID: id, direction: direction, bytes: stream.skippedBytes - before))
                     events += chunks.map { .data(connectionID: id, direction: direction, chunk: $0) }
                 }
@@ -167,7 +193,7 @@ public struct TCPReassembler: Sendable {
         return ConnectionKey(client: s, server: d)
     }
 
-    private func update(
+    private mutating func update(
         _ c: inout TCPConnection, with segment: TCPSegment, direction: FlowDirection, events: inout [ReassemblyEvent]
     ) {
         let t = segment.timestampNanos
@@ -195,12 +221,20 @@ public struct TCPReassembler: Sendable {
             c.handshake.synAckNanos != nil, let serverISN = c.serverISN, segment.acknowledgment == serverISN &+ 1
         {
             c.handshake.ackNanos = t
+            totals.handshakesCompleted += 1
             events.append(.handshakeCompleted(connectionID: c.id, times: c.handshake))
         }
         var stream = c.stream(direction)
         let gapsBefore = stream.gaps
         let skippedBefore = stream.skippedBytes
+        let (retransmitted, retransmittedBytes, outOfOrder) =
+            (stream.retransmittedSegments, stream.retransmittedBytes, stream.outOfOrderSegments)
         let chunks = stream.accept(sequence: dataSequence, payload: segment.payload, timestampNanos: t)
+        totals.retransmittedSegments += stream.retransmittedSegments - retransmitted
+        totals.retransmittedBytes += stream.retransmittedBytes - retransmittedBytes
+        totals.outOfOrderSegments += stream.outOfOrderSegments - outOfOrder
+        totals.gaps += stream.gaps - gapsBefore
+        totals.gapBytes += stream.skippedBytes - skippedBefore
         if stream.gaps > gapsBefore {
             events.append(.gap(connectionID: c.id, direction: direction, bytes: stream.skippedBytes - skippedBefore))
         }
@@ -214,12 +248,19 @@ public struct TCPReassembler: Sendable {
         if !wasClosed && c.isClosed { events.append(.closed(connectionID: c.id)) }
     }
 
-    private mutating func prune(nowNanos: Int64) {
+    /// Forgets finished and long-idle connections; idle ones are reported closed.
+    private mutating func prune(nowNanos: Int64) -> [ReassemblyEvent] {
+        var events: [ReassemblyEvent] = []
         for (pair, id) in byFlow {
-            guard let c = connections[id], c.isClosed, nowNanos - c.lastSeenNanos > closedRetentionNanos else { continue }
+            guard let c = connections[id] else { continue }
+            let idle = nowNanos - c.lastSeenNanos
+            guard (c.isClosed && idle > closedRetentionNanos) || (idleRetentionNanos > 0 && idle > idleRetentionNanos)
+            else { continue }
+            if !c.isClosed { events.append(.closed(connectionID: id)) }
             connections[id] = nil
             byFlow[pair] = nil
             forgottenConnections += 1
         }
+        return events
     }
 }
