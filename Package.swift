@@ -59,7 +59,15 @@ let package = Package(
         // MARK: proxy
         // PostgreSQL wire protocol: incremental framing and decoding, both directions.
         .target(name: "PGWire", dependencies: [nioCore], path: "Sources/PGWire"),
-        .executableTarget(name: "Proxy", dependencies: [argumentParser], path: "Sources/Proxy"),
+        // The proxy: listeners, forwarding with toxics, protocol logging, control endpoint.
+        .target(
+            name: "ProxyCore",
+            dependencies: [
+                "PGWire", "VTPProtocol", nioCore, nioPosix, .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Sources/ProxyCore"),
+        .executableTarget(name: "Proxy", dependencies: ["ProxyCore", argumentParser], path: "Sources/Proxy"),
         .testTarget(
             name: "PGWireTests",
             dependencies: [
