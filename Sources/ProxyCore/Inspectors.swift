@@ -69,7 +69,7 @@ public struct PGClientInspector: StreamInspector {
 
     private mutating func startupPhase(_ result: inout Inspection, connection: UInt64) throws {
         while inStartup {
-            let start = pending.readerIndex
+            let before = pending  // shares storage; NIO's getSlice cannot reach behind the reader index
             guard let message = try decoder.next(from: &pending) else { return }
             switch message {
             case .sslRequest, .gssEncRequest:
@@ -87,7 +87,7 @@ public struct PGClientInspector: StreamInspector {
                 record.add("pid", Int(processID))
                 result.records.append(record)
                 // Forwarded on this connection's own, fresh upstream connection.
-                result.forward = pending.getSlice(at: start, length: pending.readerIndex - start)
+                result.forward = before.getSlice(at: before.readerIndex, length: pending.readerIndex - before.readerIndex)
                 if pending.readableBytes > 0 {
                     throw PGWireError(.dataAfterEndOfStream(bytes: pending.readableBytes))
                 }
@@ -101,7 +101,7 @@ public struct PGClientInspector: StreamInspector {
                 result.records.append(record)
                 inStartup = false
                 // Forward the startup packet and whatever was pipelined behind it.
-                result.forward = pending.getSlice(at: start, length: pending.writerIndex - start)
+                result.forward = before
                 var buffer = pending
                 pending = ByteBuffer()
                 try parseMessages(&buffer, &result, connection: connection)
