@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
     ],
     targets: [
         .systemLibrary(
@@ -37,7 +38,10 @@ let package = Package(
         // Sender engine and receiver server over NIO.
         .target(
             name: "VTPTransport",
-            dependencies: ["VTPProtocol", "LatencyStats", "BenchConfig", nioCore, nioPosix, logging],
+            dependencies: [
+                "VTPProtocol", "LatencyStats", "BenchConfig", nioCore, nioPosix, logging,
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
             path: "Sources/Transport"),
         .executableTarget(
             name: "Sender", dependencies: ["VTPTransport", "BenchConfig", argumentParser],
@@ -55,7 +59,10 @@ let package = Package(
         .testTarget(name: "BenchConfigTests", dependencies: ["BenchConfig"]),
         .testTarget(
             name: "VTPTransportTests",
-            dependencies: ["VTPTransport", "VTPProtocol", "BenchConfig", nioCore, nioPosix]),
+            dependencies: [
+                "VTPTransport", "VTPProtocol", "BenchConfig", "LatencyStats", nioCore, nioPosix,
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]),
         // MARK: proxy
         // PostgreSQL wire protocol: incremental framing and decoding, both directions.
         .target(name: "PGWire", dependencies: [nioCore], path: "Sources/PGWire"),

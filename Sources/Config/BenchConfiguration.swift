@@ -219,3 +219,13 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible {
         }
     }
 }
+
+extension BenchConfiguration {
+    /// The file named by `--config`, else `./config.json` if there is one, else the
+    /// built-in defaults (which equal the shipped config.json).
+    public static func resolve(path: String?) throws -> BenchConfiguration {
+        if let path { return try load(path: path) }
+        if FileManager.default.fileExists(atPath: "config.json") { return try load(path: "config.json") }
+        return BenchConfiguration()
+    }
+}

@@ -1,1 +1,94 @@
-print("todo")
+import ArgumentParser
+import BenchConfig
+import NIOCore
+import NIOPosix
+import VTPTransport
+
+struct ReceiverCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vtp-receiver",
+        abstract: "Receive VOEvents over VTP, ack each one, and report one-way latency.",
+        discussion: """
+            Latency = receiver's wall clock after parsing - the event's embedded send time, so the \
+            two hosts' clocks must be synchronised (NTP/PTP). Every --report-interval seconds it \
+            prints `Received N events; Latency min/max/avg s (min/max/avg)` and percentiles. \
+            SIGINT/SIGTERM print the final summary and write --summary-json before exiting.
+            """)
+
+    @Option(help: "JSON configuration file (default: ./config.json if present, else built-in defaults).")
+    var config: String?
+    @Option(help: "Address to listen on. [config: host]") var host: String?
+    @Option(help: "Port to listen on; 0 picks a free port and prints it. [config: port]") var port: Int?
+    @Option(help: "Seconds between report lines. [config: report_interval]") var reportInterval: Double?
+    @Option(name: .customLong("receiver-ivo"), help: "This receiver's IVO, sent as Response in acks. [config: receiver_ivo]")
+    var receiverIVO: String?
+    @Option(help: "Close connections silent for this many seconds; 0 = never. [config: idle_timeout]")
+    var idleTimeout: Double?
+    @Option(help: "Largest accepted frame in bytes. [config: max_frame_size]") var maxFrameSize: Int?
+    @Option(help: "Stop after receiving this many events.") var stopAfterEvents: Int?
+    @Option(help: "Stop after this many seconds.") var stopAfterSeconds: Double?
+    @Option(help: "Leave events of the first S seconds (from the first event) out of the statistics.")
+    var warmupSeconds: Double = 0
+    @Option(name: .customLong("summary-json"), help: "Write the final summary as JSON to this file.")
+    var summaryJSON: String?
+    @Option(name: .customLong("events-csv"), help: "Write one CSV row per event (seq, ivorn, sent_ns, received_ns, latency_s).")
+    var eventsCSV: String?
+
+    func validate() throws {
+        if let stopAfterEvents, stopAfterEvents < 1 { throw ValidationError("--stop-after-events must be at least 1") }
+        if let stopAfterSeconds, !(stopAfterSeconds > 0) { throw ValidationError("--stop-after-seconds must be positive") }
+        if !(warmupSeconds >= 0) { throw ValidationError("--warmup-seconds must be 0 or more") }
+    }
+
+    func run() throws {
+        var c: BenchConfiguration
+        do {
+            c = try BenchConfiguration.resolve(path: config)
+            if let host { c.host = host }
+            if let port { c.port = port }
+            if let reportInterval { c.reportInterval = reportInterval }
+            if let receiverIVO { c.receiverIVO = receiverIVO }
+            if let idleTimeout { c.idleTimeout = idleTimeout }
+            if let maxFrameSize { c.maxFrameSize = maxFrameSize }
+            try c.validate(source: "settings (config file + flags)")
+        } catch let error as ConfigError {
+            throw ValidationError(error.description)
+        }
+        var options = ReceiverOptions(configuration: c)
+        options.stopAfterEvents = stopAfterEvents
+        options.stopAfterSeconds = stopAfterSeconds
+        options.warmupSeconds = warmupSeconds
+        options.eventsCSVPath = eventsCSV
+
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        defer { try? group.syncShutdownGracefully() }
+        let receiver: VTPReceiver
+        let address: String
+        do {
+            receiver = try VTPReceiver(options: options, group: group)
+            let bound = try receiver.start()
+            address = "\(bound.ipAddress ?? c.host):\(bound.port ?? c.port)"
+        } catch {
+            LineOutput.printError("vtp-receiver: \(error)")
+            throw ExitCode(1)
+        }
+        LineOutput.print("vtp-receiver: listening on \(address)")
+        let signals = SignalWatcher { name in
+            LineOutput.printError("vtp-receiver: \(name): stopping")
+            receiver.stop()
+        }
+        defer { signals.cancel() }
+        let summary = try receiver.done.wait()
+        for line in ReceiverSummaryText.lines(summary) { LineOutput.print(line) }
+        if let summaryJSON {
+            do {
+                try SummaryFile.write(summary, to: summaryJSON)
+            } catch {
+                LineOutput.printError("vtp-receiver: \(error)")
+                throw ExitCode(1)
+            }
+        }
+    }
+}
+
+ReceiverCommand.main()

@@ -1,0 +1,109 @@
+import LatencyStats
+import NIOConcurrencyHelpers
+import VTPProtocol
+
+/// One event as the receiver saw it (what `--events-csv` writes and observers get).
+public struct ReceivedEvent: Sendable {
+    public var sequence: UInt64?
+    public var runID: String?
+    public var ivorn: String
+    public var sentNanos: Int64
+    public var receivedNanos: Int64
+    public var latencyNanos: Int64 { receivedNanos - sentNanos }
+    /// The sender's address and port (for matching with a packet capture).
+    public var remoteAddress: String?
+    public var remotePort: Int?
+    public var inWarmup: Bool
+}
+
+/// Counters and latency recorders shared by every receiver connection.
+public final class ReceiverStatistics: @unchecked Sendable {
+    private let lock = NIOLock()
+    private var interval = LatencyRecorder()
+    private var cumulative = LatencyRecorder()
+    private var sequences = SequenceTracker()
+    private var received = 0
+    private var intervalReceived = 0
+    private var naks = 0
+    private var warmupExcluded = 0
+    private var connectionsAccepted = 0
+    private var openConnections = 0
+    private var framingErrors = 0
+    private var firstEventNanos: Int64?
+    private let warmupNanos: Int64
+    private let startNanos = WallClock.nowNanos()
+
+    public init(warmupSeconds: Double) {
+        warmupNanos = Int64(warmupSeconds * 1e9)
+    }
+
+    /// Records one event; returns it annotated and the running total.
+    public func record(_ event: ReceivedEvent) -> (event: ReceivedEvent, total: Int) {
+        lock.withLock {
+            var event = event
+            received += 1
+            intervalReceived += 1
+            if let sequence = event.sequence { _ = sequences.record(run: event.runID ?? "", sequence: sequence) }
+            let first = firstEventNanos ?? event.receivedNanos
+            firstEventNanos = first
+            // Warm-up is measured from the first event, so a late sender still gets one.
+            if event.receivedNanos - first < warmupNanos {
+                event.inWarmup = true
+                warmupExcluded += 1
+            } else {
+                interval.record(nanos: event.latencyNanos)
+            }
+            return (event, received)
+        }
+    }
+
+    public func recordNak() { lock.withLock { naks += 1 } }
+    public func recordFramingError() { lock.withLock { framingErrors += 1 } }
+    public func connectionOpened() { lock.withLock { connectionsAccepted += 1; openConnections += 1 } }
+    public func connectionClosed() { lock.withLock { openConnections -= 1 } }
+    public var receivedCount: Int { lock.withLock { received } }
+
+    /// The report lines for one interval; folds the interval into the cumulative totals.
+    public func reportLines() -> [String] {
+        lock.withLock {
+            let intervalSummary = interval.summary
+            cumulative.merge(interval)
+            interval.reset()
+            let total = cumulative.summary
+            var lines = [ReceiverReport.headline(received: received, latency: cumulative.count > 0 ? total : nil)]
+            var detail = "  "
+            if total.count > 0 { detail += total.percentileLine + "; " }
+            detail += "last interval \(intervalReceived) events"
+            if intervalSummary.count > 0 { detail += " avg \(Fixed.format(intervalSummary.mean, decimals: 6))s" }
+            detail += "; naks \(naks), duplicates \(sequences.duplicates), missing \(sequences.missing)"
+                + ", out of order \(sequences.outOfOrder), open connections \(openConnections)"
+            if warmupExcluded > 0 { detail += ", warm-up excluded \(warmupExcluded)" }
+            lines.append(detail)
+            intervalReceived = 0
+            return lines
+        }
+    }
+
+    public func summary() -> ReceiverSummary {
+        lock.withLock {
+            var all = cumulative
+            all.merge(interval)
+            return ReceiverSummary(
+                received: received, unique: sequences.unique, duplicates: sequences.duplicates,
+                missing: sequences.missing, outOfOrder: sequences.outOfOrder, naks: naks, latency: all.summary,
+                warmupExcluded: warmupExcluded, connectionsAccepted: connectionsAccepted,
+                framingErrors: framingErrors, negativeLatencies: all.negativeCount,
+                durationSeconds: Double(WallClock.nowNanos() - startNanos) / 1e9)
+        }
+    }
+}
+
+public enum ReceiverReport {
+    /// The 2012 benchmark's line, kept exactly:
+    /// `Received 345 events; Latency 0.735258/0.742203/0.736839s (min/max/avg)`
+    public static func headline(received: Int, latency: LatencySummary?) -> String {
+        guard let latency else { return "Received \(received) events; Latency n/a (min/max/avg)" }
+        return "Received \(received) events; Latency \(Fixed.format(latency.min, decimals: 6))/"
+            + "\(Fixed.format(latency.max, decimals: 6))/\(Fixed.format(latency.mean, decimals: 6))s (min/max/avg)"
+    }
+}

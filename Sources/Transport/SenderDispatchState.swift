@@ -1,0 +1,272 @@
+import BenchConfig
+import DequeModule
+
+public struct ConnectionID: Hashable, Sendable, CustomStringConvertible {
+    public let raw: Int
+    public init(_ raw: Int) { self.raw = raw }
+    public var description: String { "#\(raw)" }
+}
+
+/// One event waiting for (or on) a connection. Its payload is built when it is sent.
+public struct PendingEvent: Sendable, Hashable {
+    public var sequence: UInt64
+    /// Wall-clock moment the event was scheduled: its embedded send timestamp, so time
+    /// spent queued in the sender counts as latency.
+    public var scheduledNanos: Int64
+    /// Times it was written without getting a reply (0 for a first send).
+    public var attempts: Int
+}
+
+/// The sender's dispatch logic: which event goes on which connection, when to open and
+/// close connections, retry and back-off. A pure value type: every input returns the
+/// actions to perform, so it is tested without sockets.
+///
+/// Times are monotonic nanoseconds (for back-off); event timestamps are wall-clock.
+public struct SenderDispatchState: Sendable {
+    public enum Action: Hashable, Sendable {
+        case connect(ConnectionID)
+        case send(ConnectionID, PendingEvent)
+        case close(ConnectionID)
+        /// Call `wakeUp(now:)` at this monotonic time (back-off expiry).
+        case wakeUp(atNanos: Int64)
+        /// Every event has been acked or nak'd.
+        case finished
+    }
+
+    enum ConnectionState: Equatable, Sendable {
+        /// Per-event connections carry their event from the start.
+        case connecting(PendingEvent?)
+        case idle
+        case busy(PendingEvent)
+    }
+
+    struct Connection: Equatable, Sendable {
+        var state: ConnectionState
+        /// Counted against max_connect (false once released under the `setup` scope).
+        var holdsSlot: Bool
+    }
+
+    public let mode: SenderMode
+    public let scope: MaxConnectScope
+    public let maxConnect: Int
+    public let totalEvents: UInt64
+    public let intervalNanos: Int64
+    public let startWallNanos: Int64
+    public static let initialBackoffNanos: Int64 = 50_000_000
+    public static let maximumBackoffNanos: Int64 = 2_000_000_000
+
+    private(set) var connections: [ConnectionID: Connection] = [:]
+    private var idle: Deque<ConnectionID> = []
+    private var retries: Deque<PendingEvent> = []
+    private var due: UInt64 = 0
+    private var nextFresh: UInt64 = 0
+    private var slotsUsed = 0
+    private var nextConnectionID = 0
+    private var backoffUntil: Int64 = .min
+    private var consecutiveFailures = 0
+    private var pendingWakeUp: Int64?
+    private var stopped = false
+    private var finishedSignalled = false
+
+    public private(set) var sent = 0
+    public private(set) var resent = 0
+    public private(set) var acked = 0
+    public private(set) var nakked = 0
+    public private(set) var errors = 0
+    public private(set) var connectionsOpened = 0
+    public private(set) var maxBacklog = 0
+
+    public init(
+        mode: SenderMode, scope: MaxConnectScope, maxConnect: Int, totalEvents: Int, intervalNanos: Int64,
+        startWallNanos: Int64
+    ) {
+        self.mode = mode
+        self.scope = scope
+        self.maxConnect = max(1, maxConnect)
+        self.totalEvents = UInt64(max(0, totalEvents))
+        self.intervalNanos = max(0, intervalNanos)
+        self.startWallNanos = startWallNanos
+    }
+
+    /// Events scheduled but not yet on a connection.
+    public var backlog: Int { retries.count + Int(due - nextFresh) }
+    public var openConnections: Int { connections.count }
+    public var inFlight: Int {
+        connections.values.reduce(0) { n, c in
+            switch c.state {
+            case .busy, .connecting(.some): return n + 1
+            default: return n
+            }
+        }
+    }
+    public var isFinished: Bool { UInt64(acked + nakked) == totalEvents }
+    /// Events neither acked nor nak'd (meaningful once the run is over).
+    public var unfinished: Int { Int(totalEvents) - acked - nakked }
+
+    // MARK: inputs
+
+    /// The generator says the first `count` events are now due.
+    public mutating func eventsDue(_ count: UInt64, now: Int64) -> [Action] {
+        let newDue = min(count, totalEvents)
+        if newDue > due { due = newDue }
+        maxBacklog = max(maxBacklog, backlog)
+        return fill(now: now)
+    }
+
+    public mutating func connected(_ id: ConnectionID, now: Int64) -> [Action] {
+        guard var connection = connections[id], case .connecting(let event) = connection.state else { return [] }
+        consecutiveFailures = 0
+        var actions: [Action] = []
+        if let event {
+            connection.state = .busy(event)
+            connections[id] = connection
+            actions.append(send(event, on: id))
+        } else {
+            connection.state = .idle
+            connections[id] = connection
+            idle.append(id)
+        }
+        return actions + fill(now: now)
+    }
+
+    /// The event's bytes are written: under the `setup` scope this frees the slot.
+    public mutating func written(_ id: ConnectionID, now: Int64) -> [Action] {
+        guard scope == .setup, mode == .perEvent, var connection = connections[id], connection.holdsSlot else {
+            return []
+        }
+        connection.holdsSlot = false
+        connections[id] = connection
+        slotsUsed -= 1
+        return fill(now: now)
+    }
+
+    public mutating func replied(_ id: ConnectionID, accepted: Bool, now: Int64) -> [Action] {
+        guard var connection = connections[id] else { return [] }
+        guard case .busy = connection.state else { return failed(id, now: now) }
+        if accepted { acked += 1 } else { nakked += 1 }
+        var actions: [Action] = []
+        switch mode {
+        case .perEvent:
+            release(id)
+            actions.append(.close(id))
+        case .persistent:
+            connection.state = .idle
+            connections[id] = connection
+            idle.append(id)
+        }
+        actions += fill(now: now)
+        return actions + finishIfDone()
+    }
+
+    /// Connect failure, ack timeout, protocol error or unexpected close: the event in
+    /// flight (if any) goes back to the front of the queue and new connections back off.
+    public mutating func failed(_ id: ConnectionID, now: Int64) -> [Action] {
+        guard let connection = connections[id] else { return [] }
+        errors += 1
+        release(id)
+        switch connection.state {
+        case .connecting(.some(let event)):
+            retries.prepend(event)  // never written: not an attempt
+        case .busy(var event):
+            event.attempts += 1
+            retries.prepend(event)
+        case .connecting(.none), .idle:
+            break
+        }
+        if now >= backoffUntil {
+            consecutiveFailures += 1
+            let exponent = min(consecutiveFailures - 1, 16)
+            let delay = min(Self.initialBackoffNanos << exponent, Self.maximumBackoffNanos)
+            backoffUntil = now + delay
+        }
+        return [.close(id)] + fill(now: now)
+    }
+
+    public mutating func wakeUp(now: Int64) -> [Action] {
+        if let pending = pendingWakeUp, pending <= now { pendingWakeUp = nil }
+        return fill(now: now)
+    }
+
+    /// Stop (SIGINT or drain timeout): close everything, send nothing more.
+    public mutating func stop() -> [Action] {
+        stopped = true
+        let ids = connections.keys.sorted { $0.raw < $1.raw }
+        return ids.map { .close($0) }
+    }
+
+    // MARK: internals
+
+    private mutating func release(_ id: ConnectionID) {
+        guard let connection = connections.removeValue(forKey: id) else { return }
+        if connection.holdsSlot { slotsUsed -= 1 }
+        if connection.state == .idle, let index = idle.firstIndex(of: id) { idle.remove(at: index) }
+    }
+
+    private mutating func takeNext() -> PendingEvent? {
+        if let event = retries.popFirst() { return event }
+        guard nextFresh < due else { return nil }
+        let sequence = nextFresh
+        nextFresh += 1
+        return PendingEvent(
+            sequence: sequence, scheduledNanos: startWallNanos + Int64(sequence) * intervalNanos, attempts: 0)
+    }
+
+    private mutating func send(_ event: PendingEvent, on id: ConnectionID) -> Action {
+        if event.attempts == 0 { sent += 1 } else { resent += 1 }
+        return .send(id, event)
+    }
+
+    private mutating func openConnection(carrying event: PendingEvent?) -> ConnectionID {
+        let id = ConnectionID(nextConnectionID)
+        nextConnectionID += 1
+        connections[id] = Connection(state: .connecting(event), holdsSlot: true)
+        slotsUsed += 1
+        connectionsOpened += 1
+        return id
+    }
+
+    private mutating func fill(now: Int64) -> [Action] {
+        guard !stopped else { return [] }
+        var actions: [Action] = []
+        // Idle persistent connections take work first: they cost no set-up.
+        while !idle.isEmpty, let event = takeNext() {
+            let id = idle.removeFirst()
+            connections[id]?.state = .busy(event)
+            actions.append(send(event, on: id))
+        }
+        let workLeft = UInt64(acked + nakked) < totalEvents
+        let wantsConnection: () -> Bool
+        switch mode {
+        case .perEvent: wantsConnection = { [retries, nextFresh, due] in !retries.isEmpty || nextFresh < due }
+        case .persistent: wantsConnection = { workLeft }
+        }
+        guard slotsUsed < maxConnect, wantsConnection() else { return actions }
+        if now < backoffUntil {
+            if pendingWakeUp != backoffUntil {
+                pendingWakeUp = backoffUntil
+                actions.append(.wakeUp(atNanos: backoffUntil))
+            }
+            return actions
+        }
+        while slotsUsed < maxConnect {
+            switch mode {
+            case .perEvent:
+                guard let event = takeNext() else { return actions }
+                actions.append(.connect(openConnection(carrying: event)))
+            case .persistent:
+                guard workLeft else { return actions }
+                actions.append(.connect(openConnection(carrying: nil)))
+            }
+        }
+        return actions
+    }
+
+    private mutating func finishIfDone() -> [Action] {
+        guard isFinished, !finishedSignalled else { return [] }
+        finishedSignalled = true
+        // Persistent connections are no longer needed.
+        let ids = connections.keys.sorted { $0.raw < $1.raw }
+        for id in ids { release(id) }
+        return ids.map { .close($0) } + [.finished]
+    }
+}

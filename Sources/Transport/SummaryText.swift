@@ -1,0 +1,41 @@
+import LatencyStats
+
+public enum SenderSummaryText {
+    public static func lines(_ s: SenderSummary) -> [String] {
+        var lines = [
+            "vtp-sender summary: \(s.events) events, \(s.sent) sent, \(s.acked) acked, \(s.nakked) nak'd, "
+                + "\(s.failed) failed; \(s.retries) retries, \(s.errors) connection errors; max backlog \(s.maxBacklog), "
+                + "backlog at end \(s.backlogEnd); \(s.connectionsOpened) connections opened; "
+                + "\(Fixed.format(s.durationSeconds, decimals: 3))s"
+        ]
+        let r = s.ackRoundTrip
+        if r.count > 0 {
+            lines.append(
+                "ack round trip (write -> ack read, sender's monotonic clock; not one-way latency): "
+                    + "min/avg/max \(Fixed.milliseconds(r.min))/\(Fixed.milliseconds(r.mean))/\(Fixed.milliseconds(r.max)), "
+                    + "stddev \(Fixed.milliseconds(r.stddev)), p50/p90/p99/p99.9 "
+                    + [r.p50, r.p90, r.p99, r.p999].map { Fixed.milliseconds($0) }.joined(separator: "/"))
+        }
+        return lines
+    }
+}
+
+public enum ReceiverSummaryText {
+    public static func lines(_ s: ReceiverSummary) -> [String] {
+        var lines = [
+            "vtp-receiver summary: received \(s.received) (unique \(s.unique), duplicates \(s.duplicates), "
+                + "missing \(s.missing), out of order \(s.outOfOrder)), naks \(s.naks), framing errors \(s.framingErrors), "
+                + "\(s.connectionsAccepted) connections, \(Fixed.format(s.durationSeconds, decimals: 3))s"
+        ]
+        lines.append(ReceiverReport.headline(received: s.received, latency: s.latency.count > 0 ? s.latency : nil))
+        if s.latency.count > 0 {
+            lines.append("  one-way latency (receiver wall clock - sender wall clock): stddev "
+                + "\(Fixed.format(s.latency.stddev, decimals: 6))s, " + s.latency.percentileLine)
+        }
+        if s.warmupExcluded > 0 { lines.append("  \(s.warmupExcluded) warm-up events excluded from the statistics") }
+        if s.negativeLatencies > 0 {
+            lines.append("  warning: \(s.negativeLatencies) negative latencies: the hosts' clocks are not synchronised")
+        }
+        return lines
+    }
+}

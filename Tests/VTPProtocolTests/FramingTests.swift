@@ -1,0 +1,102 @@
+import NIOCore
+import NIOEmbedded
+import NIOTestUtils
+import VTPProtocol
+import XCTest
+
+final class FramingTests: XCTestCase {
+    private func framed(_ payloads: [String]) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        for p in payloads { VTPFraming.writeFrame(p.utf8, into: &buffer) }
+        return buffer
+    }
+
+    func testDecoderVerifierAcceptsAnySplit() throws {
+        let payloads = ["<a/>", String(repeating: "x", count: 300), "é<Transport/>"]
+        let pairs: [(ByteBuffer, [ByteBuffer])] = payloads.map { p in
+            (framed([p]), [ByteBuffer(string: p)])
+        }
+        try ByteToMessageDecoderVerifier.verifyDecoder(inputOutputPairs: pairs) { VTPFrameDecoder() }
+    }
+
+    func testBytesSplitAtEveryPositionDecodeToTheSameFrames() throws {
+        let payloads = ["<VOEvent/>", "second frame", String(repeating: "z", count: 70)]
+        let all = framed(payloads)
+        for cut in 1..<all.readableBytes {
+            let channel = EmbeddedChannel(handler: ByteToMessageHandler(VTPFrameDecoder()))
+            var copy = all
+            let head = copy.readSlice(length: cut)!
+            try channel.writeInbound(head)
+            try channel.writeInbound(copy)
+            var decoded: [String] = []
+            while let frame = try channel.readInbound(as: ByteBuffer.self) { decoded.append(String(buffer: frame)) }
+            XCTAssertEqual(decoded, payloads, "split at byte \(cut)")
+            XCTAssertTrue(try channel.finish().isClean)
+        }
+    }
+
+    func testZeroLengthFrameIsATypedError() {
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(VTPFrameDecoder()))
+        var buffer = ByteBuffer()
+        buffer.writeInteger(UInt32(0))
+        XCTAssertThrowsError(try channel.writeInbound(buffer)) { error in
+            XCTAssertEqual(error as? VTPFramingError, .zeroLengthFrame)
+        }
+        _ = try? channel.finish()
+    }
+
+    func testOversizedLengthIsRejectedBeforeBuffering() {
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(VTPFrameDecoder(maximumFrameSize: 1000)))
+        var buffer = ByteBuffer()
+        buffer.writeInteger(UInt32(1001))
+        buffer.writeString("abc")
+        XCTAssertThrowsError(try channel.writeInbound(buffer)) { error in
+            XCTAssertEqual(error as? VTPFramingError, .frameTooLarge(length: 1001, maximum: 1000))
+        }
+        _ = try? channel.finish()
+    }
+
+    func testLittleEndianPrefixIsReportedAsTooLarge() {
+        // A 300-byte payload framed little-endian reads as 738,263,040 big-endian.
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(VTPFrameDecoder()))
+        var buffer = ByteBuffer()
+        buffer.writeInteger(UInt32(300), endianness: .little)
+        XCTAssertThrowsError(try channel.writeInbound(buffer)) { error in
+            guard case .frameTooLarge(let length, _)? = error as? VTPFramingError else {
+                return XCTFail("unexpected \(error)")
+            }
+            XCTAssertEqual(length, 738_263_040)
+        }
+        _ = try? channel.finish()
+    }
+
+    func testTruncatedFrameAtEOFIsATypedError() throws {
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(VTPFrameDecoder()))
+        var buffer = ByteBuffer()
+        buffer.writeInteger(UInt32(10))
+        buffer.writeString("abc")
+        try channel.writeInbound(buffer)
+        XCTAssertNil(try channel.readInbound(as: ByteBuffer.self))
+        XCTAssertThrowsError(try channel.finish()) { error in
+            XCTAssertEqual(error as? VTPFramingError, .truncatedFrame(expectedBytes: 14, receivedBytes: 7))
+        }
+    }
+
+    func testCompleteFramesBeforeEOFAreStillDelivered() throws {
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(VTPFrameDecoder()))
+        try channel.writeInbound(framed(["one", "two"]))
+        XCTAssertEqual(try channel.readInbound(as: ByteBuffer.self).map { String(buffer: $0) }, "one")
+        XCTAssertEqual(try channel.readInbound(as: ByteBuffer.self).map { String(buffer: $0) }, "two")
+        XCTAssertTrue(try channel.finish().isClean)
+    }
+
+    func testEncoderPrefixesBigEndianLength() throws {
+        let channel = EmbeddedChannel(handler: MessageToByteHandler(VTPFrameEncoder()))
+        try channel.writeOutbound(ByteBuffer(string: "hello"))
+        var out = try XCTUnwrap(channel.readOutbound(as: ByteBuffer.self))
+        XCTAssertEqual(out.readInteger(endianness: .big, as: UInt32.self), 5)
+        XCTAssertEqual(out.readString(length: 5), "hello")
+        XCTAssertThrowsError(try channel.writeOutbound(ByteBuffer()))
+        _ = try? channel.finish()
+    }
+}
