@@ -81,5 +81,11 @@ let package = Package(
                 "PGWire", nioCore, .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ]),
+        .testTarget(
+            name: "ProxyTests",
+            dependencies: [
+                "ProxyCore", "PGWire", "VTPProtocol", nioCore, nioPosix,
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]),
     ]
 )

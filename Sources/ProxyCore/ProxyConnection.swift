@@ -178,6 +178,8 @@ final class ProxyConnection: @unchecked Sendable {
         plan = ConnectionPlan.make(from: toxics, using: &random)
         upstreamPath.scheduler.plan = plan.upstream
         downstreamPath.scheduler.plan = plan.downstream
+        // The client could not have sent before its handshake completed: hold early bytes.
+        upstreamPath.scheduler.holdUntil = Int64(startedAt.uptimeNanoseconds) + plan.connectDelayNanos
         for timer in faultTimers { timer.cancel() }
         faultTimers = []
         for direction in StreamDirection.allCases {
@@ -368,7 +370,11 @@ final class ProxyConnection: @unchecked Sendable {
     }
 
     private func closeOutput(of path: Path, target: Channel) {
-        target.close(mode: .output).whenComplete { result in
+        // Wait until every earlier write has reached the socket: if the target's input is
+        // already shut, NIO escalates an output close to a full close, which would drop them.
+        target.writeAndFlush(ByteBuffer()).flatMap {
+            target.close(mode: .output)
+        }.whenComplete { result in
             path.outputClosed = true
             if case .failure = result {
                 self.teardown(reason: "half-close failed")

@@ -202,6 +202,8 @@ public struct ReleaseScheduler: Sendable {
     /// Release time of the last slice: nothing may be released before it (byte order).
     public private(set) var lastRelease: Int64 = 0
     private var bandwidthFreeAt: Int64 = 0
+    /// Bytes arriving earlier are treated as arriving then (connection set-up delay).
+    public var holdUntil: Int64 = 0
 
     public init(plan: DirectionPlan) { self.plan = plan }
 
@@ -211,6 +213,7 @@ public struct ReleaseScheduler: Sendable {
     public mutating func schedule(
         length: Int, arrival: Int64, using random: inout some RandomNumberGenerator
     ) -> [(release: Int64, length: Int)] {
+        let arrival = max(arrival, holdUntil)
         var base = arrival + plan.latencyNanos
         if plan.jitterNanos > 0 { base += Int64.random(in: -plan.jitterNanos...plan.jitterNanos, using: &random) }
         base = max(base, arrival, lastRelease)
@@ -253,7 +256,7 @@ public struct ReleaseScheduler: Sendable {
 
     /// When an end-of-stream arriving at `arrival` may be passed on.
     public mutating func scheduleEnd(arrival: Int64) -> Int64 {
-        let release = max(arrival + plan.latencyNanos, lastRelease) + plan.slowCloseNanos
+        let release = max(max(arrival, holdUntil) + plan.latencyNanos, lastRelease) + plan.slowCloseNanos
         lastRelease = release
         return release
     }
