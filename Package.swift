@@ -101,12 +101,26 @@ let package = Package(
         // MARK: proxy
         // PostgreSQL wire protocol: incremental framing and decoding, both directions.
         .target(name: "PGWire", dependencies: [nioCore], path: "Sources/PGWire"),
-        .executableTarget(name: "Proxy", dependencies: [argumentParser], path: "Sources/Proxy"),
+        // The proxy: listeners, forwarding with toxics, protocol logging, control endpoint.
+        .target(
+            name: "ProxyCore",
+            dependencies: [
+                "PGWire", "VTPProtocol", nioCore, nioPosix, .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Sources/ProxyCore"),
+        .executableTarget(name: "Proxy", dependencies: ["ProxyCore", argumentParser], path: "Sources/Proxy"),
         .testTarget(
             name: "PGWireTests",
             dependencies: [
                 "PGWire", nioCore, .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
+            ]),
+        .testTarget(
+            name: "ProxyTests",
+            dependencies: [
+                "ProxyCore", "PGWire", "VTPProtocol", nioCore, nioPosix,
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
         // MARK: pgprobe
         // Packet-only PostgreSQL latency inference (pure value types) and its capture driver.
