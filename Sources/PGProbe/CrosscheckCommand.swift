@@ -37,14 +37,14 @@ struct CrosscheckCommand: AsyncParsableCommand {
     var summaryJSON: String?
 
     func validate() throws {
+        do { _ = try DSN(parsing: dsn) } catch { throw ValidationError(error.description) }
         guard count > 0 else { throw ValidationError("--count must be at least 1") }
         guard interval >= 0, interval.isFinite else { throw ValidationError("--interval must be ≥ 0 milliseconds") }
         guard timeout > 0, timeout.isFinite else { throw ValidationError("--timeout must be > 0 seconds") }
     }
 
     func run() async throws {
-        let parsed: DSN
-        do { parsed = try DSN(parsing: dsn) } catch { throw ValidationError(error.description) }
+        let parsed = try DSN(parsing: dsn)  // checked in validate()
         let options = CrosscheckOptions(
             probe: QueryProbeOptions(
                 dsn: parsed, query: query, count: count, intervalNanos: Int64(interval * 1e6),

@@ -9,7 +9,8 @@ struct QueryCommand: AsyncParsableCommand {
         discussion: """
             Each of --count attempts runs the query once; a refused connection or a server restart
             costs that attempt (counted as failed) and the next one reconnects. Exit status: 0 when
-            every query succeeded, 1 when some failed, 2 on bad arguments or a rejected login.
+            every query succeeded, 1 when some failed, 2 when the server rejected the login (wrong
+            user, password or database: retrying cannot help), 64 on bad arguments.
             """)
 
     @Option(help: "Connection string: postgres://user[:password]@host:port/database or 'host=… port=… user=… dbname=…'.")
@@ -31,6 +32,7 @@ struct QueryCommand: AsyncParsableCommand {
     var summaryJSON: String?
 
     func validate() throws {
+        do { _ = try DSN(parsing: dsn) } catch { throw ValidationError(error.description) }
         guard count > 0 else { throw ValidationError("--count must be at least 1") }
         guard interval >= 0, interval.isFinite else { throw ValidationError("--interval must be ≥ 0 milliseconds") }
         guard timeout > 0, timeout.isFinite else { throw ValidationError("--timeout must be > 0 seconds") }
@@ -38,8 +40,7 @@ struct QueryCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let parsed: DSN
-        do { parsed = try DSN(parsing: dsn) } catch { throw ValidationError(error.description) }
+        let parsed = try DSN(parsing: dsn)  // checked in validate()
         let options = QueryProbeOptions(
             dsn: parsed, query: query, count: count, intervalNanos: Int64(interval * 1e6), timeoutNanos: Int64(timeout * 1e9))
         emit("pgprobe query: \(parsed.redacted), \(count) × \(Self.oneLine(query)), interval \(interval) ms")

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import NIOPosix
@@ -150,7 +151,7 @@ public func describe(_ error: any Error) -> String {
         }
         switch error.code {
         case .serverClosedConnection: return "the server closed the connection" + underlyingText(error)
-        case .connectionError: return "connection error" + underlyingText(error)
+        case .connectionError: return error.underlying.map(describe) ?? "connection error"
         case .uncleanShutdown: return "the connection was cut" + underlyingText(error)
         case .authMechanismRequiresPassword: return "the server asks for a password; put one in the DSN"
         case .unsupportedAuthMechanism: return "the server asks for an authentication method postgres-nio lacks"
@@ -158,10 +159,12 @@ public func describe(_ error: any Error) -> String {
         default: return "\(error.code)" + underlyingText(error)
         }
     }
-    if let error = error as? IOError { return "\(error)" }
+    if let error = error as? IOError { return String(cString: strerror(error.errnoCode)) }
     if let error = error as? NIOConnectionError {
-        let reasons = (error.connectionErrors.map { "\($0.error)" } + (error.dnsAAAAError.map { ["\($0)"] } ?? []))
-        return "cannot connect to \(error.host):\(error.port)" + (reasons.isEmpty ? "" : ": " + reasons.joined(separator: "; "))
+        var reasons = error.connectionErrors.map { describe($0.error) }
+        if let dns = error.dnsAAAAError ?? error.dnsAError, reasons.isEmpty { reasons.append("cannot resolve: \(dns)") }
+        let unique = reasons.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+        return "cannot connect to \(error.host):\(error.port)" + (unique.isEmpty ? "" : ": " + unique.joined(separator: "; "))
     }
     if error is ChannelError, case .connectTimeout(let amount) = error as! ChannelError {
         return "connection attempt timed out after \(amount.nanoseconds / 1_000_000) ms"

@@ -48,7 +48,7 @@ public struct QueryStatistics: Sendable {
 
     public var finalLine: String {
         "pgprobe query: \(attempts) queries, \(attempts - failed) ok, \(failed) failed; latency "
-            + recorder.summary.runningLine
+            + (recorder.count > 0 ? recorder.summary.runningLine : "not measured (no query succeeded)")
     }
 }
 

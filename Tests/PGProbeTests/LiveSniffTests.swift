@@ -114,4 +114,20 @@ final class LiveSniffTests: XCTestCase {
         XCTAssertEqual(summary.wire_rtt_s.count, 50)
         XCTAssertLessThanOrEqual(summary.wire_rtt_s.mean, summary.client_s.mean)
     }
+
+    /// The latency experiment's smoke run: through vtp-proxy --latency 5ms, both the probe's
+    /// and the sniffer's p50 rise by the injected 10 ms round trip, within 1 ms.
+    func testLatencyExperimentSmoke() throws {
+        guard geteuid() == 0 else { throw XCTSkip("live capture needs root or CAP_NET_RAW") }
+        let binDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
+        for tool in ["pgprobe", "vtp-proxy"] {
+            XCTAssertTrue(
+                FileManager.default.isExecutableFile(atPath: binDirectory + "/" + tool),
+                "\(tool) not built in \(binDirectory): run swift build --build-tests first")
+        }
+        let script = PGCluster.repositoryRoot.appendingPathComponent("scripts/pgprobe-bench").path
+        let output = try PGCluster.run(["BIN_DIR=" + binDirectory, script, "--smoke"])
+        XCTAssertTrue(output.contains("probe (client timer): p50 rose by"), output)
+        XCTAssertEqual(output.components(separatedBy: "-> PASS").count - 1, 2, output)
+    }
 }
