@@ -7,14 +7,68 @@ extension LatencySummary {
     }
 }
 
+/// Exact running count, mean and sample standard deviation (Welford), O(1) per sample.
+public struct RunningMoments: Sendable {
+    public private(set) var count = 0
+    private var mean = 0.0
+    private var m2 = 0.0
+
+    public init() {}
+
+    public mutating func add(_ value: Double) {
+        count += 1
+        let delta = value - mean
+        mean += delta / Double(count)
+        m2 += delta * (value - mean)
+    }
+
+    public var average: Double { mean }
+    /// Sample standard deviation (n − 1); 0 below two samples.
+    public var standardDeviation: Double { count > 1 ? (m2 / Double(count - 1)).squareRoot() : 0 }
+}
+
+/// A recorder whose report line stays cheap at tens of thousands of samples per second:
+/// the average and standard deviation are exact on every line, while the percentiles (an
+/// HdrHistogram walk costing milliseconds) are recomputed for each of the first 100 samples
+/// and then at most every 250 ms of capture time. Capture time, not wall time, so that a
+/// pcap file always gives the same lines. Final summaries are always exact.
+public struct RunningFigure: Sendable {
+    public private(set) var recorder = LatencyRecorder()
+    private var moments = RunningMoments()
+    private var percentiles = LatencySummary.empty
+    private var percentilesAt: Int64 = .min
+    static let percentileRefreshNanos: Int64 = 250_000_000
+
+    public init() {}
+
+    public var count: Int { recorder.count }
+    public var summary: LatencySummary { recorder.summary }
+
+    /// `at`: the sample's capture time (ns), which paces the percentile refresh.
+    public mutating func record(nanos: Int64, at captureNanos: Int64) {
+        recorder.record(nanos: nanos)
+        moments.add(Double(nanos) / 1e9)
+        if count <= 100 || captureNanos &- percentilesAt >= Self.percentileRefreshNanos {
+            percentiles = recorder.summary
+            percentilesAt = captureNanos
+        }
+    }
+
+    /// `avg 0.000300s sd 0.000040s p50/p90/p99/p99.9 …s`
+    public var line: String {
+        "avg " + Fixed.format(moments.average, decimals: 6) + "s sd "
+            + Fixed.format(moments.standardDeviation, decimals: 6) + "s " + percentiles.percentileLine
+    }
+}
+
 /// Running statistics of what the sniffer infers, and its report lines.
 public struct SniffStatistics: Sendable {
     /// Request packet → first response packet.
-    public var response = LatencyRecorder()
+    public var response = RunningFigure()
     /// Request packet → ReadyForQuery packet.
-    public var completion = LatencyRecorder()
+    public var completion = RunningFigure()
     /// ReadyForQuery → the client's pure ACK.
-    public var ackDelay = LatencyRecorder()
+    public var ackDelay = RunningFigure()
     /// Also count connection set-up (startup → first ReadyForQuery) in the statistics.
     public var includeStartup: Bool
 
@@ -24,9 +78,9 @@ public struct SniffStatistics: Sendable {
     public mutating func add(_ timing: PGQueryTiming) -> String {
         let counted = timing.kind != .startup || includeStartup
         if counted {
-            response.record(nanos: timing.responseNanos)
-            completion.record(nanos: timing.completionNanos)
-            if let ack = timing.ackDelayNanos { ackDelay.record(nanos: ack) }
+            response.record(nanos: timing.responseNanos, at: timing.readyNanos)
+            completion.record(nanos: timing.completionNanos, at: timing.readyNanos)
+            if let ack = timing.ackDelayNanos, let at = timing.ackNanos { ackDelay.record(nanos: ack, at: at) }
         }
         var line = "\(timing.flow) \(timing.kind.rawValue)"
         if timing.kind != .startup { line += " \(Self.quoted(timing.text))" }
@@ -39,8 +93,8 @@ public struct SniffStatistics: Sendable {
         }
         if let error = timing.error { line += " error \(Self.quoted(error))" }
         if counted {
-            line += " | response " + response.summary.shortLine
-            if ackDelay.count > 0 { line += " | ack " + ackDelay.summary.shortLine }
+            line += " | response " + response.line
+            if ackDelay.count > 0 { line += " | ack " + ackDelay.line }
         } else {
             line += " (connection set-up, not in the statistics)"
         }
