@@ -53,6 +53,12 @@ struct SniffCommand: AsyncParsableCommand {
     @Flag(name: .customLong("include-startup"), help: "Count connection set-up (startup → first ReadyForQuery) in the statistics.")
     var includeStartup = false
 
+    @Option(name: .customLong("buffer-mb"), help: "Kernel capture buffer in MiB (raise it if 'capture drops' is not 0).")
+    var bufferMB: Int = 64
+
+    @Flag(help: "No line per request: only the final statistics (for heavy traffic).")
+    var quiet = false
+
     @Option(name: .customLong("summary-json"), help: "Write the statistics and counters here at the end.")
     var summaryJSON: String?
 
@@ -65,14 +71,16 @@ struct SniffCommand: AsyncParsableCommand {
         }
         if let stopAfterSeconds, !(stopAfterSeconds > 0) { throw ValidationError("--stop-after-seconds must be > 0") }
         if let stopAfterQueries, stopAfterQueries < 1 { throw ValidationError("--stop-after-queries must be ≥ 1") }
+        guard (1...2047).contains(bufferMB) else { throw ValidationError("--buffer-mb must be between 1 and 2047") }
     }
 
     func run() async throws {
         let ports = Set(port.map { UInt16($0) })
         let statistics = Mutex(SniffStatistics(includeStartup: includeStartup))
+        let quiet = self.quiet
         let record: @Sendable (PGQueryTiming) -> Int = { timing in
             let (line, count) = statistics.withLock { ($0.add(timing), $0.response.count) }
-            emit(line)
+            if !quiet { emit(line) }
             return count
         }
         var counters: PGSniffCounters
@@ -88,7 +96,7 @@ struct SniffCommand: AsyncParsableCommand {
         } else {
             let sniffer: LiveSniffer
             do {
-                sniffer = try LiveSniffer(interface: interface!, serverPorts: ports)
+                sniffer = try LiveSniffer(interface: interface!, serverPorts: ports, bufferBytes: Int32(bufferMB) << 20)
             } catch {
                 emitError("pgprobe sniff: \(error)")
                 throw ExitCode(2)

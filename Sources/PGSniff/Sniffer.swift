@@ -91,8 +91,11 @@ public final class LiveSniffer: Sendable {
     private let serverPorts: Set<UInt16>
 
     /// Opens the capture now: once this returns, packets on the port are being recorded.
-    public init(interface: String, serverPorts: Set<UInt16>) throws {
-        let capture = try LiveCapture(interface: interface, filter: sniffFilter(ports: serverPorts))
+    /// `bufferBytes` is the kernel ring: in immediate mode each slot holds one packet of up
+    /// to the interface MTU (64 KiB on `lo`), so 64 MiB is only ~1,000 packets of slack.
+    public init(interface: String, serverPorts: Set<UInt16>, bufferBytes: Int32 = 64 << 20) throws {
+        let capture = try LiveCapture(
+            interface: interface, filter: sniffFilter(ports: serverPorts), bufferBytes: bufferBytes)
         guard LinkType.isSupported(capture.linkType) else {
             capture.close()
             throw SniffError.unsupportedLinkType(capture.linkType)
