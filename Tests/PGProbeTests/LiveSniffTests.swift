@@ -44,23 +44,25 @@ final class LiveSniffTests: XCTestCase {
         let cluster = try clusterOrThrow()
         let (sniffer, collected) = try startSniffer(port: cluster.port)
         let tagger = QueryTagger()
-        // 60 ms apart: longer than Linux's 40 ms delayed-ACK timer, so each answer gets a pure ACK.
+        let queries = 25
+        // 210 ms apart: longer than Linux's longest delayed-ACK timer (200 ms), so each answer
+        // gets a pure ACK before the next query could carry it.
         let options = QueryProbeOptions(
-            dsn: try DSN(parsing: cluster.dsn), count: 40, intervalNanos: 60_000_000,
+            dsn: try DSN(parsing: cluster.dsn), count: queries, intervalNanos: 210_000_000,
             sqlForIndex: { index, sql in tagger.sql(index, sql) })
         let outcomes = try await collect(options)
         try await Task.sleep(nanoseconds: 300_000_000)
         let result = sniffer.stop()
         let timings = collected.timings
-        XCTAssertEqual(outcomes.filter(\.succeeded).count, 40)
+        XCTAssertEqual(outcomes.filter(\.succeeded).count, queries)
         XCTAssertNil(result.failure)
         XCTAssertEqual(result.capture?.dropped, 0)
         XCTAssertEqual(result.counters.protocolErrors, 0)
         var byIndex: [Int: PGQueryTiming] = [:]
         for timing in timings { if let index = tagger.index(in: timing.text) { byIndex[index] = timing } }
-        XCTAssertEqual(byIndex.keys.sorted(), Array(0..<40), "every probe query seen on the wire")
+        XCTAssertEqual(byIndex.keys.sorted(), Array(0..<queries), "every probe query seen on the wire")
         XCTAssertEqual(timings.filter { $0.kind == .startup }.count, 1, "one connection, one startup")
-        for index in 0..<40 {
+        for index in 0..<queries {
             guard let timing = byIndex[index] else { continue }
             XCTAssertEqual(timing.kind, .extendedQuery, "postgres-nio uses the extended protocol")
             XCTAssertEqual(timing.flow.server.port, UInt16(cluster.port))
