@@ -89,13 +89,19 @@ public final class LiveSniffer: Sendable {
     private let state = Mutex(State())
     private let finished = DispatchSemaphore(value: 0)
     private let serverPorts: Set<UInt16>
+    private let blockTimeoutMillis: Int32
 
     /// Opens the capture now: once this returns, packets on the port are being recorded.
-    /// `bufferBytes` is the kernel ring: in immediate mode each slot holds one packet of up
-    /// to the interface MTU (64 KiB on `lo`), so 64 MiB is only ~1,000 packets of slack.
-    public init(interface: String, serverPorts: Set<UInt16>, bufferBytes: Int32 = 64 << 20) throws {
+    /// Not in immediate mode: there each ring slot holds one packet of up to the MTU (64 KiB on
+    /// `lo`), so 64 MiB is only ~1,000 packets of slack and a briefly starved capture thread
+    /// drops packets; packed blocks hold tens of thousands. Packets reach the inference up to
+    /// `blockTimeoutMillis` late, which changes no timestamp.
+    public init(
+        interface: String, serverPorts: Set<UInt16>, bufferBytes: Int32 = 64 << 20, blockTimeoutMillis: Int32 = 50
+    ) throws {
         let capture = try LiveCapture(
-            interface: interface, filter: sniffFilter(ports: serverPorts), bufferBytes: bufferBytes)
+            interface: interface, filter: sniffFilter(ports: serverPorts), bufferBytes: bufferBytes,
+            blockTimeoutMillis: blockTimeoutMillis)
         guard LinkType.isSupported(capture.linkType) else {
             capture.close()
             throw SniffError.unsupportedLinkType(capture.linkType)
@@ -104,6 +110,7 @@ public final class LiveSniffer: Sendable {
         self.precision = capture.precision
         self.linkType = capture.linkType
         self.serverPorts = serverPorts
+        self.blockTimeoutMillis = blockTimeoutMillis
         self.capture = Mutex(capture)
     }
 
@@ -129,10 +136,14 @@ public final class LiveSniffer: Sendable {
                     break
                 }
             }
-            // Whatever arrived before the stop request.
-            _ = try? capture.poll(timeoutMillis: 0) { packet in
-                guard let segment = extractor.segment(from: packet) else { return }
-                for timing in inference.ingest(segment) { onTiming(timing) }
+            // Whatever arrived before the stop request, including the block the kernel is
+            // still filling (it is handed over when its timeout expires).
+            while failure == nil {
+                let drained = try? capture.poll(timeoutMillis: self.blockTimeoutMillis + 20) { packet in
+                    guard let segment = extractor.segment(from: packet) else { return }
+                    for timing in inference.ingest(segment) { onTiming(timing) }
+                }
+                if (drained ?? 0) == 0 { break }
             }
             for timing in inference.finish() { onTiming(timing) }
             let statistics = try? capture.statistics()
