@@ -148,7 +148,7 @@ struct SniffCommand: AsyncParsableCommand {
             "unacknowledged \(c.unacknowledged)", "unanswered \(c.unanswered)",
             "retransmitted \(c.retransmittedSegments)", "out-of-order \(c.outOfOrderSegments)",
             "mid-stream connections \(c.midStreamFlows)", "encrypted connections \(c.encryptedFlows)",
-            "protocol errors \(c.protocolErrors)",
+            "protocol errors \(c.protocolErrors)", "expired connections \(c.expiredFlows)",
         ]
         if decode.truncated + decode.malformed + decode.fragments > 0 {
             parts.append("undecodable frames \(decode.truncated + decode.malformed + decode.fragments)")

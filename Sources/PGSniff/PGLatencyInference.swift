@@ -71,6 +71,8 @@ public struct PGSniffCounters: Sendable, Equatable, Codable {
     public var unanswered = 0
     /// Server messages with no outstanding request to belong to.
     public var unsolicitedResponses = 0
+    /// Connections forgotten after `idleTimeoutNanos` without a packet (FIN/RST never seen).
+    public var expiredFlows = 0
 
     public init() {}
 }
@@ -91,9 +93,14 @@ public struct PGLatencyInference: Sendable {
     static let maximumTextLength = 1024
     /// Out-of-order segments held per direction before the gap is declared lost.
     static let maximumHeldSegments = 512
+    /// A connection silent this long (capture time) is forgotten, so that a long live run
+    /// whose capture missed some FIN/RST does not grow without bound.
+    public let idleTimeoutNanos: Int64
+    private var lastSweepNanos: Int64?
 
-    public init(serverPorts: Set<UInt16>) {
+    public init(serverPorts: Set<UInt16>, idleTimeoutNanos: Int64 = 600_000_000_000) {
         self.serverPorts = serverPorts
+        self.idleTimeoutNanos = idleTimeoutNanos
     }
 
     public init(serverPort: UInt16) { self.init(serverPorts: [serverPort]) }
@@ -104,6 +111,26 @@ public struct PGLatencyInference: Sendable {
     /// Processes one segment; returns the timings it completed (usually zero or one).
     public mutating func ingest(_ segment: TCPSegment) -> [PGQueryTiming] {
         counters.segments += 1
+        var expired: [PGQueryTiming] = []
+        if lastSweepNanos == nil { lastSweepNanos = segment.timestampNanos }
+        if segment.timestampNanos - lastSweepNanos! >= idleTimeoutNanos / 10 {
+            lastSweepNanos = segment.timestampNanos
+            expired = expireIdleFlows(now: segment.timestampNanos)
+        }
+        return expired + process(segment)
+    }
+
+    private mutating func expireIdleFlows(now: Int64) -> [PGQueryTiming] {
+        var output: [PGQueryTiming] = []
+        for (key, flow) in flows where now - flow.lastSeenNanos > idleTimeoutNanos {
+            flows.removeValue(forKey: key)
+            counters.expiredFlows += 1
+            output += close(flow)
+        }
+        return output
+    }
+
+    private mutating func process(_ segment: TCPSegment) -> [PGQueryTiming] {
         let fromClient: Bool
         let key: PGFlowKey
         if serverPorts.contains(segment.destination.port) {
@@ -125,6 +152,7 @@ public struct PGLatencyInference: Sendable {
                 if let old = flows.removeValue(forKey: key) { output += close(old) }
                 var flow = FlowState(key: key, midStream: false)
                 flow.client.startAt(sequence: segment.sequence &+ 1)
+                flow.lastSeenNanos = segment.timestampNanos
                 flows[key] = flow
                 counters.flows += 1
             } else if !fromClient {
@@ -136,6 +164,7 @@ public struct PGLatencyInference: Sendable {
                     counters.flows += 1
                 }
                 flows[key]!.server.startAt(sequence: segment.sequence &+ 1)
+                flows[key]!.lastSeenNanos = segment.timestampNanos
             }
             return output
         }
@@ -145,10 +174,12 @@ public struct PGLatencyInference: Sendable {
             // is often the tail of one that just closed).
             if segment.payload.isEmpty || flags.contains(.rst) { return [] }
             flows[key] = FlowState(key: key, midStream: true)
+            flows[key]!.lastSeenNanos = segment.timestampNanos
             counters.flows += 1
             counters.midStreamFlows += 1
         }
         var flow = flows.removeValue(forKey: key)!
+        flow.lastSeenNanos = segment.timestampNanos
 
         if fromClient && flags.contains(.ack) {
             output += flow.acknowledge(segment, counters: &counters)
@@ -295,6 +326,7 @@ struct FlowState {
     var awaitingAck: [PGQueryTiming] = []
     var clientFinished = false
     var serverFinished = false
+    var lastSeenNanos: Int64 = 0
 
     init(key: PGFlowKey, midStream: Bool) {
         self.key = key

@@ -285,3 +285,21 @@ final class PGLatencyInferenceTests: XCTestCase {
         XCTAssertEqual(timings.map { us($0.ackDelayNanos) }, [40, 50])
     }
 }
+
+final class FlowExpiryTests: XCTestCase {
+    func testSilentConnectionIsForgottenAfterTheIdleTimeout() {
+        var inference = PGLatencyInference(serverPorts: [5432], idleTimeoutNanos: 1_000_000_000)  // 1 s
+        var quiet = Dialogue(client: Endpoint(IPAddress("10.0.0.1")!, 50_001), server: Endpoint(IPAddress("10.0.0.2")!, 5432))
+        quiet.handshake(at: 0)
+        quiet.clientSends(Wire.startup(), at: 100)
+        quiet.serverSends(Wire.loginResponse, at: 300)  // never acknowledged: the capture lost the rest
+        var busy = Dialogue(client: Endpoint(IPAddress("10.0.0.3")!, 50_003), server: Endpoint(IPAddress("10.0.0.2")!, 5432))
+        busy.handshake(at: 1_500_000)  // 1.5 s later
+        var emitted: [PGQueryTiming] = []
+        for segment in quiet.segments + busy.segments { emitted += inference.ingest(segment) }
+        XCTAssertEqual(inference.counters.expiredFlows, 1)
+        XCTAssertEqual(inference.openFlows, 1)
+        XCTAssertEqual(emitted.map(\.kind), [.startup], "the expired connection's answered request is still reported")
+        XCTAssertEqual(inference.counters.unacknowledged, 1)
+    }
+}
