@@ -48,6 +48,11 @@ public struct TCPByteStream: Sendable {
     public private(set) var gaps = 0
     /// Bound on bytes held ahead of a hole; past it the hole is skipped.
     public var maximumBufferedBytes: Int
+    /// A hole open this long (capture time) is taken as capture loss and skipped; nil = wait
+    /// (until `maximumBufferedBytes` or `skipGap`). Live captures set it: a drop must not
+    /// stall a long-lived connection.
+    public var maximumHoleAgeNanos: Int64?
+    private var holeOpenedNanos: Int64?
     private var pending: [Pending] = []  // sorted by offset
     public private(set) var bufferedBytes = 0
 
@@ -96,7 +101,11 @@ public struct TCPByteStream: Sendable {
             }
             outOfOrderSegments += 1
             insertPending(Pending(offset: offset, bytes: bytes, capturedNanos: timestampNanos))
+            if holeOpenedNanos == nil { holeOpenedNanos = timestampNanos }
             if bufferedBytes > maximumBufferedBytes { return skipGap(nowNanos: timestampNanos) }
+            if let limit = maximumHoleAgeNanos, let opened = holeOpenedNanos, timestampNanos - opened > limit {
+                return skipGap(nowNanos: timestampNanos)
+            }
             return []
         }
         var chunks = [
@@ -104,6 +113,7 @@ public struct TCPByteStream: Sendable {
         ]
         nextOffset = offset + UInt64(bytes.count)
         drainPending(nowNanos: timestampNanos, into: &chunks)
+        holeOpenedNanos = pending.isEmpty ? nil : timestampNanos
         return chunks
     }
 
@@ -116,6 +126,7 @@ public struct TCPByteStream: Sendable {
         nextOffset = first.offset
         var chunks: [StreamChunk] = []
         drainPending(nowNanos: nowNanos, into: &chunks)
+        holeOpenedNanos = pending.isEmpty ? nil : nowNanos
         return chunks
     }
 

@@ -87,6 +87,8 @@ public struct TCPReassembler: Sendable {
     /// Connections silent this long (capture time) are forgotten too (a lost FIN/RST, or a
     /// capture that started mid-connection and never saw it end). 0 = never.
     public var idleRetentionNanos: Int64 = 900_000_000_000
+    /// Passed to every new stream: `TCPByteStream.maximumHoleAgeNanos`.
+    public var maximumHoleAgeNanos: Int64?
     public private(set) var connections: [Int: TCPConnection] = [:]
     /// Connections removed from `connections`, kept only as counts.
     public private(set) var forgottenConnections = 0
@@ -147,8 +149,11 @@ public struct TCPReassembler: Sendable {
             let key = orient(segment)
             let newID = nextID
             nextID += 1
-            connections[newID] = TCPConnection(
+            var connection = TCPConnection(
                 id: newID, key: key, firstSeenNanos: segment.timestampNanos, lastSeenNanos: segment.timestampNanos)
+            connection.clientStream.maximumHoleAgeNanos = maximumHoleAgeNanos
+            connection.serverStream.maximumHoleAgeNanos = maximumHoleAgeNanos
+            connections[newID] = connection
             byFlow[pair] = newID
             id = newID
             events.append(.opened(connectionID: newID, key: key))

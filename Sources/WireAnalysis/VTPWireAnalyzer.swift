@@ -87,7 +87,7 @@ public struct WireAnalysisCounts: Sendable, Equatable, Codable {
 public struct VTPWireAnalyzer: Sendable {
     /// Only segments to or from this port (nil: every TCP segment).
     public let port: UInt16?
-    public private(set) var reassembler: TCPReassembler
+    public var reassembler: TCPReassembler
     private var framer: VTPWireFramer
     public private(set) var counts = WireAnalysisCounts()
     public private(set) var problems: [WireStreamProblem] = []

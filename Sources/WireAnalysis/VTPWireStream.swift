@@ -18,7 +18,8 @@ public struct WireFrame: Sendable {
 /// Why a direction of a connection stopped yielding frames.
 public enum WireStreamProblem: Sendable, Equatable {
     case framing(connectionID: Int, direction: FlowDirection, error: String)
-    /// The capture lost bytes; VTP has no resynchronisation marker, so the direction is abandoned.
+    /// The capture lost bytes; framing resumes at the next frame header after the hole (the
+    /// frames the hole touched are lost).
     case captureGap(connectionID: Int, direction: FlowDirection, bytes: UInt64)
 }
 
@@ -30,6 +31,8 @@ public struct VTPWireFramer: Sendable {
         var offset: UInt64 = 0
         var timeline = StreamTimeline()
         var broken = false
+        /// After a capture gap: looking for the next frame header.
+        var resynchronising = false
     }
 
     struct FlowKey: Hashable, Sendable {
@@ -57,10 +60,15 @@ public struct VTPWireFramer: Sendable {
                 consume(id: id, direction: direction, chunk: chunk, frames: &frames, problems: &problems)
             case .gap(let id, let direction, let bytes):
                 let flow = FlowKey(connectionID: id, direction: direction)
-                if states[flow]?.broken != true {
-                    states[flow, default: DirectionState()].broken = true
+                var state = states[flow] ?? DirectionState()
+                if !state.broken {
+                    // Drop the partial frame before the hole; the next chunk sets the offset.
+                    state.buffer.clear()
+                    state.timeline.reset()
+                    state.resynchronising = true
                     problems.append(.captureGap(connectionID: id, direction: direction, bytes: bytes))
                 }
+                states[flow] = state
             case .closed(let id):
                 // Keep nothing per closed connection: long per-event runs open one per event.
                 states[FlowKey(connectionID: id, direction: .clientToServer)] = nil
@@ -80,8 +88,23 @@ public struct VTPWireFramer: Sendable {
         var state = states.removeValue(forKey: flow) ?? DirectionState(offset: chunk.offset)
         defer { states[flow] = state }
         guard !state.broken else { return }
+        if state.resynchronising && state.buffer.readableBytes == 0 { state.offset = chunk.offset }
         state.buffer.writeBytes(chunk.bytes)
         state.timeline.append(chunk)
+        if state.resynchronising {
+            guard let skip = Self.nextHeader(in: state.buffer, maximumFrameSize: maximumFrameSize) else {
+                // Keep only the last bytes: a header may straddle the next chunk.
+                let keep = min(state.buffer.readableBytes, 5)
+                let drop = state.buffer.readableBytes - keep
+                state.buffer.moveReaderIndex(forwardBy: drop)
+                state.offset += UInt64(drop)
+                state.buffer.discardReadBytes()
+                return
+            }
+            state.buffer.moveReaderIndex(forwardBy: skip)
+            state.offset += UInt64(skip)
+            state.resynchronising = false
+        }
         while true {
             let before = state.buffer.readerIndex
             let frame: ByteBuffer?
@@ -103,5 +126,19 @@ public struct VTPWireFramer: Sendable {
                 WireFrame(connectionID: id, key: key, direction: direction, payload: frame, timing: timing))
         }
         state.buffer.discardReadBytes()
+    }
+
+    /// Offset of the first plausible frame header: a length within the maximum, followed by
+    /// `<`. Unambiguous in practice: a length ≤ 16 MiB starts with a 0x00 byte, which UTF-8 XML
+    /// text never contains.
+    static func nextHeader(in buffer: ByteBuffer, maximumFrameSize: Int) -> Int? {
+        buffer.withUnsafeReadableBytes { bytes -> Int? in
+            guard bytes.count >= 5 else { return nil }
+            for i in 0...(bytes.count - 5) where bytes[i] == 0 && bytes[i + 4] == UInt8(ascii: "<") {
+                let length = Int(bytes[i]) << 24 | Int(bytes[i + 1]) << 16 | Int(bytes[i + 2]) << 8 | Int(bytes[i + 3])
+                if length > 0 && length <= maximumFrameSize { return i }
+            }
+            return nil
+        }
     }
 }

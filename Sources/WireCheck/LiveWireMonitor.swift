@@ -24,6 +24,7 @@ public final class LiveWireMonitor: @unchecked Sendable {
     private var drainDeadline = DispatchTime.distantFuture
     private var statistics = CaptureStatistics()
     private var totals = TCPReassembler.Totals()
+    private var packets = 0
     private var failure: String?
     private let finished = DispatchSemaphore(value: 0)
     private var started = false
@@ -78,7 +79,7 @@ public final class LiveWireMonitor: @unchecked Sendable {
                 wireLatency: correlator.wireLatency.summary, appMinusWire: correlator.appMinusWire.summary,
                 wireOnly: correlator.wireOnly, appOnly: correlator.appOnly, matched: correlator.matched,
                 wireAfterApp: correlator.wireAfterApp, captureInterface: interface, capturePrecision: capture.precision,
-                captureReceived: statistics.received, captureDropped: statistics.dropped + statistics.interfaceDropped,
+                capturePackets: packets, captureReceived: statistics.received, captureDropped: statistics.dropped + statistics.interfaceDropped,
                 retransmittedSegments: totals.retransmittedSegments, captureGaps: totals.gaps)
         }
     }
@@ -91,6 +92,9 @@ public final class LiveWireMonitor: @unchecked Sendable {
     private func run(port: UInt16) {
         var analyzer = VTPWireAnalyzer(port: port, keepsEvents: false)
         analyzer.identifiesEventsOnly = true  // the app supplies each event's send time
+        // A capture drop must not stall a persistent connection: give up on a hole after 3 s
+        // (well past loopback/LAN retransmission timeouts).
+        analyzer.reassembler.maximumHoleAgeNanos = 3_000_000_000
         let linkType = capture.linkType
         var batch: [WireEvent] = []
         defer { finished.signal() }
@@ -119,6 +123,7 @@ public final class LiveWireMonitor: @unchecked Sendable {
             for event in tail { correlator.recordWire(event) }
             if let stats { statistics = stats }
             totals = analyzer.reassembler.totals
+            packets = analyzer.counts.packets
         }
     }
 }

@@ -17,6 +17,9 @@ public struct WireCheckSummary: Codable, Sendable, Equatable {
     public var wireAfterApp: Int
     public var captureInterface: String
     public var capturePrecision: TimestampPrecision
+    /// Packets the capture thread processed.
+    public var capturePackets: Int
+    /// pcap_stats' received count (on Linux `lo` each packet is counted twice: out and in).
     public var captureReceived: UInt64
     public var captureDropped: UInt64
     public var retransmittedSegments: Int
@@ -31,7 +34,8 @@ public struct WireCheckSummary: Codable, Sendable, Equatable {
         case wireAfterApp = "wire_after_app"
         case captureInterface = "capture_interface"
         case capturePrecision = "capture_precision"
-        case captureReceived = "capture_packets"
+        case capturePackets = "capture_packets"
+        case captureReceived = "capture_kernel_received"
         case captureDropped = "capture_dropped"
         case retransmittedSegments = "retransmitted_segments"
         case captureGaps = "capture_gaps"
@@ -40,7 +44,7 @@ public struct WireCheckSummary: Codable, Sendable, Equatable {
     public var lines: [String] {
         var lines = [
             "wire check (\(captureInterface), \(capturePrecision) timestamps): \(matched) events on wire and in app, "
-                + "wire_only \(wireOnly), app_only \(appOnly); capture \(captureReceived) packets, "
+                + "wire_only \(wireOnly), app_only \(appOnly); capture \(capturePackets) packets, "
                 + "\(captureDropped) dropped, \(retransmittedSegments) TCP retransmissions",
             "  " + Self.line("wire latency (capture of last byte - send time)", wireLatency),
             "  " + Self.line("app latency - wire latency (receiver overhead)", appMinusWire),

@@ -148,10 +148,42 @@ final class ReassemblyTests: XCTestCase {
         var frames: [WireFrame] = []
         var problems: [WireStreamProblem] = []
         framer.process(events, frames: &frames, problems: &problems)
-        XCTAssertEqual(frames.map { String(buffer: $0.payload) }, ["<fine/>"])
+        // The frame after the hole is recovered (framing resumes at the next header).
+        XCTAssertEqual(frames.map { String(buffer: $0.payload) }, ["<fine/>", "<fine/>"])
+        XCTAssertEqual(frames.map(\.timestampNanos), [5, 6])
         XCTAssertEqual(problems.count, 2)
         XCTAssertTrue(problems.contains(.captureGap(connectionID: 1, direction: .serverToClient, bytes: 10)))
         XCTAssertTrue(problems.contains { if case .framing(1, .clientToServer, _) = $0 { return true } else { return false } })
+    }
+}
+
+final class GapResynchronisationTests: XCTestCase {
+    /// The capture loses a segment in the middle of frame B: A and C come out, C with its times.
+    func testFramingResumesAtTheNextHeaderAfterAHole() throws {
+        let c = Conversation()
+        let a = vtpFrame("<a>first</a>")
+        let b = vtpFrame("<b>" + String(repeating: "y", count: 300) + "</b>")
+        let cc = vtpFrame("<c>third</c>")
+        let stream = a + b + cc
+        let lostStart = a.count + 20
+        let lostEnd = a.count + 120
+        let segments = [
+            c.syn(at: 1), c.synAck(at: 2), c.ack(at: 3),
+            c.clientData(Array(stream[0..<lostStart]), offset: 0, at: 10),
+            // stream[lostStart..<lostEnd] never captured
+            c.clientData(Array(stream[lostEnd..<(a.count + b.count + 6)]), offset: lostEnd, at: 20),
+            c.clientData(Array(stream[(a.count + b.count + 6)...]), offset: a.count + b.count + 6, at: 30),
+        ]
+        let events = try reassemble(pcap: pcapFile(segments, linkType: LinkType.raw, precision: .nanoseconds))
+        var framer = VTPWireFramer()
+        var frames: [WireFrame] = []
+        var problems: [WireStreamProblem] = []
+        framer.process(events, frames: &frames, problems: &problems)
+        XCTAssertEqual(frames.map { String(buffer: $0.payload) }, ["<a>first</a>", "<c>third</c>"])
+        XCTAssertEqual(frames.map(\.timestampNanos), [10, 30])
+        XCTAssertEqual(frames.last?.timing.firstByteCapturedNanos, 20)
+        XCTAssertEqual(frames.last?.timing.startOffset, UInt64(a.count + b.count))
+        XCTAssertEqual(problems, [.captureGap(connectionID: 1, direction: .clientToServer, bytes: 100)])
     }
 }
 
@@ -180,5 +212,21 @@ final class ReassemblerRetentionTests: XCTestCase {
         XCTAssertEqual(reassembler.connections.count, 1)  // only the new SYN's connection
         XCTAssertEqual(reassembler.forgottenConnections, 2)
         XCTAssertEqual(reassembler.totals.connections, 3)
+    }
+}
+
+final class HoleAgeTests: XCTestCase {
+    func testAnOldHoleIsSkippedWhenALimitIsSet() {
+        var stream = TCPByteStream()
+        stream.maximumHoleAgeNanos = 1000
+        stream.anchor(synSequence: 0)
+        XCTAssertEqual(stream.accept(sequence: 1, payload: [1], timestampNanos: 0).count, 1)
+        XCTAssertEqual(stream.accept(sequence: 5, payload: [5], timestampNanos: 100), [])  // hole 2..4
+        XCTAssertEqual(stream.accept(sequence: 6, payload: [6], timestampNanos: 900), [])  // still young
+        let chunks = stream.accept(sequence: 7, payload: [7], timestampNanos: 1200)  // hole older than 1 µs
+        XCTAssertEqual(chunks.map(\.bytes), [[5], [6], [7]])
+        XCTAssertEqual(chunks.map(\.capturedNanos), [100, 900, 1200])
+        XCTAssertEqual(stream.skippedBytes, 3)
+        XCTAssertFalse(stream.hasHole)
     }
 }
