@@ -140,10 +140,14 @@ final class ProxySystemTests: XCTestCase {
 
     // MARK: PostgreSQL through the proxy
 
-    private func startCluster() throws -> (directory: String, port: Int) {
+    private func requirePostgres() throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/lib/postgresql/15/bin/initdb"),
             FileManager.default.isExecutableFile(atPath: "/usr/bin/pgbench")
         else { throw XCTSkip("PostgreSQL 15 and pgbench not installed (scripts/setup-deps installs them)") }
+    }
+
+    private func startCluster() throws -> (directory: String, port: Int) {
+        try requirePostgres()
         let directory = temporaryPath("pg-cluster")
         let script = Self.repositoryRoot.appendingPathComponent("scripts/pg-cluster").path
         let (status, output) = try runProcess(script, ["start", directory])
@@ -265,5 +269,16 @@ final class ProxySystemTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(started), 10)
         await runtime.shutdown()
         try await group.shutdownGracefully()
+    }
+
+    // MARK: soak, short form
+
+    func testSoakSmoke() throws {
+        try requirePostgres()  // the script makes its own cluster
+        guard let proxy = builtExecutable("vtp-proxy") else { throw XCTSkip("vtp-proxy not built") }
+        let script = Self.repositoryRoot.appendingPathComponent("scripts/proxy-soak").path
+        let (status, output) = try runProcess(script, ["--smoke", "--bin", proxy])
+        XCTAssertEqual(status, 0, output)
+        XCTAssertTrue(output.contains("proxy-soak: PASS"), output)
     }
 }
