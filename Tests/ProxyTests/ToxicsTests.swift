@@ -144,3 +144,37 @@ final class ToxicsTests: XCTestCase {
         XCTAssertEqual(scheduler.scheduleEnd(arrival: 2_000), 200_000_000)
     }
 }
+
+final class ConfigFileTests: XCTestCase {
+    func testConfigFileWithManyListeners() throws {
+        let path = temporaryPath("proxies.json")
+        try """
+        {"control": "127.0.0.1:0",
+         "proxies": [
+           {"name": "vtp", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:8098", "protocol": "vtp",
+            "toxics": [{"type": "latency", "stream": "upstream", "attributes": {"latency": 50}}]},
+           {"listen": "127.0.0.1:0", "upstream": "127.0.0.1:5432", "protocol": "pg", "max_startup_length": 2048}
+         ]}
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        let config = try ProxyFileConfig.load(path: path)
+        XCTAssertEqual(config.control, HostPort(host: "127.0.0.1", port: 0))
+        XCTAssertEqual(config.proxies.count, 2)
+        XCTAssertEqual(config.proxies[0].toxics.first?.attributes["latency"], 50)
+        XCTAssertEqual(config.proxies[1].name, "proxy-0")
+        XCTAssertEqual(config.proxies[1].protocol, .pg)
+        XCTAssertEqual(config.proxies[1].maxStartupLength, 2048)
+    }
+
+    func testConfigFileErrorsNameTheProblem() throws {
+        let path = temporaryPath("bad.json")
+        try #"{"proxies": [], "contrl": "x"}"#.write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try ProxyFileConfig.load(path: path)) {
+            XCTAssertTrue("\($0)".contains("unknown key \"contrl\""), "\($0)")
+        }
+        try #"{"proxies": [{"listen": "nowhere", "upstream": "127.0.0.1:1"}]}"#.write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try ProxyFileConfig.load(path: path)) {
+            XCTAssertTrue("\($0)".contains("nowhere"), "\($0)")
+        }
+        XCTAssertThrowsError(try ProxyFileConfig.load(path: "/nonexistent/proxies.json"))
+    }
+}
