@@ -17,6 +17,11 @@ let package = Package(
         // MARK: lab
         .executable(name: "vtp-netem", targets: ["Netem"]),
         .executable(name: "vtp-lab", targets: ["LabCLI"]),
+        // MARK: proxy
+        .library(name: "PGWire", targets: ["PGWire"]),
+        .executable(name: "vtp-proxy", targets: ["Proxy"]),
+        // MARK: pgprobe
+        .executable(name: "pgprobe", targets: ["PGProbe"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -24,6 +29,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        // MARK: pgprobe
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         .systemLibrary(
@@ -109,5 +116,49 @@ let package = Package(
             path: "Sources/Lab"),
         .executableTarget(name: "LabCLI", dependencies: ["VTPLab", "BenchConfig", argumentParser], path: "Sources/LabCLI"),
         .testTarget(name: "LabTests", dependencies: ["VTPLab", "BenchConfig", "LatencyStats"]),
+        // MARK: proxy
+        // PostgreSQL wire protocol: incremental framing and decoding, both directions.
+        .target(name: "PGWire", dependencies: [nioCore], path: "Sources/PGWire"),
+        // The proxy: listeners, forwarding with toxics, protocol logging, control endpoint.
+        .target(
+            name: "ProxyCore",
+            dependencies: [
+                "PGWire", "VTPProtocol", nioCore, nioPosix, .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Sources/ProxyCore"),
+        .executableTarget(name: "Proxy", dependencies: ["ProxyCore", argumentParser], path: "Sources/Proxy"),
+        .testTarget(
+            name: "PGWireTests",
+            dependencies: [
+                "PGWire", nioCore, .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ]),
+        .testTarget(
+            name: "ProxyTests",
+            dependencies: [
+                "ProxyCore", "PGWire", "VTPProtocol", nioCore, nioPosix,
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]),
+        // MARK: pgprobe
+        // Packet-only PostgreSQL latency inference (pure value types) and its capture driver.
+        .target(
+            name: "PGSniff", dependencies: ["PGWire", "PacketCapture", "LatencyStats", nioCore], path: "Sources/PGSniff"),
+        // The query probe (postgres-nio) and the probe/sniffer cross-check. Only this
+        // target pulls postgres-nio, so the core build stays fast.
+        .target(
+            name: "PGProbeCore",
+            dependencies: [
+                "PGSniff", "LatencyStats", nioCore, nioPosix, logging,
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            path: "Sources/PGProbeCore"),
+        .executableTarget(
+            name: "PGProbe",
+            dependencies: ["PGProbeCore", "PGSniff", "PacketCapture", "LatencyStats", nioCore, nioPosix, argumentParser],
+            path: "Sources/PGProbe"),
+        .testTarget(name: "PGSniffTests", dependencies: ["PGSniff", "PacketCapture", nioCore]),
+        .testTarget(
+            name: "PGProbeTests", dependencies: ["PGProbeCore", "PGSniff", "PacketCapture", "LatencyStats"]),
     ]
 )

@@ -79,9 +79,13 @@ public final class LiveCapture {
     private let selectableFD: Int32
 
     /// Opens and activates a capture. `bufferBytes` is the kernel ring size: larger absorbs bursts.
+    /// `blockTimeoutMillis`: nil (default) is immediate mode, one ring slot per packet sized for
+    /// the MTU (64 KiB on `lo`: few slots); a value turns immediate mode off so the kernel packs
+    /// packets into blocks (TPACKET_V3, far more packets per buffer), delivered at the latest
+    /// after that many ms. Timestamps are the kernel's either way.
     public init(
         interface: String, filter: String = "", snapshotLength: Int32 = 262_144, bufferBytes: Int32 = 32 << 20,
-        promiscuous: Bool = false
+        promiscuous: Bool = false, blockTimeoutMillis: Int32? = nil
     ) throws(LiveCaptureError) {
         self.interface = interface
         self.filter = filter
@@ -92,7 +96,11 @@ public final class LiveCapture {
         let handle = PcapHandle(raw)
         pcap_set_snaplen(raw, snapshotLength)
         pcap_set_promisc(raw, promiscuous ? 1 : 0)
-        pcap_set_immediate_mode(raw, 1)  // deliver each packet now, not when a buffer block fills
+        if let blockTimeoutMillis {
+            pcap_set_timeout(raw, blockTimeoutMillis)
+        } else {
+            pcap_set_immediate_mode(raw, 1)  // deliver each packet now, not when a buffer block fills
+        }
         pcap_set_buffer_size(raw, bufferBytes)
         let wantNano = pcap_set_tstamp_precision(raw, Int32(PCAP_TSTAMP_PRECISION_NANO)) == 0
         let status = pcap_activate(raw)

@@ -1,0 +1,28 @@
+import ArgumentParser
+
+struct PGProbeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pgprobe",
+        abstract: "Measure client ↔ PostgreSQL latency: by timing queries, from packets, and both at once.",
+        subcommands: [QueryCommand.self, SniffCommand.self, CrosscheckCommand.self])
+}
+
+extension PGProbeCommand {
+    /// Parses and runs the chosen subcommand. (ArgumentParser's own async `main` cannot be
+    /// used: top-level code is needed to install the executor before any task starts, and
+    /// from there the synchronous `main` overload is picked.) Concrete types make sure the
+    /// async `run()` is the one called.
+    static func runSelected() async {
+        do {
+            var command = try parseAsRoot()
+            switch command {
+            case let query as QueryCommand: try await query.run()
+            case let sniff as SniffCommand: try await sniff.run()
+            case let crosscheck as CrosscheckCommand: try await crosscheck.run()
+            default: try command.run()  // --help, --version
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
+}

@@ -1,0 +1,25 @@
+import PacketCapture
+
+extension TCPSegment {
+    /// An ACK with nothing else: no data, no SYN/FIN/RST.
+    public var isPureAck: Bool { payload.isEmpty && flags.contains(.ack) && flags.isDisjoint(with: [.syn, .fin, .rst]) }
+}
+
+/// A client ↔ server connection, named by its two endpoints (the 5-tuple, protocol TCP).
+public struct PGFlowKey: Hashable, Sendable, CustomStringConvertible {
+    public var client: Endpoint
+    public var server: Endpoint
+    public init(client: Endpoint, server: Endpoint) {
+        self.client = client
+        self.server = server
+    }
+    public var description: String { "\(client) -> \(server)" }
+}
+
+/// TCP sequence-number arithmetic modulo 2^32 (RFC 1982 serial numbers).
+enum SequenceNumber {
+    /// b − a as a signed distance.
+    static func distance(from a: UInt32, to b: UInt32) -> Int64 { Int64(Int32(bitPattern: b &- a)) }
+    /// Whether `a` ≤ `b` in sequence space.
+    static func lessOrEqual(_ a: UInt32, _ b: UInt32) -> Bool { distance(from: a, to: b) >= 0 }
+}

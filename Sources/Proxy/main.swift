@@ -1,0 +1,210 @@
+import ArgumentParser
+import Foundation
+import ProxyCore
+
+@main
+struct VTPProxy: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vtp-proxy",
+        abstract: "Event-driven TCP proxy that logs VTP events and SQL queries and injects latency and faults.",
+        discussion: """
+            Examples:
+              vtp-proxy --listen 127.0.0.1:6432 --upstream 127.0.0.1:5432 --protocol pg --log queries.jsonl
+              vtp-proxy --listen 127.0.0.1:8099 --upstream 127.0.0.1:8098 --protocol vtp --latency 50ms --jitter 5ms
+              vtp-proxy --config proxies.json --control 127.0.0.1:8474
+            Upstream is client → server, downstream is server → client; --latency applies to each
+            direction given by --direction (default both). Faults beyond the flags (slow_close,
+            timeout, reset_peer, slicer, limit_data, stall, connect_delay) go in --toxic JSON, the
+            config file, or the control endpoint. See docs/proxy.md.
+            """)
+
+    @Option(help: "Address to listen on, HOST:PORT (port 0 picks a free one).")
+    var listen: String?
+
+    @Option(help: "Address to forward to, HOST:PORT.")
+    var upstream: String?
+
+    @Option(help: "How traffic is read: vtp, pg or raw.")
+    var `protocol`: String = "raw"
+
+    @Option(help: "JSON-lines log of events/queries ('-' for stdout).")
+    var log: String?
+
+    @Option(help: "Name of this proxy on the control endpoint.")
+    var name: String = "proxy"
+
+    @Option(help: "Added latency per direction, e.g. 50ms.")
+    var latency: String?
+
+    @Option(help: "Uniform jitter (±) on the latency, e.g. 5ms.")
+    var jitter: String?
+
+    @Option(help: "Bandwidth limit per direction, e.g. 1mbit, 500kbit, 64kbps.")
+    var bandwidth: String?
+
+    @Option(help: "Which direction(s) the latency/bandwidth flags apply to: upstream, downstream or both.")
+    var direction: String = "both"
+
+    @Option(help: "Probability (0…1) that a connection gets the flag-given toxics.")
+    var toxicity: Double = 1
+
+    @Option(help: "Delay before the upstream connect: a duration, or 'rtt' for one round trip of the latencies.")
+    var connectDelay: String?
+
+    @Option(help: "Probability per chunk of a loss-like stall (the stream holds for --stall-duration).")
+    var stallProbability: Double?
+
+    @Option(help: "Length of a stall.")
+    var stallDuration: String = "200ms"
+
+    @Option(
+        help: ArgumentHelp(
+            "Extra toxic as JSON (repeatable), e.g. '{\"type\":\"slicer\",\"stream\":\"downstream\",\"attributes\":{\"average_size\":64}}'.",
+            valueName: "json"))
+    var toxic: [String] = []
+
+    @Option(help: "PostgreSQL: refuse startup packets longer than this many bytes.")
+    var maxStartupLength: Int = 10_000
+
+    @Option(help: "HTTP JSON control endpoint (loopback), HOST:PORT.")
+    var control: String?
+
+    @Option(help: "Config file with many listeners (JSON: {\"control\", \"proxies\": [...]}).")
+    var config: String?
+
+    @Option(help: "Event-loop threads (default: one per core).")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    func validate() throws {
+        if config == nil, listen == nil || upstream == nil {
+            throw ValidationError("give --listen and --upstream (or --config FILE)")
+        }
+        if (listen == nil) != (upstream == nil) {
+            throw ValidationError("--listen and --upstream go together")
+        }
+        guard ProxyProtocol(rawValue: `protocol`) != nil else {
+            throw ValidationError("--protocol must be vtp, pg or raw (got \"\(`protocol`)\")")
+        }
+        guard ["upstream", "downstream", "both"].contains(direction) else {
+            throw ValidationError("--direction must be upstream, downstream or both (got \"\(direction)\")")
+        }
+        guard (0...1).contains(toxicity) else { throw ValidationError("--toxicity must be in 0…1") }
+        if let stallProbability, !(0...1).contains(stallProbability) {
+            throw ValidationError("--stall-probability must be in 0…1")
+        }
+        guard threads >= 1 else { throw ValidationError("--threads must be ≥ 1") }
+    }
+
+    func commandLineSpec() throws -> ProxySpec? {
+        guard let listen, let upstream else { return nil }
+        let directions: [StreamDirection] =
+            direction == "both" ? [.upstream, .downstream] : [StreamDirection(rawValue: direction)!]
+        var toxics: [Toxic] = []
+        let ms = { (text: String) throws -> Double in Double(try Units.parseDuration(text)) / 1e6 }
+        for stream in directions {
+            if latency != nil || jitter != nil {
+                toxics.append(
+                    Toxic(
+                        name: "latency_\(stream.rawValue)", type: .latency, stream: stream, toxicity: toxicity,
+                        attributes: ["latency": try ms(latency ?? "0ms"), "jitter": try ms(jitter ?? "0ms")]))
+            }
+            if let bandwidth {
+                toxics.append(
+                    Toxic(
+                        name: "bandwidth_\(stream.rawValue)", type: .bandwidth, stream: stream, toxicity: toxicity,
+                        attributes: ["rate": try Units.parseBandwidth(bandwidth) / 1000]))
+            }
+            if let stallProbability {
+                toxics.append(
+                    Toxic(
+                        name: "stall_\(stream.rawValue)", type: .stall, stream: stream,
+                        attributes: ["probability": stallProbability, "duration": try ms(stallDuration)]))
+            }
+        }
+        if let connectDelay {
+            toxics.append(
+                Toxic(
+                    name: "connect_delay", type: .connectDelay, stream: .upstream, toxicity: toxicity,
+                    attributes: connectDelay == "rtt" ? [:] : ["delay": try ms(connectDelay)]))
+        }
+        for text in toxic {
+            do {
+                toxics.append(try JSONDecoder().decode(Toxic.self, from: Data(text.utf8)))
+            } catch {
+                throw ValidationError("--toxic \(text): not a toxic (\(error))")
+            }
+        }
+        return ProxySpec(
+            name: name, listen: try HostPort(parsing: listen), upstream: try HostPort(parsing: upstream),
+            protocol: ProxyProtocol(rawValue: `protocol`)!, log: log, toxics: toxics,
+            maxStartupLength: maxStartupLength)
+    }
+
+    func run() async throws {
+        var specs: [ProxySpec] = []
+        var controlAddress: HostPort? = nil
+        do {
+            if let config {
+                let file = try ProxyFileConfig.load(path: config)
+                specs += file.proxies
+                controlAddress = file.control
+            }
+            if let spec = try commandLineSpec() { specs.append(spec) }
+            if let control { controlAddress = try HostPort(parsing: control) }
+        } catch let error as ProxyError {
+            throw ValidationError(error.description)
+        }
+        let runtime: ProxyRuntime
+        do {
+            runtime = try await ProxyRuntime.start(specs: specs, control: controlAddress, threads: threads)
+        } catch let error as ProxyError {
+            FileHandle.standardError.write(Data("vtp-proxy: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        for listener in runtime.listeners {
+            let toxics = listener.toxics.map { "\($0.name)" }.joined(separator: ",")
+            say(
+                "vtp-proxy: [\(listener.spec.name)] listening on \(listener.boundAddress ?? listener.spec.listen)"
+                    + " -> \(listener.spec.upstream) (\(listener.spec.protocol.rawValue))"
+                    + (toxics.isEmpty ? "" : " toxics: \(toxics)")
+                    + (listener.spec.log.map { " log: \($0)" } ?? ""))
+        }
+        if let control = runtime.control, let address = controlAddress {
+            say("vtp-proxy: control on http://\(address.host):\(control.boundPort ?? address.port)/proxies")
+        }
+        await waitForTerminationSignal()
+        say("vtp-proxy: shutting down")
+        await runtime.shutdown()
+    }
+}
+
+/// SIGINT/SIGTERM end the proxy cleanly: logs flushed, connections closed.
+func waitForTerminationSignal() async {
+    signal(SIGINT, SIG_IGN)
+    signal(SIGTERM, SIG_IGN)
+    let queue = DispatchQueue(label: "vtp-proxy.signals")
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        let fired = NSLock()
+        nonisolated(unsafe) var resumed = false
+        for number in [SIGINT, SIGTERM] {
+            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+            source.setEventHandler {
+                fired.lock()
+                defer { fired.unlock() }
+                guard !resumed else { return }
+                resumed = true
+                continuation.resume()
+            }
+            source.resume()
+            signalSources.append(source)
+        }
+    }
+}
+
+/// Kept alive for the life of the process (a released source stops delivering).
+nonisolated(unsafe) var signalSources: [DispatchSourceSignal] = []
+
+/// stdout may be a pipe (block-buffered): write each line through at once.
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}

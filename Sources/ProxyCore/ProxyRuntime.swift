@@ -1,0 +1,105 @@
+import Foundation
+import NIOCore
+import NIOPosix
+
+/// A config file with many listeners:
+/// {"control": "127.0.0.1:8474", "proxies": [{"name", "listen", "upstream", "protocol", "log", "toxics": […]}]}
+public struct ProxyFileConfig: Decodable, Sendable {
+    public var control: HostPort?
+    public var proxies: [ProxySpec]
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case control, proxies }
+
+    public static func load(path: String) throws(ProxyError) -> ProxyFileConfig {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw .invalidConfig("cannot read \(path)")
+        }
+        if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
+            let known = Set(CodingKeys.allCases.map(\.rawValue))
+            if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
+                throw .invalidConfig("\(path): unknown key \"\(unknown)\" (known: control, proxies)")
+            }
+        }
+        do {
+            return try JSONDecoder().decode(ProxyFileConfig.self, from: data)
+        } catch let error as DecodingError {
+            throw .invalidConfig("\(path): \(Router.describe(error))")
+        } catch let error as ProxyError {
+            throw .invalidConfig("\(path): \(error)")
+        } catch {
+            throw .invalidConfig("\(path): \(error)")
+        }
+    }
+}
+
+/// Everything that runs: listeners sharing one event-loop group (one loop per core) and the
+/// optional control endpoint. Used by the executable and by the tests.
+public final class ProxyRuntime: Sendable {
+    public let listeners: [ProxyListener]
+    public let control: ControlServer?
+    public let group: MultiThreadedEventLoopGroup
+    private let logs: [LogSink]
+
+    public static func start(
+        specs: [ProxySpec], control: HostPort?, threads: Int = System.coreCount,
+        warn: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+    ) async throws -> ProxyRuntime {
+        guard !specs.isEmpty else { throw ProxyError.invalidConfig("no proxy to run (give --listen/--upstream or --config)") }
+        if Set(specs.map(\.name)).count != specs.count {
+            throw ProxyError.invalidConfig("two proxies share a name; names must be unique")
+        }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
+        // Listeners that name the same log file share one sink (one writer per file).
+        var sinks: [String: LogSink] = [:]
+        var listeners: [ProxyListener] = []
+        do {
+            for spec in specs {
+                var sink: LogSink? = nil
+                if let path = spec.log {
+                    if let existing = sinks[path] {
+                        sink = existing
+                    } else {
+                        sink = try LogSink(path: path)
+                        sinks[path] = sink
+                    }
+                }
+                let listener = try ProxyListener(spec: spec, group: group, log: sink, warn: warn)
+                try await listener.start()
+                listeners.append(listener)
+            }
+            let controlServer: ControlServer?
+            if let control {
+                controlServer = try await ControlServer.start(on: control, listeners: listeners, group: group)
+            } else {
+                controlServer = nil
+            }
+            return ProxyRuntime(listeners: listeners, control: controlServer, group: group, logs: Array(sinks.values))
+        } catch {
+            for listener in listeners { await listener.stop() }
+            for sink in sinks.values { sink.stop() }
+            try? await group.shutdownGracefully()
+            throw error
+        }
+    }
+
+    private init(listeners: [ProxyListener], control: ControlServer?, group: MultiThreadedEventLoopGroup, logs: [LogSink]) {
+        self.listeners = listeners
+        self.control = control
+        self.group = group
+        self.logs = logs
+    }
+
+    public func listener(named name: String) -> ProxyListener? { listeners.first { $0.spec.name == name } }
+
+    /// Lines written to all logs so far.
+    public func flushLogs() { for log in logs { log.flush() } }
+
+    public func shutdown() async {
+        await control?.close()
+        for listener in listeners { await listener.stop() }
+        // Let the tear-downs scheduled on the loops write their "close" records.
+        try? await Task.sleep(nanoseconds: 50_000_000)
+        for log in logs { log.stop() }
+        try? await group.shutdownGracefully()
+    }
+}

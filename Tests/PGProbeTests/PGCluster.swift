@@ -1,0 +1,81 @@
+import Foundation
+import XCTest
+
+/// A throwaway PostgreSQL cluster started with scripts/pg-cluster (one per test class).
+final class PGCluster: @unchecked Sendable {
+    let directory: String
+    let port: Int
+    let dsn: String
+
+    static var repositoryRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
+
+    static var script: String { repositoryRoot.appendingPathComponent("scripts/pg-cluster").path }
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("pgprobe-test-\(UUID().uuidString)").path
+        let output = try Self.run([Self.script, "start", directory])
+        var values: [String: String] = [:]
+        for line in output.split(separator: "\n") {
+            guard let equals = line.firstIndex(of: "=") else { continue }
+            values[String(line[..<equals])] = String(line[line.index(after: equals)...])
+        }
+        guard let portText = values["PGPORT"], let port = Int(portText), let dsn = values["DSN"] else {
+            throw ClusterError(message: "pg-cluster printed no PGPORT/DSN: \(output)")
+        }
+        self.port = port
+        self.dsn = dsn
+    }
+
+    func stop() throws { _ = try Self.run([Self.script, "stop", directory]) }
+
+    /// Starts the stopped cluster again on the same port.
+    func start() throws { _ = try Self.run([Self.script, "start", directory, String(port)]) }
+
+    func destroy() {
+        try? stop()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    struct ClusterError: Error, CustomStringConvertible {
+        var message: String
+        var description: String { message }
+    }
+
+    /// Runs a command, returns its stdout; throws with its stderr when it fails.
+    /// (posix_spawn + waitpid: Foundation's Process.waitUntilExit was seen to hang here
+    /// after the child had exited.)
+    @discardableResult
+    static func run(_ arguments: [String]) throws -> String {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("pgprobe-run-\(UUID().uuidString)").path
+        let outPath = base + ".out"
+        let errPath = base + ".err"
+        defer {
+            unlink(outPath)
+            unlink(errPath)
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        let argv = (["/usr/bin/env"] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, "/usr/bin/env", &actions, nil, argv, environ)
+        guard spawned == 0 else {
+            throw ClusterError(message: "cannot run \(arguments[0]): \(String(cString: strerror(spawned)))")
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let stdout = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
+        let stderr = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+        // WIFEXITED && WEXITSTATUS == 0
+        guard status & 0x7f == 0, (status >> 8) & 0xff == 0 else {
+            throw ClusterError(message: "\(arguments.joined(separator: " ")) failed (status \(status)): \(stderr)\(stdout)")
+        }
+        return stdout
+    }
+}
