@@ -178,6 +178,73 @@ final class ProxyEndToEndTests: XCTestCase {
         await runtime.shutdown()
     }
 
+    func testResetPeerResetsTheClient() async throws {
+        let runtime = try await startProxy(toxics: [Toxic(type: .resetPeer, stream: .downstream, attributes: ["timeout": 200])])
+        let client = try await TestClient.connect(to: port(runtime), group: group)
+        let start = DispatchTime.now().uptimeNanoseconds
+        let outcome: String = try await withTimeout(10) {
+            try await client.channel.executeThenClose { inbound, outbound in
+                try await outbound.write(ByteBuffer(string: "hello"))
+                do {
+                    for try await _ in inbound {}
+                    return "clean end of stream"
+                } catch {
+                    return "\(error)"
+                }
+            }
+        }
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        XCTAssertTrue(outcome.contains("reset") || outcome.contains("104"), "RST, not FIN: \(outcome)")
+        XCTAssertGreaterThan(elapsed, 0.15)
+        await runtime.shutdown()
+    }
+
+    func testSlicerDeliversEverythingInSmallDelayedPieces() async throws {
+        // 2,000 bytes in ~20-byte slices 2 ms apart: ~100 slices, ≥ 0.15 s.
+        let runtime = try await startProxy(toxics: [
+            Toxic(type: .slicer, stream: .downstream, attributes: ["average_size": 20, "size_variation": 5, "delay": 2000])
+        ])
+        let client = try await TestClient.connect(to: port(runtime), group: group)
+        let payload = ByteBuffer(bytes: (0..<2000).map { UInt8(truncatingIfNeeded: $0 % 253) })
+        let (received, reads, elapsed) = try await client.channel.executeThenClose { inbound, outbound in
+            var iterator = inbound.makeAsyncIterator()
+            let start = DispatchTime.now().uptimeNanoseconds
+            try await outbound.write(payload)
+            var all = ByteBuffer()
+            var reads = 0
+            while all.readableBytes < 2000, var chunk = try await iterator.next() {
+                reads += 1
+                all.writeBuffer(&chunk)
+            }
+            return (all, reads, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        XCTAssertEqual(received, payload)
+        XCTAssertGreaterThan(reads, 20, "arrived in many pieces")
+        XCTAssertGreaterThan(elapsed, 0.15)
+        await runtime.shutdown()
+    }
+
+    func testSlowCloseDelaysTheFIN() async throws {
+        let runtime = try await startProxy(toxics: [Toxic(type: .slowClose, stream: .downstream, attributes: ["delay": 300])])
+        let client = try await TestClient.connect(to: port(runtime), group: group)
+        let (echoed, dataTime, endTime) = try await client.channel.executeThenClose { inbound, outbound in
+            let start = DispatchTime.now().uptimeNanoseconds
+            try await outbound.write(ByteBuffer(string: "bye"))
+            outbound.finish()
+            var all = ByteBuffer()
+            var dataTime = 0.0
+            for try await var chunk in inbound {
+                all.writeBuffer(&chunk)
+                dataTime = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            }
+            return (String(buffer: all), dataTime, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        XCTAssertEqual(echoed, "bye")
+        XCTAssertLessThan(dataTime, 0.1, "data is not delayed")
+        XCTAssertGreaterThan(endTime, 0.28, "the FIN is")
+        await runtime.shutdown()
+    }
+
     func testControlEndpointChangesToxicsAndTakesTheProxyDown() async throws {
         let runtime = try await startProxy(control: true)
         let controlPort = runtime.control!.boundPort!
