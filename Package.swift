@@ -11,6 +11,12 @@ let package = Package(
     products: [
         .executable(name: "vtp-sender", targets: ["Sender"]),
         .executable(name: "vtp-receiver", targets: ["Receiver"]),
+        // MARK: capture
+        .library(name: "PacketCapture", targets: ["PacketCapture"]),
+        .executable(name: "vtp-capture", targets: ["CaptureTool"]),
+        // MARK: lab
+        .executable(name: "vtp-netem", targets: ["Netem"]),
+        .executable(name: "vtp-lab", targets: ["LabCLI"]),
         // MARK: proxy
         .library(name: "PGWire", targets: ["PGWire"]),
         .executable(name: "vtp-proxy", targets: ["Proxy"]),
@@ -44,11 +50,13 @@ let package = Package(
             ],
             path: "Sources/Transport"),
         .executableTarget(
-            name: "Sender", dependencies: ["VTPTransport", "BenchConfig", argumentParser],
+            name: "Sender", dependencies: ["VTPTransport", "VTPProtocol", "BenchConfig", argumentParser],
             path: "Sources/Sender"),
         .executableTarget(
-            name: "Receiver", dependencies: ["VTPTransport", "BenchConfig", argumentParser],
+            name: "Receiver", dependencies: ["VTPTransport", "BenchConfig", argumentParser, "WireCheck" /* capture */],
             path: "Sources/Receiver"),
+        // Per-message CPU costs (scripts/bench-core prints them).
+        .executableTarget(name: "Microbench", dependencies: ["VTPProtocol", "CLibXML2", nioCore], path: "Sources/Microbench"),
         .testTarget(
             name: "VTPProtocolTests",
             dependencies: [
@@ -63,6 +71,47 @@ let package = Package(
                 "VTPTransport", "VTPProtocol", "BenchConfig", "LatencyStats", nioCore, nioPosix,
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
+        // Drives the built executables as processes (flags, exit codes, signals, Comet interop).
+        .testTarget(name: "CLITests", dependencies: ["Sender", "Receiver"]),
+        // MARK: capture
+        .systemLibrary(
+            name: "CPcap", path: "Sources/CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"])]),
+        // Protocol-agnostic: pcap files, live capture, TCP segments and per-flow reassembly.
+        .target(name: "PacketCapture", dependencies: ["CPcap"], path: "Sources/Capture"),
+        // VTP on top of PacketCapture: frames with wire times, per-event wire latency analysis.
+        .target(
+            name: "VTPWire", dependencies: ["PacketCapture", "VTPProtocol", "LatencyStats", nioCore],
+            path: "Sources/WireAnalysis"),
+        .executableTarget(
+            name: "CaptureTool", dependencies: ["PacketCapture", "VTPWire", argumentParser],
+            path: "Sources/CaptureTool"),
+        // vtp-receiver --capture-interface: pairs the receiver's events with the wire's.
+        .target(
+            name: "WireCheck",
+            dependencies: [
+                "PacketCapture", "VTPWire", "VTPTransport", "VTPProtocol", "LatencyStats",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Sources/WireCheck"),
+        .testTarget(
+            name: "PacketCaptureTests",
+            dependencies: [
+                "PacketCapture", "VTPWire", "WireCheck", "VTPTransport", "VTPProtocol", "BenchConfig", "LatencyStats",
+                nioCore, nioPosix,
+            ]),
+        // MARK: lab
+        // TUN, epoll, timerfd and signal plumbing for the userspace delay link.
+        .target(name: "CDelayLink", path: "Sources/CDelayLink"),
+        // Userspace delay link: release scheduling (pure), TUN forwarder, namespace set-up.
+        .target(name: "DelayLink", dependencies: ["CDelayLink", "LatencyStats"], path: "Sources/DelayLink"),
+        .executableTarget(name: "Netem", dependencies: ["DelayLink", argumentParser], path: "Sources/Netem"),
+        .testTarget(name: "DelayLinkTests", dependencies: ["DelayLink", "CDelayLink"]),
+        // Namespaced sender/receiver runs over the delay link, sweeps, tables.
+        .target(
+            name: "VTPLab", dependencies: ["DelayLink", "CDelayLink", "VTPTransport", "BenchConfig", "LatencyStats"],
+            path: "Sources/Lab"),
+        .executableTarget(name: "LabCLI", dependencies: ["VTPLab", "BenchConfig", argumentParser], path: "Sources/LabCLI"),
+        .testTarget(name: "LabTests", dependencies: ["VTPLab", "BenchConfig", "LatencyStats"]),
         // MARK: proxy
         // PostgreSQL wire protocol: incremental framing and decoding, both directions.
         .target(name: "PGWire", dependencies: [nioCore], path: "Sources/PGWire"),

@@ -1,16 +1,47 @@
 import CLibXML2
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An element's attributes: a handful at most, so a small array beats hashing.
+public struct XMLAttributes: Sendable, Equatable, ExpressibleByDictionaryLiteral {
+    public private(set) var pairs: [(name: String, value: String)] = []
+
+    public init(dictionaryLiteral elements: (String, String)...) {
+        for (name, value) in elements { self[name] = value }
+    }
+
+    public subscript(name: String) -> String? {
+        get { pairs.first { $0.name == name }?.value }
+        set {
+            if let index = pairs.firstIndex(where: { $0.name == name }) {
+                if let newValue { pairs[index].value = newValue } else { pairs.remove(at: index) }
+            } else if let newValue {
+                pairs.append((name, newValue))
+            }
+        }
+    }
+
+    public var count: Int { pairs.count }
+
+    public static func == (a: XMLAttributes, b: XMLAttributes) -> Bool {
+        a.pairs.count == b.pairs.count && a.pairs.allSatisfy { b[$0.name] == $0.value }
+    }
+}
 
 /// A parsed element: just what VTP needs, detached from libxml2's memory.
 public struct XMLElement: Sendable, Equatable {
     public var name: String
     public var namespaceURI: String?
-    public var attributes: [String: String]
+    public var attributes: XMLAttributes
     /// Concatenated text and CDATA directly inside this element.
     public var text: String
     public var children: [XMLElement]
 
     public init(
-        name: String, namespaceURI: String? = nil, attributes: [String: String] = [:], text: String = "",
+        name: String, namespaceURI: String? = nil, attributes: XMLAttributes = [:], text: String = "",
         children: [XMLElement] = []
     ) {
         self.name = name
@@ -22,11 +53,14 @@ public struct XMLElement: Sendable, Equatable {
 
     public func child(_ name: String) -> XMLElement? { children.first { $0.name == name } }
     public func children(named name: String) -> [XMLElement] { children.filter { $0.name == name } }
+    /// Text without leading/trailing XML white space (space, tab, CR, LF).
     public var trimmedText: String {
-        var scalars = Substring(text)
-        while let first = scalars.first, first.isWhitespace { scalars.removeFirst() }
-        while let last = scalars.last, last.isWhitespace { scalars.removeLast() }
-        return String(scalars)
+        let bytes = text.utf8
+        func isSpace(_ b: UInt8) -> Bool { b == 32 || b == 9 || b == 10 || b == 13 }
+        guard let first = bytes.firstIndex(where: { !isSpace($0) }) else { return "" }
+        let last = bytes.lastIndex(where: { !isSpace($0) })!
+        if first == bytes.startIndex && last == bytes.index(before: bytes.endIndex) { return text }
+        return String(text[first...last])
     }
 }
 
@@ -73,10 +107,9 @@ public enum SafeXMLParser {
         // Per thread in libxml2; cheap, so set on every call from whatever thread parses.
         vtp_xml_silence_generic_errors()
 
-        guard let context = xmlNewParserCtxt() else {
+        guard let context = ParserContextCache.current() else {
             throw XMLParseError.malformed(line: 0, message: "libxml2 could not allocate a parser")
         }
-        defer { xmlFreeParserCtxt(context) }
         let options = Int32(
             XML_PARSE_NONET.rawValue | XML_PARSE_NOERROR.rawValue | XML_PARSE_NOWARNING.rawValue
                 | XML_PARSE_NOCDATA.rawValue)
@@ -104,7 +137,10 @@ public enum SafeXMLParser {
         var attribute = node.pointee.properties
         while let attr = attribute {
             if let name = string(attr.pointee.name) {
-                if let value = xmlNodeListGetString(node.pointee.doc, attr.pointee.children, 1) {
+                if let child = attr.pointee.children, child.pointee.next == nil, child.pointee.type == XML_TEXT_NODE {
+                    // The usual case: one text node, read in place without libxml2's copy.
+                    element.attributes[name] = string(child.pointee.content) ?? ""
+                } else if let value = xmlNodeListGetString(node.pointee.doc, attr.pointee.children, 1) {
                     element.attributes[name] = String(cString: value)
                     vtp_xml_free(value)
                 } else {
@@ -133,19 +169,42 @@ public enum SafeXMLParser {
     }
 
     private static func contains(_ needle: [UInt8], in haystack: UnsafeRawBufferPointer) -> Bool {
-        guard haystack.count >= needle.count else { return false }
-        let first = needle[0]
-        var i = 0
-        let last = haystack.count - needle.count
-        while i <= last {
-            if haystack[i] == first {
-                var j = 1
-                while j < needle.count && haystack[i + j] == needle[j] { j += 1 }
-                if j == needle.count { return true }
+        guard haystack.count >= needle.count, let base = haystack.baseAddress else { return false }
+        // memchr (vectorised in libc) to each candidate first byte, then compare the rest.
+        let end = base + haystack.count
+        var cursor = base
+        return needle.withUnsafeBytes { pattern in
+            while end - cursor >= needle.count, let hit = memchr(cursor, Int32(needle[0]), end - cursor) {
+                let candidate = UnsafeRawPointer(hit)
+                if end - candidate < needle.count { return false }
+                if memcmp(candidate, pattern.baseAddress!, needle.count) == 0 { return true }
+                cursor = candidate + 1
             }
-            i += 1
+            return false
         }
-        return false
+    }
+}
+
+/// One libxml2 parser context per thread, reused: allocating a context costs more
+/// than parsing a small document. `xmlCtxtReadMemory` resets it before each parse.
+private enum ParserContextCache {
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key) { pointer in
+            #if canImport(Darwin)
+            xmlFreeParserCtxt(pointer.assumingMemoryBound(to: xmlParserCtxt.self))
+            #else
+            if let pointer { xmlFreeParserCtxt(pointer.assumingMemoryBound(to: xmlParserCtxt.self)) }
+            #endif
+        }
+        return key
+    }()
+
+    static func current() -> xmlParserCtxtPtr? {
+        if let existing = pthread_getspecific(key) { return existing.assumingMemoryBound(to: xmlParserCtxt.self) }
+        guard let context = xmlNewParserCtxt() else { return nil }
+        pthread_setspecific(key, context)
+        return context
     }
 }
 

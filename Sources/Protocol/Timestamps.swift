@@ -21,33 +21,61 @@ public enum WallClock {
 public enum ISO8601Time {
     /// `2026-11-24T02:22:29Z` — the form Comet puts in Transport TimeStamps.
     public static func formatSeconds(nanos: Int64) -> String {
-        let (fields, _) = split(nanos)
-        return fields + "Z"
+        var bytes = [UInt8](repeating: 0, count: 20)
+        bytes.withUnsafeMutableBufferPointer { _ = write(nanos: nanos, microseconds: false, into: $0.baseAddress!) }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// `2026-11-24T02:22:29.123456Z` — microseconds, as VOEvent Who/Date.
     public static func formatMicroseconds(nanos: Int64) -> String {
-        let (fields, subsecondNanos) = split(nanos)
-        let micros = subsecondNanos / 1000
-        return fields + "." + pad(Int(micros), 6) + "Z"
+        var bytes = [UInt8](repeating: 0, count: 27)
+        bytes.withUnsafeMutableBufferPointer { _ = write(nanos: nanos, microseconds: true, into: $0.baseAddress!) }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
-    private static func split(_ nanos: Int64) -> (String, Int64) {
+    /// Length of what `write` produces.
+    public static func formattedLength(microseconds: Bool) -> Int { microseconds ? 27 : 20 }
+
+    /// Writes the timestamp as ASCII (20 or 27 bytes) without allocating: the sender and
+    /// receiver format one per event. Civil-from-days after Howard Hinnant's algorithm.
+    @discardableResult
+    public static func write(nanos: Int64, microseconds: Bool, into out: UnsafeMutablePointer<UInt8>) -> Int {
         var seconds = nanos / 1_000_000_000
         var sub = nanos % 1_000_000_000
         if sub < 0 { sub += 1_000_000_000; seconds -= 1 }
-        var t = time_t(seconds)
-        var tmValue = tm()
-        gmtime_r(&t, &tmValue)
-        let text = pad(Int(tmValue.tm_year) + 1900, 4) + "-" + pad(Int(tmValue.tm_mon) + 1, 2) + "-"
-            + pad(Int(tmValue.tm_mday), 2) + "T" + pad(Int(tmValue.tm_hour), 2) + ":"
-            + pad(Int(tmValue.tm_min), 2) + ":" + pad(Int(tmValue.tm_sec), 2)
-        return (text, sub)
-    }
-
-    private static func pad(_ value: Int, _ width: Int) -> String {
-        let digits = String(value)
-        return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+        var days = seconds / 86_400
+        var secondOfDay = seconds % 86_400
+        if secondOfDay < 0 { secondOfDay += 86_400; days -= 1 }
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let mp = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        func digits(_ value: Int64, _ count: Int, at offset: Int) {
+            var v = value
+            for i in stride(from: offset + count - 1, through: offset, by: -1) {
+                out[i] = UInt8(48 + v % 10)
+                v /= 10
+            }
+        }
+        digits(year, 4, at: 0); out[4] = 45
+        digits(month, 2, at: 5); out[7] = 45
+        digits(day, 2, at: 8); out[10] = 84
+        digits(secondOfDay / 3600, 2, at: 11); out[13] = 58
+        digits(secondOfDay / 60 % 60, 2, at: 14); out[16] = 58
+        digits(secondOfDay % 60, 2, at: 17)
+        guard microseconds else {
+            out[19] = 90
+            return 20
+        }
+        out[19] = 46
+        digits(sub / 1000, 6, at: 20)
+        out[26] = 90
+        return 27
     }
 
     /// Parses an xs:dateTime (`YYYY-MM-DDThh:mm:ss[.frac][Z|±hh:mm]`); no zone means UTC,

@@ -6,6 +6,10 @@ import NIOCore
 /// in the namespace Comet and the original benchmark use.
 public struct TransportMessage: Sendable, Equatable {
     public static let namespace = "http://www.telescope-networks.org/xml/Transport/v1.1"
+    /// Meta/Param names vtp-receiver adds to its acks (wall-clock ns): when the event was
+    /// received and when the ack was sent, for the sender's clock-offset estimate.
+    public static let receivedNanosParam = "received_ns"
+    public static let repliedNanosParam = "replied_ns"
 
     public enum Role: String, Sendable, CaseIterable {
         case ack, nak, iamalive, authenticate
@@ -41,8 +45,17 @@ public struct TransportMessage: Sendable, Equatable {
         self.version = version
     }
 
-    public static func ack(eventIVORN: String, localIVO: String?, nowNanos: Int64 = WallClock.nowNanos()) -> Self {
-        .init(role: .ack, origin: eventIVORN, response: localIVO, timestamp: ISO8601Time.formatSeconds(nanos: nowNanos))
+    public static func ack(
+        eventIVORN: String, localIVO: String?, nowNanos: Int64 = WallClock.nowNanos(), params: [Param] = []
+    ) -> Self {
+        .init(
+            role: .ack, origin: eventIVORN, response: localIVO, timestamp: ISO8601Time.formatSeconds(nanos: nowNanos),
+            params: params)
+    }
+
+    /// The value of a Meta/Param as an integer, if present and numeric.
+    public func integerParam(_ name: String) -> Int64? {
+        params.first { $0.name == name }.flatMap { Int64($0.value) }
     }
 
     public static func nak(

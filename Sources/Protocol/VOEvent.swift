@@ -1,3 +1,5 @@
+import NIOCore
+
 /// Builds schema-valid, unique VOEvent 2.0 test events for the benchmark.
 ///
 /// Each event carries its sequence number, the sender's run id and the moment it was
@@ -11,15 +13,39 @@ public struct TestEventBuilder: Sendable {
     public static let sentNanosParam = "sent_ns"
     public static let runParam = "run"
     public static let paddingParam = "padding"
+    /// The sender's current clock-offset estimate (receiver − sender) and its error bound, ns.
+    public static let clockOffsetParam = "clock_offset_ns"
+    public static let clockErrorParam = "clock_error_ns"
 
     public let localIVO: String
     public let runID: String
     public let eventSize: Int
+    // The document's constant parts, precomputed: building an event is on the hot path.
+    private let beforeSequence: [UInt8]
+    private let beforeDate: [UInt8]
+    private let beforeSequenceParam: [UInt8]
+    private let beforeSentNanos: [UInt8]
+    private let beforePadding: [UInt8]
+    private static let paddingOpen = Array("\n<Param name=\"\(paddingParam)\" value=\"".utf8)
+    private static let tail = Array("\"/></What>\n</voe:VOEvent>\n".utf8)
 
     public init(localIVO: String, runID: String = TestEventBuilder.makeRunID(), eventSize: Int) {
         self.localIVO = localIVO
         self.runID = runID
         self.eventSize = eventSize
+        let author = XMLEscaping.escape(localIVO)
+        beforeSequence = Array("""
+            <?xml version="1.0" encoding="UTF-8"?>
+            <voe:VOEvent xmlns:voe="\(Self.voeventNamespace)" \
+            xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" \
+            xsi:schemaLocation="http://www.ivoa.net/xml/VOEvent/v2.0 http://www.ivoa.net/xml/VOEvent/VOEvent-v2.0.xsd" \
+            version="2.0" role="test" ivorn="\(author)#\(XMLEscaping.escape(runID))-
+            """.utf8)
+        beforeDate = Array("\">\n<Who><AuthorIVORN>\(author)</AuthorIVORN><Date>".utf8)
+        beforeSequenceParam = Array("</Date></Who>\n<What><Param name=\"\(Self.sequenceParam)\" value=\"".utf8)
+        beforeSentNanos = Array("\"/><Param name=\"\(Self.sentNanosParam)\" value=\"".utf8)
+        beforePadding = Array(
+            "\"/><Param name=\"\(Self.runParam)\" value=\"\(XMLEscaping.escape(runID))\"/>\n<Param name=\"\(Self.paddingParam)\" value=\"".utf8)
     }
 
     /// 12 hex digits of randomness: enough that two runs never share an ivorn.
@@ -32,27 +58,60 @@ public struct TestEventBuilder: Sendable {
 
     public func ivorn(sequence: UInt64) -> String { "\(localIVO)#\(runID)-\(sequence)" }
 
-    /// The UTF-8 bytes of one event document, at least `eventSize` bytes long
-    /// (exactly, unless the unpadded document is already bigger).
+    /// Appends the event as one VTP frame (length prefix + document), at least
+    /// `eventSize` bytes of document (exactly, unless the unpadded one is bigger).
+    public func writeFramedDocument(
+        sequence: UInt64, sentNanos: Int64, clockOffset: (offsetNanos: Int64, errorNanos: Int64)? = nil,
+        into buffer: inout ByteBuffer
+    ) {
+        buffer.reserveCapacity(minimumWritableBytes: max(eventSize, 700) + VTPFraming.headerSize)
+        let lengthIndex = buffer.writerIndex
+        buffer.writeInteger(UInt32(0), endianness: .big)
+        let start = buffer.writerIndex
+        buffer.writeBytes(beforeSequence)
+        Self.writeDecimal(sequence, into: &buffer)
+        buffer.writeBytes(beforeDate)
+        let dateLength = ISO8601Time.formattedLength(microseconds: true)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: dateLength) { raw in
+            ISO8601Time.write(nanos: sentNanos, microseconds: true, into: raw.baseAddress!.assumingMemoryBound(to: UInt8.self))
+        }
+        buffer.writeBytes(beforeSequenceParam)
+        Self.writeDecimal(sequence, into: &buffer)
+        buffer.writeBytes(beforeSentNanos)
+        if sentNanos < 0 { buffer.writeInteger(UInt8(45)) }
+        Self.writeDecimal(sentNanos.magnitude, into: &buffer)
+        buffer.writeBytes(beforePadding.prefix(beforePadding.count - Self.paddingOpen.count))
+        if let clockOffset {
+            buffer.writeString("<Param name=\"\(Self.clockOffsetParam)\" value=\"\(clockOffset.offsetNanos)\"/>")
+            buffer.writeString("<Param name=\"\(Self.clockErrorParam)\" value=\"\(clockOffset.errorNanos)\"/>")
+        }
+        buffer.writeBytes(Self.paddingOpen)
+        let written = buffer.writerIndex - start + Self.tail.count
+        if eventSize > written { buffer.writeRepeatingByte(UInt8(ascii: "x"), count: eventSize - written) }
+        buffer.writeBytes(Self.tail)
+        buffer.setInteger(UInt32(buffer.writerIndex - start), at: lengthIndex, endianness: .big)
+    }
+
+    /// One event document as text.
     public func document(sequence: UInt64, sentNanos: Int64) -> String {
-        let ivorn = XMLEscaping.escape(ivorn(sequence: sequence))
-        let author = XMLEscaping.escape(localIVO)
-        let head = """
-            <?xml version="1.0" encoding="UTF-8"?>
-            <voe:VOEvent xmlns:voe="\(Self.voeventNamespace)" \
-            xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" \
-            xsi:schemaLocation="http://www.ivoa.net/xml/VOEvent/v2.0 http://www.ivoa.net/xml/VOEvent/VOEvent-v2.0.xsd" \
-            version="2.0" role="test" ivorn="\(ivorn)">
-            <Who><AuthorIVORN>\(author)</AuthorIVORN><Date>\(ISO8601Time.formatMicroseconds(nanos: sentNanos))</Date></Who>
-            <What><Param name="\(Self.sequenceParam)" value="\(sequence)"/>\
-            <Param name="\(Self.sentNanosParam)" value="\(sentNanos)"/>\
-            <Param name="\(Self.runParam)" value="\(XMLEscaping.escape(runID))"/>
-            """
-        let paddingOpen = "<Param name=\"\(Self.paddingParam)\" value=\""
-        let tail = "\"/></What>\n</voe:VOEvent>\n"
-        let fixedLength = head.utf8.count + paddingOpen.utf8.count + tail.utf8.count
-        let fill = max(0, eventSize - fixedLength)
-        return head + paddingOpen + String(repeating: "x", count: fill) + tail
+        var buffer = ByteBufferAllocator().buffer(capacity: max(eventSize, 700) + VTPFraming.headerSize)
+        writeFramedDocument(sequence: sequence, sentNanos: sentNanos, into: &buffer)
+        buffer.moveReaderIndex(forwardBy: VTPFraming.headerSize)
+        return String(buffer: buffer)
+    }
+
+    private static func writeDecimal(_ value: UInt64, into buffer: inout ByteBuffer) {
+        var count = 1
+        var rest = value / 10
+        while rest > 0 { rest /= 10; count += 1 }
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { raw in
+            var v = value
+            for i in stride(from: count - 1, through: 0, by: -1) {
+                raw[i] = UInt8(48 + v % 10)
+                v /= 10
+            }
+            return count
+        }
     }
 }
 
@@ -66,6 +125,13 @@ public struct VOEventSummary: Sendable, Equatable {
 
     public var sequence: UInt64? { params[TestEventBuilder.sequenceParam].flatMap { UInt64($0) } }
     public var runID: String? { params[TestEventBuilder.runParam] }
+    /// The sender's clock-offset estimate carried by the event, if any.
+    public var clockOffset: (offsetNanos: Int64, errorNanos: Int64)? {
+        guard let offset = params[TestEventBuilder.clockOffsetParam].flatMap({ Int64($0) }),
+            let error = params[TestEventBuilder.clockErrorParam].flatMap({ Int64($0) })
+        else { return nil }
+        return (offset, error)
+    }
 
     /// The send timestamp: `sent_ns` if present (nanoseconds), else `Who/Date`
     /// (microseconds at best), so events from other authors can still be timed.

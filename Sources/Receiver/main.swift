@@ -3,6 +3,7 @@ import BenchConfig
 import NIOCore
 import NIOPosix
 import VTPTransport
+import WireCheck  // capture: --capture-interface
 
 struct ReceiverCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -33,8 +34,16 @@ struct ReceiverCommand: ParsableCommand {
     var summaryJSON: String?
     @Option(name: .customLong("events-csv"), help: "Write one CSV row per event (seq, ivorn, sent_ns, received_ns, latency_s).")
     var eventsCSV: String?
+    // MARK: capture
+    @Option(name: .customLong("capture-interface"), help: "Also capture this interface (e.g. lo) on the receiver's port and report wire latency beside app latency (needs root or CAP_NET_RAW).")
+    var captureInterface: String?
+    @Option(name: .customLong("wire-events-csv"), help: "With --capture-interface: one CSV row per event (ivorn, sent_ns, wire_ns, app_ns, wire/app latency, app - wire).")
+    var wireEventsCSV: String?
 
     func validate() throws {
+        if wireEventsCSV != nil && captureInterface == nil {
+            throw ValidationError("--wire-events-csv needs --capture-interface")
+        }
         if let stopAfterEvents, stopAfterEvents < 1 { throw ValidationError("--stop-after-events must be at least 1") }
         if let stopAfterSeconds, !(stopAfterSeconds > 0) { throw ValidationError("--stop-after-seconds must be positive") }
         if !(warmupSeconds >= 0) { throw ValidationError("--warmup-seconds must be 0 or more") }
@@ -60,19 +69,29 @@ struct ReceiverCommand: ParsableCommand {
         options.warmupSeconds = warmupSeconds
         options.eventsCSVPath = eventsCSV
 
+        Diagnostics.bootstrap()
+        let logger = Diagnostics.logger("vtp-receiver")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         defer { try? group.syncShutdownGracefully() }
         let receiver: VTPReceiver
         let address: String
+        let wire: LiveWireMonitor?  // capture: opened before binding so no event is missed
         do {
-            receiver = try VTPReceiver(options: options, group: group)
+            wire = try captureInterface.map { try LiveWireMonitor(interface: $0, keepsPairs: wireEventsCSV != nil) }
+            receiver = try VTPReceiver(
+                options: options, group: group, errorOutput: { logger.warning("\($0)") }, observer: wire?.observer)
             let bound = try receiver.start()
             address = "\(bound.ipAddress ?? c.host):\(bound.port ?? c.port)"
+            try wire?.start(port: bound.port ?? c.port)
         } catch {
             LineOutput.printError("vtp-receiver: \(error)")
             throw ExitCode(1)
         }
         LineOutput.print("vtp-receiver: listening on \(address)")
+        if let wire {
+            LineOutput.print("vtp-receiver: capturing on \(wire.interface) (\(wire.linkTypeName), \(wire.precision) timestamps)")
+            if let note = wire.precisionNote { LineOutput.print("vtp-receiver: note: \(note)") }
+        }
         let signals = SignalWatcher { name in
             LineOutput.printError("vtp-receiver: \(name): stopping")
             receiver.stop()
@@ -80,9 +99,20 @@ struct ReceiverCommand: ParsableCommand {
         defer { signals.cancel() }
         let summary = try receiver.done.wait()
         for line in ReceiverSummaryText.lines(summary) { LineOutput.print(line) }
+        let wireSummary = wire?.stop()
+        wireSummary?.lines.forEach { LineOutput.print($0) }
+        if let error = wire?.captureError { LineOutput.printError("vtp-receiver: \(error)") }
+        if let wire, let wireEventsCSV {
+            do {
+                try WirePairsCSV.write(wire.pairs, to: wireEventsCSV)
+            } catch {
+                LineOutput.printError("vtp-receiver: \(error)")
+                throw ExitCode(1)
+            }
+        }
         if let summaryJSON {
             do {
-                try SummaryFile.write(summary, to: summaryJSON)
+                try SummaryFile.write(ReceiverSummaryWithWire(receiver: summary, wire: wireSummary), to: summaryJSON)
             } catch {
                 LineOutput.printError("vtp-receiver: \(error)")
                 throw ExitCode(1)

@@ -5,6 +5,7 @@ import Foundation
 import LatencyStats
 import NIOCore
 import NIOPosix
+import VTPProtocol
 import VTPTransport
 
 struct SenderCommand: ParsableCommand {
@@ -15,7 +16,7 @@ struct SenderCommand: ParsableCommand {
             Generates --events events spread evenly over --period seconds. Each event carries the \
             moment it was scheduled, so time spent queued in the sender counts as latency at the \
             receiver. Defaults come from --config (or ./config.json); every flag overrides its key.
-            Exit status: 0 when every event was acked, 1 otherwise, 2 on bad input.
+            Exit status: 0 when every event was acked, 1 otherwise, 64 on bad input.
             """)
 
     @Option(help: "JSON configuration file (default: ./config.json if present, else built-in defaults).")
@@ -41,6 +42,8 @@ struct SenderCommand: ParsableCommand {
     var drainTimeout: Double?
     @Option(name: .customLong("summary-json"), help: "Write the final summary as JSON to this file.")
     var summaryJSON: String?
+    @Flag(help: "Print one event document exactly as it would be sent (sequence 0, timestamp now) and exit.")
+    var printEvent = false
 
     func resolvedConfiguration() throws -> BenchConfiguration {
         var c = try BenchConfiguration.resolve(path: config)
@@ -81,6 +84,11 @@ struct SenderCommand: ParsableCommand {
             configuration = try resolvedConfiguration()
         } catch let error as ConfigError {
             throw ValidationError(error.description)
+        }
+        if printEvent {
+            let builder = TestEventBuilder(localIVO: configuration.localIVO, eventSize: configuration.eventSize)
+            print(builder.document(sequence: 0, sentNanos: WallClock.nowNanos()), terminator: "")
+            return
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         defer { try? group.syncShutdownGracefully() }

@@ -14,6 +14,29 @@ public struct ReceivedEvent: Sendable {
     public var remoteAddress: String?
     public var remotePort: Int?
     public var inWarmup: Bool
+    /// The sender's clock-offset estimate (receiver − sender) carried by the event.
+    public var senderClockOffset: (offsetNanos: Int64, errorNanos: Int64)? = nil
+    public init(
+        sequence: UInt64?, runID: String?, ivorn: String, sentNanos: Int64, receivedNanos: Int64,
+        remoteAddress: String?, remotePort: Int?, inWarmup: Bool,
+        senderClockOffset: (offsetNanos: Int64, errorNanos: Int64)? = nil
+    ) {
+        self.sequence = sequence
+        self.runID = runID
+        self.ivorn = ivorn
+        self.sentNanos = sentNanos
+        self.receivedNanos = receivedNanos
+        self.remoteAddress = remoteAddress
+        self.remotePort = remotePort
+        self.inWarmup = inWarmup
+        self.senderClockOffset = senderClockOffset
+    }
+
+    /// |latency| is within the clock error bound: not distinguishable from clock offset.
+    public var withinClockError: Bool {
+        guard let clock = senderClockOffset else { return false }
+        return abs(latencyNanos) <= clock.errorNanos
+    }
 }
 
 /// Counters and latency recorders shared by every receiver connection.
@@ -30,6 +53,8 @@ public final class ReceiverStatistics: @unchecked Sendable {
     private var openConnections = 0
     private var framingErrors = 0
     private var firstEventNanos: Int64?
+    private var withinClockError = 0
+    private var latestClockOffset: (offsetNanos: Int64, errorNanos: Int64)?
     private let warmupNanos: Int64
     private let startNanos = WallClock.nowNanos()
 
@@ -43,6 +68,10 @@ public final class ReceiverStatistics: @unchecked Sendable {
             var event = event
             received += 1
             intervalReceived += 1
+            if let clock = event.senderClockOffset {
+                latestClockOffset = clock
+                if event.withinClockError { withinClockError += 1 }
+            }
             if let sequence = event.sequence { _ = sequences.record(run: event.runID ?? "", sequence: sequence) }
             let first = firstEventNanos ?? event.receivedNanos
             firstEventNanos = first
@@ -79,6 +108,12 @@ public final class ReceiverStatistics: @unchecked Sendable {
                 + ", out of order \(sequences.outOfOrder), open connections \(openConnections)"
             if warmupExcluded > 0 { detail += ", warm-up excluded \(warmupExcluded)" }
             lines.append(detail)
+            if let clock = latestClockOffset {
+                lines.append(
+                    "  clock offset (receiver - sender, sender's estimate) \(ReceiverReport.signedMilliseconds(clock.offsetNanos))"
+                        + " ±\(Fixed.milliseconds(Double(clock.errorNanos) / 1e9)); "
+                        + "\(withinClockError) latencies within the error bound")
+            }
             intervalReceived = 0
             return lines
         }
@@ -93,12 +128,20 @@ public final class ReceiverStatistics: @unchecked Sendable {
                 missing: sequences.missing, outOfOrder: sequences.outOfOrder, naks: naks, latency: all.summary,
                 warmupExcluded: warmupExcluded, connectionsAccepted: connectionsAccepted,
                 framingErrors: framingErrors, negativeLatencies: all.negativeCount,
-                durationSeconds: Double(WallClock.nowNanos() - startNanos) / 1e9)
+                durationSeconds: Double(WallClock.nowNanos() - startNanos) / 1e9,
+                clockOffset: latestClockOffset.map {
+                    ClockOffsetSummary(offset: Double($0.offsetNanos) / 1e9, errorBound: Double($0.errorNanos) / 1e9, samples: nil)
+                },
+                withinClockError: withinClockError)
         }
     }
 }
 
 public enum ReceiverReport {
+    static func signedMilliseconds(_ nanos: Int64) -> String {
+        (nanos >= 0 ? "+" : "") + Fixed.milliseconds(Double(nanos) / 1e9)
+    }
+
     /// The 2012 benchmark's line, kept exactly:
     /// `Received 345 events; Latency 0.735258/0.742203/0.736839s (min/max/avg)`
     public static func headline(received: Int, latency: LatencySummary?) -> String {

@@ -74,6 +74,8 @@ public struct SenderDispatchState: Sendable {
     public private(set) var nakked = 0
     public private(set) var errors = 0
     public private(set) var connectionsOpened = 0
+    /// Idle persistent connections the peer closed (not errors).
+    public private(set) var peerClosedIdle = 0
     public private(set) var maxBacklog = 0
 
     public init(
@@ -182,6 +184,17 @@ public struct SenderDispatchState: Sendable {
         return [.close(id)] + fill(now: now)
     }
 
+    /// The peer closed the connection. Closing an idle connection is the peer's right
+    /// (Comet closes after every reply): reopen without counting an error or backing
+    /// off. With an event on it, it is a failure.
+    public mutating func peerClosed(_ id: ConnectionID, now: Int64) -> [Action] {
+        guard let connection = connections[id] else { return [] }
+        guard connection.state == .idle else { return failed(id, now: now) }
+        release(id)
+        peerClosedIdle += 1
+        return fill(now: now)
+    }
+
     public mutating func wakeUp(now: Int64) -> [Action] {
         if let pending = pendingWakeUp, pending <= now { pendingWakeUp = nil }
         return fill(now: now)
@@ -228,9 +241,10 @@ public struct SenderDispatchState: Sendable {
     private mutating func fill(now: Int64) -> [Action] {
         guard !stopped else { return [] }
         var actions: [Action] = []
-        // Idle persistent connections take work first: they cost no set-up.
+        // Idle persistent connections take work first: they cost no set-up. Most recently
+        // idled first: usually the connection whose ack was just read, on the current loop.
         while !idle.isEmpty, let event = takeNext() {
-            let id = idle.removeFirst()
+            let id = idle.removeLast()
             connections[id]?.state = .busy(event)
             actions.append(send(event, on: id))
         }

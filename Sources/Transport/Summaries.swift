@@ -17,9 +17,15 @@ public struct ReceiverSummary: Codable, Sendable, Equatable {
     /// Events whose latency came out negative: the two hosts' clocks disagree.
     public var negativeLatencies: Int
     public var durationSeconds: Double
+    /// The sender's latest clock-offset estimate, relayed in its events (nil if none).
+    public var clockOffset: ClockOffsetSummary?
+    /// Latencies whose magnitude is within that estimate's error bound.
+    public var withinClockError: Int
 
     enum CodingKeys: String, CodingKey {
         case received, unique, duplicates, missing, naks
+        case clockOffset = "clock_offset_s"
+        case withinClockError = "within_clock_error"
         case outOfOrder = "out_of_order"
         case latency = "latency_s"
         case warmupExcluded = "warmup_excluded"
@@ -48,9 +54,12 @@ public struct SenderSummary: Codable, Sendable, Equatable {
     public var mode: String
     public var maxConnect: Int
     public var maxConnectScope: String
+    /// Receiver clock − sender clock, from the acks' receive/reply times (nil without them).
+    public var clockOffset: ClockOffsetSummary?
 
     enum CodingKeys: String, CodingKey {
         case events, sent, acked, nakked, failed, retries, errors, mode
+        case clockOffset = "clock_offset_s"
         case maxBacklog = "max_backlog"
         case backlogEnd = "backlog_end"
         case connectionsOpened = "connections_opened"

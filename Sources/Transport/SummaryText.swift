@@ -16,6 +16,11 @@ public enum SenderSummaryText {
                     + "stddev \(Fixed.milliseconds(r.stddev)), p50/p90/p99/p99.9 "
                     + [r.p50, r.p90, r.p99, r.p999].map { Fixed.milliseconds($0) }.joined(separator: "/"))
         }
+        if let c = s.clockOffset {
+            lines.append(
+                "clock offset (receiver - sender, NTP-style from \(c.samples ?? 0) acks): "
+                    + "\(c.offset >= 0 ? "+" : "")\(Fixed.milliseconds(c.offset)) ±\(Fixed.milliseconds(c.errorBound))")
+        }
         return lines
     }
 }
@@ -31,6 +36,12 @@ public enum ReceiverSummaryText {
         if s.latency.count > 0 {
             lines.append("  one-way latency (receiver wall clock - sender wall clock): stddev "
                 + "\(Fixed.format(s.latency.stddev, decimals: 6))s, " + s.latency.percentileLine)
+        }
+        if let c = s.clockOffset {
+            lines.append(
+                "  clock offset (receiver - sender, sender's estimate) \(c.offset >= 0 ? "+" : "")\(Fixed.milliseconds(c.offset))"
+                    + " ±\(Fixed.milliseconds(c.errorBound)); \(s.withinClockError) latencies within the error bound"
+                    + (s.withinClockError > 0 ? " (their sign and size are not trustworthy)" : ""))
         }
         if s.warmupExcluded > 0 { lines.append("  \(s.warmupExcluded) warm-up events excluded from the statistics") }
         if s.negativeLatencies > 0 {

@@ -86,7 +86,11 @@ public final class VTPReceiver: @unchecked Sendable {
         do {
             channel = try bootstrap.bind(host: options.host, port: options.port).wait()
         } catch {
-            throw TransportError.cannotBind(host: options.host, port: options.port, reason: "\(error)")
+            let failure = TransportError.cannotBind(host: options.host, port: options.port, reason: ErrorText.describe(error))
+            lock.withLock { stopped = true }
+            csv?.close()
+            donePromise.fail(failure)
+            throw failure
         }
         lock.withLock { serverChannel = channel }
         let loop = channel.eventLoop
@@ -126,7 +130,7 @@ public final class VTPReceiver: @unchecked Sendable {
         }
     }
 
-    func reportConnectionError(_ text: String) { errorOutput("vtp-receiver: \(text)") }
+    func reportConnectionError(_ text: String) { errorOutput(text) }
 }
 
 /// One receiver connection. It never closes first except on a framing error or idle
@@ -181,8 +185,15 @@ final class ReceiverConnectionHandler: ChannelInboundHandler, @unchecked Sendabl
                 ReceivedEvent(
                     sequence: event.sequence, runID: event.runID, ivorn: event.ivorn, sentNanos: sentNanos,
                     receivedNanos: receivedNanos, remoteAddress: remoteAddress, remotePort: remotePort,
-                    inWarmup: false))
-            let ack = TransportMessage.ack(eventIVORN: event.ivorn, localIVO: receiverIVO, nowNanos: receivedNanos)
+                    inWarmup: false, senderClockOffset: event.clockOffset))
+            // Receive and reply times let the sender estimate the clock offset (NTP-style).
+            let repliedNanos = WallClock.nowNanos()
+            let ack = TransportMessage.ack(
+                eventIVORN: event.ivorn, localIVO: receiverIVO, nowNanos: repliedNanos,
+                params: [
+                    .init(name: TransportMessage.receivedNanosParam, value: String(receivedNanos)),
+                    .init(name: TransportMessage.repliedNanosParam, value: String(repliedNanos)),
+                ])
             context.writeAndFlush(wrapOutboundOut(ack.framed(allocator: context.channel.allocator)), promise: nil)
         case .transport(let transport):
             switch transport.role {

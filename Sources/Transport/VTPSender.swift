@@ -66,6 +66,7 @@ public final class VTPSender: @unchecked Sendable {
     private var handlers: [ConnectionID: SenderConnectionHandler] = [:]
     private var intervalRoundTrips = LatencyRecorder()
     private var totalRoundTrips = LatencyRecorder()
+    private var clock = ClockOffsetEstimator()
     private var lastError: String?
     private var intervalErrors = 0
     private var stopped = false
@@ -165,9 +166,17 @@ public final class VTPSender: @unchecked Sendable {
         execute(lock.withLock { state.written(id, now: Self.monotonicNanos()) })
     }
 
-    func replied(_ id: ConnectionID, accepted: Bool, roundTripNanos: Int64, nakReason: String?) {
+    /// The current clock-offset estimate, embedded in outgoing events.
+    var clockEstimate: (offsetNanos: Int64, errorNanos: Int64)? {
+        lock.withLock { clock.estimate.map { ($0.offsetNanos, $0.errorBoundNanos) } }
+    }
+
+    func replied(
+        _ id: ConnectionID, accepted: Bool, roundTripNanos: Int64, nakReason: String?, clockSample: ClockSample? = nil
+    ) {
         let actions = lock.withLock {
             intervalRoundTrips.record(nanos: roundTripNanos)
+            if let clockSample { clock.add(clockSample) }
             if let nakReason { lastError = "nak: \(nakReason)" }
             return state.replied(id, accepted: accepted, now: Self.monotonicNanos())
         }
@@ -184,16 +193,18 @@ public final class VTPSender: @unchecked Sendable {
         execute(actions)
     }
 
+    func peerClosed(_ id: ConnectionID) {
+        let idle = lock.withLock { state.connections[id]?.state == .idle }
+        guard idle else { return failed(id, error: SenderConnectionError.closedBeforeReply) }
+        execute(lock.withLock {
+            handlers.removeValue(forKey: id)
+            return state.peerClosed(id, now: Self.monotonicNanos())
+        })
+    }
+
     static func describe(_ error: Error) -> String {
         if let e = error as? SenderConnectionError { return e.description }
-        if let e = error as? IOError { return e.description }
-        if let e = error as? ChannelError {
-            switch e {
-            case .connectTimeout(let t): return "connect timed out after \(t)"
-            default: return "\(e)"
-            }
-        }
-        return "\(error)"
+        return ErrorText.describe(error)
     }
 
     // MARK: actions
@@ -263,6 +274,10 @@ public final class VTPSender: @unchecked Sendable {
             text += rtt.count > 0
                 ? " | ack round trip min/avg/p99 \(Fixed.milliseconds(rtt.min))/\(Fixed.milliseconds(rtt.mean))/\(Fixed.milliseconds(rtt.p99))"
                 : " | ack round trip -"
+            if let estimate = clock.estimate {
+                text += " | clock offset \(ReceiverReport.signedMilliseconds(estimate.offsetNanos))"
+                    + " ±\(Fixed.milliseconds(Double(estimate.errorBoundNanos) / 1e9))"
+            }
             if intervalErrors > 0, let lastError { text += " | last error: \(lastError)" }
             intervalErrors = 0
             return text
@@ -281,7 +296,8 @@ public final class VTPSender: @unchecked Sendable {
                 durationSeconds: Double(Self.monotonicNanos() - startMonotonic) / 1e9,
                 ackRoundTrip: rtt.summary, retries: state.resent, errors: state.errors,
                 mode: options.mode.rawValue, maxConnect: options.maxConnect,
-                maxConnectScope: options.scope.rawValue)
+                maxConnectScope: options.scope.rawValue,
+                clockOffset: clock.estimate.map { ClockOffsetSummary($0, samples: clock.samples) })
         }
     }
 
@@ -309,6 +325,7 @@ final class SenderConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
     private struct InFlight {
         var ivorn: String
         var writtenAtNanos: Int64
+        var writtenAtWallNanos: Int64
         var timeout: Scheduled<Void>
     }
 
@@ -318,11 +335,14 @@ final class SenderConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
     private var context: ChannelHandlerContext?
     private var inFlight: InFlight?
     private var reportedFailure = false
+    /// Only the `setup` scope (per-event) needs to know when a write completed.
+    private let notifyWrites: Bool
 
     init(id: ConnectionID, sender: VTPSender, ackTimeout: TimeAmount) {
         self.id = id
         self.sender = sender
         self.ackTimeout = ackTimeout
+        notifyWrites = sender.options.scope == .setup && sender.options.mode == .perEvent
     }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
@@ -350,16 +370,21 @@ final class SenderConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
             sender.failed(id, error: SenderConnectionError.closedBeforeReply)
             return
         }
-        let document = sender.builder.document(sequence: event.sequence, sentNanos: event.scheduledNanos)
-        var buffer = context.channel.allocator.buffer(capacity: document.utf8.count + VTPFraming.headerSize)
-        VTPFraming.writeFrame(document.utf8, into: &buffer)
+        var buffer = context.channel.allocator.buffer(capacity: sender.builder.eventSize + 800)
+        sender.builder.writeFramedDocument(
+            sequence: event.sequence, sentNanos: event.scheduledNanos, clockOffset: sender.clockEstimate, into: &buffer)
         let timeout = context.eventLoop.scheduleTask(in: ackTimeout) { [weak self] in
             guard let self else { return }
             self.fail(SenderConnectionError.ackTimeout(seconds: Double(self.ackTimeout.nanoseconds) / 1e9))
         }
         inFlight = InFlight(
             ivorn: sender.builder.ivorn(sequence: event.sequence), writtenAtNanos: VTPSender.monotonicNanos(),
-            timeout: timeout)
+            writtenAtWallNanos: WallClock.nowNanos(), timeout: timeout)
+        guard notifyWrites else {
+            // A failed write surfaces through errorCaught/channelInactive.
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+            return
+        }
         let id = id
         let sender = sender
         context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { result in
@@ -392,9 +417,15 @@ final class SenderConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
             }
             inFlight.timeout.cancel()
             self.inFlight = nil
+            var sample: ClockSample?
+            if let t1 = transport.integerParam(TransportMessage.receivedNanosParam),
+                let t2 = transport.integerParam(TransportMessage.repliedNanosParam)
+            {
+                sample = ClockSample(sent: inFlight.writtenAtWallNanos, received: t1, replied: t2, ackRead: WallClock.nowNanos())
+            }
             sender.replied(
                 id, accepted: transport.role == .ack, roundTripNanos: receivedAt - inFlight.writtenAtNanos,
-                nakReason: transport.role == .nak ? (transport.result ?? "no reason given") : nil)
+                nakReason: transport.role == .nak ? (transport.result ?? "no reason given") : nil, clockSample: sample)
         case .iamalive:
             // Keep-alive from the peer: answer with a copy naming us, as VTP asks.
             let reply = TransportMessage(
@@ -410,7 +441,7 @@ final class SenderConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
         inFlight?.timeout.cancel()
         if !reportedFailure {
             reportedFailure = true
-            sender.failed(id, error: SenderConnectionError.closedBeforeReply)
+            sender.peerClosed(id)
         }
         context.fireChannelInactive()
     }

@@ -154,6 +154,19 @@ final class MessageTests: XCTestCase {
         }
     }
 
+    func testTimestampFormattingRoundTripsAcrossCenturies() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<5000 {
+            // 1900 … 2262 (the Int64 nanosecond limit), including leap days and century years.
+            let nanos = Int64.random(in: -2_208_988_800_000_000_000...9_200_000_000_000_000_000, using: &generator)
+            let micro = ISO8601Time.formatMicroseconds(nanos: nanos)
+            let floorMicros = nanos >= 0 ? nanos / 1000 * 1000 : ((nanos - 999) / 1000) * 1000
+            XCTAssertEqual(ISO8601Time.parseNanos(micro), floorMicros, micro)
+        }
+        XCTAssertEqual(ISO8601Time.formatSeconds(nanos: 951_782_400_000_000_000), "2000-02-29T00:00:00Z")
+        XCTAssertEqual(ISO8601Time.formatSeconds(nanos: -1), "1969-12-31T23:59:59Z")
+    }
+
     func testISO8601() {
         XCTAssertEqual(ISO8601Time.parseNanos("1970-01-01T00:00:00Z"), 0)
         XCTAssertEqual(ISO8601Time.parseNanos("1970-01-01T01:00:00+01:00"), 0)

@@ -1,5 +1,5 @@
 import BenchConfig
-import VTPTransport
+@testable import VTPTransport
 import XCTest
 
 final class DispatchStateTests: XCTestCase {
@@ -114,6 +114,24 @@ final class DispatchStateTests: XCTestCase {
         XCTAssertEqual(s.sent, 1)
         XCTAssertEqual(s.resent, 1)
         XCTAssertEqual(s.unfinished, 3)
+    }
+
+    func testPeerClosingAnIdleConnectionIsNotAnError() {
+        var s = SenderDispatchState(mode: .persistent, scope: .connection, maxConnect: 1, totalEvents: 2, intervalNanos: 0, startWallNanos: 0)
+        let id = connects(s.eventsDue(2, now: 0))[0]
+        _ = s.connected(id, now: 0)
+        _ = s.replied(id, accepted: true, now: 0)
+        let busyAgain = s.connections[id]?.state
+        XCTAssertNotEqual(busyAgain, .idle, "the second event went straight out")
+        _ = s.replied(id, accepted: true, now: 0)
+        var t = SenderDispatchState(mode: .persistent, scope: .connection, maxConnect: 1, totalEvents: 2, intervalNanos: 0, startWallNanos: 0)
+        let first = connects(t.eventsDue(1, now: 0))[0]
+        _ = t.connected(first, now: 0)
+        _ = t.replied(first, accepted: true, now: 0)  // now idle: event 1 is not due yet
+        let reopen = t.peerClosed(first, now: 0)
+        XCTAssertEqual(connects(reopen).count, 1, "reopened at once, no back-off")
+        XCTAssertEqual(t.errors, 0)
+        XCTAssertEqual(t.peerClosedIdle, 1)
     }
 
     func testStopClosesEverythingAndCountsTheRestUnfinished() {

@@ -93,6 +93,12 @@ final class EndToEndTests: XCTestCase {
         assertDelivered(sent, received, events: 2000)
         XCTAssertEqual(sent.connectionsOpened, 8)
         XCTAssertEqual(received.connectionsAccepted, 8)
+        // One host, one clock: the true offset is 0, so the estimate must be within its bound.
+        let clock = try XCTUnwrap(sent.clockOffset)
+        XCTAssertEqual(clock.samples, 2000)
+        XCTAssertLessThanOrEqual(abs(clock.offset), clock.errorBound + 1e-9)
+        XCTAssertLessThan(clock.errorBound, 0.005, "the tightest loopback exchange is well under 10 ms")
+        XCTAssertNotNil(received.clockOffset, "the receiver learns the estimate from later events")
     }
 
     func testReportLinesKeepTheOriginalShape() throws {
@@ -108,6 +114,17 @@ final class EndToEndTests: XCTestCase {
             XCTAssertNotNil(pattern.firstMatch(in: line, range: NSRange(line.startIndex..., in: line)), line)
         }
         XCTAssertTrue(headlines.last!.hasPrefix("Received 50 events"))
+    }
+
+    func testWarmupEventsAreCountedButLeftOutOfTheStatistics() throws {
+        let (receiver, port) = try makeReceiver { $0.warmupSeconds = 0.5 }
+        _ = try runSender(senderOptions(port: port, events: 200, period: 1, maxConnect: 2, mode: .persistent))
+        receiver.stop()
+        let received = try receiver.done.wait()
+        XCTAssertEqual(received.received, 200)
+        XCTAssertGreaterThan(received.warmupExcluded, 60, "about half the events fall in the first 0.5 s")
+        XCTAssertLessThan(received.warmupExcluded, 140)
+        XCTAssertEqual(received.latency.count, 200 - received.warmupExcluded)
     }
 
     func testAReceiverThatStartsLateLosesNothing() throws {
@@ -202,7 +219,7 @@ final class RawClient: @unchecked Sendable {
         init(_ inbound: NIOLockedValueBox<ByteBuffer>) { self.inbound = inbound }
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             var bytes = unwrapInboundIn(data)
-            inbound.withLockedValue { $0.writeBuffer(&bytes) }
+            _ = inbound.withLockedValue { $0.writeBuffer(&bytes) }
         }
         func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
     }

@@ -1,0 +1,56 @@
+import DelayLink
+import Foundation
+import XCTest
+
+/// The benchmark scripts' --smoke modes, on the binaries this test run was built with.
+final class ScriptSmokeTests: XCTestCase {
+    private var binDirectory: String {
+        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path
+    }
+    private var scripts: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("scripts")
+    }
+
+    private func runScript(_ name: String, _ arguments: [String]) throws -> String {
+        try XCTSkipUnless(getuid() == 0, "needs root (network namespaces, TUN)")
+        let (status, output) = Shell.execute([scripts.appendingPathComponent(name).path] + arguments)
+        XCTAssertEqual(status, 0, output)
+        return output
+    }
+
+    /// netem-bench at 50 ms: ping and TCP connect ≈ 100 ms, bulk TCP gets through, errors printed.
+    func testNetemBenchSmoke() throws {
+        let output = try runScript("netem-bench", ["--smoke", "--bin", binDirectory])
+        let ping = try XCTUnwrap(output.split(separator: "\n").first { $0.hasPrefix("ping RTT") }, output)
+        let times = ping.split(separator: " ")[3].split(separator: "/").compactMap { Double($0) }
+        XCTAssertEqual(times.count, 3, String(ping))
+        XCTAssertGreaterThanOrEqual(times[0], 100)
+        XCTAssertLessThanOrEqual(times[2], 102, String(ping))
+        let connect = try XCTUnwrap(output.split(separator: "\n").first { $0.hasPrefix("TCP connect") })
+        let connects = connect.split(separator: ":").last!.split(separator: " ").compactMap { Double($0) }
+        XCTAssertEqual(connects.count, 3, String(connect))
+        // The link is exact; the probe's own wake-up on a busy shared machine is not: median.
+        XCTAssertTrue(connects.allSatisfy { $0 >= 100 && $0 <= 125 }, String(connect))
+        XCTAssertLessThanOrEqual(connects.sorted()[connects.count / 2], 102, String(connect))
+        XCTAssertTrue(output.contains("MB/s"), output)
+        XCTAssertTrue(output.contains("a_to_b release error p50"), output)
+    }
+
+    /// lab-2012 at 50 ms for 3 s: the four rows, the original figures beside, JSON written.
+    func testLab2012Smoke() throws {
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("lab2012-smoke-\(getpid())")
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        let json = work.appendingPathComponent("rows.json").path
+        let output = try runScript(
+            "lab-2012", ["--smoke", "--bin", binDirectory, "--json", json, "--work-dir", work.path])
+        XCTAssertTrue(output.contains("2012 original"), output)
+        let data = try XCTUnwrap(FileManager.default.contents(atPath: json))
+        let rows = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [[String: Any]])
+        XCTAssertEqual(rows.count, 4)
+        XCTAssertEqual(rows.map { $0["max_connect"] as? Int }, [1, 30, 30, 30])
+        // MAX_CONNECT=1 at 46.3/s cannot keep up even at 50 ms; 30 set-ups can.
+        XCTAssertGreaterThan(rows[0]["backlog_end"] as? Int ?? 0, 50)
+        XCTAssertEqual(rows[1]["backlog_end"] as? Int, 0)
+    }
+}
