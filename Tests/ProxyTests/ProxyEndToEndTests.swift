@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import PGWire
+import VTPProtocol
 import XCTest
 
 @testable import ProxyCore
@@ -373,6 +374,37 @@ final class ProxyEndToEndTests: XCTestCase {
         XCTAssertEqual(events.filter { $0["event"] as? String == "protocol_error" }.count, 1)
         XCTAssertEqual(events.filter { $0["event"] as? String == "query" }.count, 1)
         XCTAssertTrue(events.allSatisfy { $0["ts"] is String && $0["conn"] is Int })
+    }
+
+    func testMalformedVTPFrameClosesThatConnectionOnly() async throws {
+        let log = temporaryPath("vtp-malformed.jsonl")
+        try? FileManager.default.removeItem(atPath: log)
+        let runtime = try await startProxy(protocol: .vtp, log: log)
+        let proxyPort = port(runtime)
+        let good = try await TestClient.connect(to: proxyPort, group: group)
+        let bad = try await TestClient.connect(to: proxyPort, group: group)
+        let badReceived = try await withTimeout(10) {
+            try await bad.channel.executeThenClose { inbound, outbound in
+                try await outbound.write(ByteBuffer(bytes: [0x7F, 0xFF, 0xFF, 0xFF, 0x3C, 0x3F]))  // 2 GiB frame
+                var count = 0
+                do {
+                    for try await chunk in inbound { count += chunk.readableBytes }
+                } catch {}
+                return count
+            }
+        }
+        XCTAssertEqual(badReceived, 0, "closed, nothing forwarded")
+        try await good.channel.executeThenClose { inbound, outbound in
+            var iterator = inbound.makeAsyncIterator()
+            let frame = VTPFraming.frame(TransportMessage.iamalive(localIVO: "ivo://test/x").xml)
+            try await outbound.write(frame)
+            let echoed = try await readBytes(&iterator, count: frame.readableBytes)
+            XCTAssertEqual(echoed, frame, "the other connection carries on")
+        }
+        await runtime.shutdown()
+        let events = logEvents(log)
+        XCTAssertEqual(events.filter { $0["event"] as? String == "protocol_error" }.count, 1)
+        XCTAssertEqual(events.filter { $0["event"] as? String == "iamalive" }.count, 2, "logged going up and coming back")
     }
 
     func testPlaintextBehindSSLRequestIsRefusedOverTheWire() async throws {
