@@ -169,6 +169,10 @@ struct VTPProxy: AsyncParsableCommand {
                     + (toxics.isEmpty ? "" : " toxics: \(toxics)")
                     + (listener.spec.log.map { " log: \($0)" } ?? ""))
         }
+        if let address = controlAddress, !["127.", "::1", "localhost"].contains(where: { address.host.hasPrefix($0) }) {
+            FileHandle.standardError.write(
+                Data("vtp-proxy: warning: the control endpoint on \(address) has no authentication; keep it on loopback\n".utf8))
+        }
         if let control = runtime.control, let address = controlAddress {
             say("vtp-proxy: control on http://\(address.host):\(control.boundPort ?? address.port)/proxies")
         }

@@ -124,6 +124,7 @@ final class ProxyConnection: @unchecked Sendable {
         ClientBootstrap(group: eventLoop)
             .channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
             .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
+            .channelOption(ChannelOptions.maxMessagesPerRead, value: ProxyListener.readsPerWakeUp)
             .connectTimeout(.seconds(5))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -292,9 +293,21 @@ final class ProxyConnection: @unchecked Sendable {
     }
 
     func inactive(_ side: ProxySide) {
-        // Both ends finished cleanly: not worth a reason.
-        let clean = upstreamPath.inputEnded && downstreamPath.inputEnded
-        teardown(reason: clean ? nil : (side == .client ? "client closed" : "server closed"))
+        guard !closed else { return }
+        // Failures (resets, write errors) arrive through errorCaught and tear down before this.
+        // Here the peer closed cleanly: NIO closes a channel fully when its FIN arrives after
+        // our output was shut, sometimes without an inputClosed event. Bytes and the FIN it
+        // sent may still be queued (latency, slow_close) for the other side: deliver them
+        // first; nothing more can be delivered to it.
+        let fromClosedSide = path(side.inbound)
+        if !fromClosedSide.inputEnded { inputClosed(side) }
+        let towardsClosedSide = path(side.inbound == .upstream ? .downstream : .upstream)
+        towardsClosedSide.queue.removeAll()
+        towardsClosedSide.queuedBytes = 0
+        towardsClosedSide.outputClosed = true
+        if fromClosedSide.outputClosed || fromClosedSide.queue.isEmpty && fromClosedSide.plan.blackHoleCloseNanos != nil {
+            teardown(reason: nil)
+        }
     }
 
     func failed(_ side: ProxySide, _ error: Error) {

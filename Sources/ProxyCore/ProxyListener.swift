@@ -71,6 +71,10 @@ public final class ProxyListener: Sendable {
         var upstreamFailures: UInt64 = 0
     }
 
+    /// NIO reads up to 4 times per readiness event; for request/response traffic the
+    /// extra reads only return EAGAIN, a wasted system call per message.
+    static let readsPerWakeUp: UInt = UInt(ProcessInfo.processInfo.environment["VTP_PROXY_READS_PER_WAKEUP"].flatMap { UInt($0) } ?? 1)
+
     private static let nextConnectionID = NIOLockedValueBox<UInt64>(0)
 
     public let spec: ProxySpec
@@ -115,6 +119,7 @@ public final class ProxyListener: Sendable {
                 .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
                 .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
+                .childChannelOption(ChannelOptions.maxMessagesPerRead, value: Self.readsPerWakeUp)
                 .childChannelInitializer { [self] channel in
                     channel.eventLoop.makeCompletedFuture {
                         let connection = ProxyConnection(id: Self.makeConnectionID(), listener: self, client: channel)

@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import PGWire
+import VTPProtocol
 import XCTest
 
 @testable import ProxyCore
@@ -103,7 +104,7 @@ final class ProxyEndToEndTests: XCTestCase {
         let times = try await roundTrips(port: port(runtime), count: 8)
         for time in times {
             XCTAssertGreaterThanOrEqual(time, 0.100, "\(times)")
-            XCTAssertLessThan(time, 0.140, "\(times)")
+            XCTAssertLessThan(time, 0.160, "\(times)")  // slack for a loaded CI machine
         }
         await runtime.shutdown()
         let direct = try await startProxy()
@@ -137,7 +138,7 @@ final class ProxyEndToEndTests: XCTestCase {
         ])
         let times = try await roundTrips(port: port(runtime), count: 2)
         XCTAssertGreaterThanOrEqual(times[0], 0.160, "first exchange pays the set-up round trip: \(times)")
-        XCTAssertLessThan(times[1], 0.120, "later ones do not: \(times)")
+        XCTAssertLessThan(times[1], 0.150, "later ones do not: \(times)")
         await runtime.shutdown()
     }
 
@@ -175,6 +176,73 @@ final class ProxyEndToEndTests: XCTestCase {
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         XCTAssertEqual(received, 0, "nothing reached the echo server")
         XCTAssertGreaterThan(elapsed, 0.25)
+        await runtime.shutdown()
+    }
+
+    func testResetPeerResetsTheClient() async throws {
+        let runtime = try await startProxy(toxics: [Toxic(type: .resetPeer, stream: .downstream, attributes: ["timeout": 200])])
+        let client = try await TestClient.connect(to: port(runtime), group: group)
+        let start = DispatchTime.now().uptimeNanoseconds
+        let outcome: String = try await withTimeout(10) {
+            try await client.channel.executeThenClose { inbound, outbound in
+                try await outbound.write(ByteBuffer(string: "hello"))
+                do {
+                    for try await _ in inbound {}
+                    return "clean end of stream"
+                } catch {
+                    return "\(error)"
+                }
+            }
+        }
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        XCTAssertTrue(outcome.contains("reset") || outcome.contains("104"), "RST, not FIN: \(outcome)")
+        XCTAssertGreaterThan(elapsed, 0.15)
+        await runtime.shutdown()
+    }
+
+    func testSlicerDeliversEverythingInSmallDelayedPieces() async throws {
+        // 2,000 bytes in ~20-byte slices 2 ms apart: ~100 slices, ≥ 0.15 s.
+        let runtime = try await startProxy(toxics: [
+            Toxic(type: .slicer, stream: .downstream, attributes: ["average_size": 20, "size_variation": 5, "delay": 2000])
+        ])
+        let client = try await TestClient.connect(to: port(runtime), group: group)
+        let payload = ByteBuffer(bytes: (0..<2000).map { UInt8(truncatingIfNeeded: $0 % 253) })
+        let (received, reads, elapsed) = try await client.channel.executeThenClose { inbound, outbound in
+            var iterator = inbound.makeAsyncIterator()
+            let start = DispatchTime.now().uptimeNanoseconds
+            try await outbound.write(payload)
+            var all = ByteBuffer()
+            var reads = 0
+            while all.readableBytes < 2000, var chunk = try await iterator.next() {
+                reads += 1
+                all.writeBuffer(&chunk)
+            }
+            return (all, reads, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        XCTAssertEqual(received, payload)
+        XCTAssertGreaterThan(reads, 20, "arrived in many pieces")
+        XCTAssertGreaterThan(elapsed, 0.15)
+        await runtime.shutdown()
+    }
+
+    func testSlowCloseDelaysTheFIN() async throws {
+        let runtime = try await startProxy(toxics: [Toxic(type: .slowClose, stream: .downstream, attributes: ["delay": 300])])
+        let client = try await TestClient.connect(to: port(runtime), group: group)
+        let (echoed, dataTime, endTime) = try await client.channel.executeThenClose { inbound, outbound in
+            let start = DispatchTime.now().uptimeNanoseconds
+            try await outbound.write(ByteBuffer(string: "bye"))
+            outbound.finish()
+            var all = ByteBuffer()
+            var dataTime = 0.0
+            for try await var chunk in inbound {
+                all.writeBuffer(&chunk)
+                dataTime = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            }
+            return (String(buffer: all), dataTime, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        XCTAssertEqual(echoed, "bye")
+        XCTAssertLessThan(dataTime, 0.2, "data is not delayed")
+        XCTAssertGreaterThan(endTime, 0.28, "the FIN is")
         await runtime.shutdown()
     }
 
@@ -306,6 +374,37 @@ final class ProxyEndToEndTests: XCTestCase {
         XCTAssertEqual(events.filter { $0["event"] as? String == "protocol_error" }.count, 1)
         XCTAssertEqual(events.filter { $0["event"] as? String == "query" }.count, 1)
         XCTAssertTrue(events.allSatisfy { $0["ts"] is String && $0["conn"] is Int })
+    }
+
+    func testMalformedVTPFrameClosesThatConnectionOnly() async throws {
+        let log = temporaryPath("vtp-malformed.jsonl")
+        try? FileManager.default.removeItem(atPath: log)
+        let runtime = try await startProxy(protocol: .vtp, log: log)
+        let proxyPort = port(runtime)
+        let good = try await TestClient.connect(to: proxyPort, group: group)
+        let bad = try await TestClient.connect(to: proxyPort, group: group)
+        let badReceived = try await withTimeout(10) {
+            try await bad.channel.executeThenClose { inbound, outbound in
+                try await outbound.write(ByteBuffer(bytes: [0x7F, 0xFF, 0xFF, 0xFF, 0x3C, 0x3F]))  // 2 GiB frame
+                var count = 0
+                do {
+                    for try await chunk in inbound { count += chunk.readableBytes }
+                } catch {}
+                return count
+            }
+        }
+        XCTAssertEqual(badReceived, 0, "closed, nothing forwarded")
+        try await good.channel.executeThenClose { inbound, outbound in
+            var iterator = inbound.makeAsyncIterator()
+            let frame = VTPFraming.frame(TransportMessage.iamalive(localIVO: "ivo://test/x").xml)
+            try await outbound.write(frame)
+            let echoed = try await readBytes(&iterator, count: frame.readableBytes)
+            XCTAssertEqual(echoed, frame, "the other connection carries on")
+        }
+        await runtime.shutdown()
+        let events = logEvents(log)
+        XCTAssertEqual(events.filter { $0["event"] as? String == "protocol_error" }.count, 1)
+        XCTAssertEqual(events.filter { $0["event"] as? String == "iamalive" }.count, 2, "logged going up and coming back")
     }
 
     func testPlaintextBehindSSLRequestIsRefusedOverTheWire() async throws {
