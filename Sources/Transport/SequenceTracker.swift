@@ -15,18 +15,18 @@ public struct SequenceTracker: Sendable {
     public init() {}
 
     public mutating func record(run: String, sequence: UInt64) -> Outcome {
-        var state = runs[run, default: Run()]
-        defer { runs[run] = state }
-        guard state.seen.insert(sequence).inserted else {
+        // Mutate the run in place (Dictionary's modify accessor): copying it out and back
+        // would copy its whole Set on every insert.
+        guard runs[run, default: Run()].seen.insert(sequence).inserted else {
             duplicates += 1
             return .duplicate
         }
         unique += 1
-        if let highest = state.highest, sequence < highest {
+        if let highest = runs[run]?.highest, sequence < highest {
             outOfOrder += 1
             return .outOfOrder
         }
-        state.highest = sequence
+        runs[run]?.highest = sequence
         return .inOrder
     }
 
