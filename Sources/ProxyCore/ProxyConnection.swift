@@ -165,7 +165,13 @@ final class ProxyConnection: @unchecked Sendable {
                         UInt8(ascii: "S"): "FATAL", UInt8(ascii: "V"): "FATAL", UInt8(ascii: "C"): "08006",
                         UInt8(ascii: "M"): "vtp-proxy: upstream \(upstream) unreachable: \(reason)",
                     ])))
-            client.writeAndFlush(message).whenComplete { _ in self.teardown(reason: "upstream unreachable") }
+            client.writeAndFlush(message).whenComplete { _ in
+                // Half-close and linger instead of closing outright: the client's startup
+                // packet may still be in flight, and a closed socket answers it with RST,
+                // which can destroy the unread error in the client's receive buffer.
+                self.client.close(mode: .output, promise: nil)
+                self.eventLoop.scheduleTask(in: .seconds(2)) { self.teardown(reason: "upstream unreachable") }
+            }
         } else {
             teardown(reason: "upstream unreachable")
         }

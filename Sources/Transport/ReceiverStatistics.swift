@@ -73,10 +73,11 @@ public final class ReceiverStatistics: @unchecked Sendable {
                 if event.withinClockError { withinClockError += 1 }
             }
             if let sequence = event.sequence { _ = sequences.record(run: event.runID ?? "", sequence: sequence) }
-            let first = firstEventNanos ?? event.receivedNanos
+            // Warm-up is measured from the first event, so a late sender still gets one. Two
+            // loops may record out of timestamp order: anchor on the earliest time seen.
+            let first = min(firstEventNanos ?? event.receivedNanos, event.receivedNanos)
             firstEventNanos = first
-            // Warm-up is measured from the first event, so a late sender still gets one.
-            if event.receivedNanos - first < warmupNanos {
+            if warmupNanos > 0 && event.receivedNanos - first < warmupNanos {
                 event.inWarmup = true
                 warmupExcluded += 1
             } else {

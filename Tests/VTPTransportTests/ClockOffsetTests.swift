@@ -47,6 +47,20 @@ final class ClockOffsetTests: XCTestCase {
         XCTAssertEqual(try event.sendTimestampNanos(), 42)
     }
 
+    func testEventsRecordedOutOfTimestampOrderAreNotWarmup() {
+        // Two event loops: the second record carries an earlier receive time.
+        let stats = ReceiverStatistics(warmupSeconds: 0)
+        for received in [2_000_000, 1_000_000] as [Int64] {
+            _ = stats.record(
+                ReceivedEvent(
+                    sequence: nil, runID: nil, ivorn: "ivo://x#\(received)", sentNanos: 0, receivedNanos: received,
+                    remoteAddress: nil, remotePort: nil, inWarmup: false))
+        }
+        let summary = stats.summary()
+        XCTAssertEqual(summary.warmupExcluded, 0)
+        XCTAssertEqual(summary.latency.count, 2)
+    }
+
     func testLatencyWithinTheErrorBoundIsFlagged() {
         let stats = ReceiverStatistics(warmupSeconds: 0)
         func event(latency: Int64, error: Int64) -> ReceivedEvent {
