@@ -5,16 +5,9 @@ extension TCPSegment {
     public var isPureAck: Bool { payload.isEmpty && flags.contains(.ack) && flags.isDisjoint(with: [.syn, .fin, .rst]) }
 }
 
-/// A client ↔ server connection, named by its two endpoints (the 5-tuple, protocol TCP).
-public struct PGFlowKey: Hashable, Sendable, CustomStringConvertible {
-    public var client: Endpoint
-    public var server: Endpoint
-    public init(client: Endpoint, server: Endpoint) {
-        self.client = client
-        self.server = server
-    }
-    public var description: String { "\(client) -> \(server)" }
-}
+/// A client ↔ server connection, named by its two endpoints (the 5-tuple, protocol TCP):
+/// PacketCapture's connection key, under the name this module's API has used.
+public typealias PGFlowKey = ConnectionKey
 
 /// TCP sequence-number arithmetic modulo 2^32 (RFC 1982 serial numbers).
 enum SequenceNumber {
