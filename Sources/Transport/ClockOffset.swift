@@ -22,21 +22,30 @@ public struct ClockOffsetEstimator: Sendable {
     private var recent: [ClockSample] = []
     private var next = 0
     public private(set) var samples = 0
+    /// The tightest sample in the window, kept up to date so reading it is O(1): the
+    /// sender embeds it in every event it writes.
+    public private(set) var estimate: ClockSample?
 
     public init(window: Int = 256) { self.window = max(1, window) }
 
     public mutating func add(_ sample: ClockSample) {
         guard sample.delayNanos >= 0 else { return }  // clocks stepped mid-exchange: useless
         samples += 1
+        var evicted: ClockSample?
         if recent.count < window {
             recent.append(sample)
         } else {
+            evicted = recent[next]
             recent[next] = sample
             next = (next + 1) % window
         }
+        if let best = estimate, sample.delayNanos > best.delayNanos {
+            // Rescan only when the best sample just left the window.
+            if evicted == best { estimate = recent.min { $0.delayNanos < $1.delayNanos } }
+        } else {
+            estimate = sample
+        }
     }
-
-    public var estimate: ClockSample? { recent.min { $0.delayNanos < $1.delayNanos } }
 }
 
 /// `clock_offset_s` in the summaries.
