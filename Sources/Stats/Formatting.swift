@@ -19,6 +19,11 @@ public enum Fixed {
 
     /// Seconds as milliseconds with 3 decimals, e.g. `0.251ms`.
     public static func milliseconds(_ seconds: Double) -> String { format(seconds * 1000, decimals: 3) + "ms" }
+
+    /// Like `milliseconds`, with an explicit sign (clock offsets), e.g. `+0.008ms`.
+    public static func signedMilliseconds(_ seconds: Double) -> String {
+        (seconds >= 0 ? "+" : "") + milliseconds(seconds)
+    }
 }
 
 extension LatencySummary {

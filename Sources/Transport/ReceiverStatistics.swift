@@ -111,7 +111,7 @@ public final class ReceiverStatistics: @unchecked Sendable {
             lines.append(detail)
             if let clock = latestClockOffset {
                 lines.append(
-                    "  clock offset (receiver - sender, sender's estimate) \(ReceiverReport.signedMilliseconds(clock.offsetNanos))"
+                    "  clock offset (receiver - sender, sender's estimate) \(Fixed.signedMilliseconds(Double(clock.offsetNanos) / 1e9))"
                         + " ±\(Fixed.milliseconds(Double(clock.errorNanos) / 1e9)); "
                         + "\(withinClockError) latencies within the error bound")
             }
@@ -139,10 +139,6 @@ public final class ReceiverStatistics: @unchecked Sendable {
 }
 
 public enum ReceiverReport {
-    static func signedMilliseconds(_ nanos: Int64) -> String {
-        (nanos >= 0 ? "+" : "") + Fixed.milliseconds(Double(nanos) / 1e9)
-    }
-
     /// The 2012 benchmark's line, kept exactly:
     /// `Received 345 events; Latency 0.735258/0.742203/0.736839s (min/max/avg)`
     public static func headline(received: Int, latency: LatencySummary?) -> String {

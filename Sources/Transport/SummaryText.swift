@@ -19,7 +19,7 @@ public enum SenderSummaryText {
         if let c = s.clockOffset {
             lines.append(
                 "clock offset (receiver - sender, NTP-style from \(c.samples ?? 0) acks): "
-                    + "\(c.offset >= 0 ? "+" : "")\(Fixed.milliseconds(c.offset)) ±\(Fixed.milliseconds(c.errorBound))")
+                    + "\(Fixed.signedMilliseconds(c.offset)) ±\(Fixed.milliseconds(c.errorBound))")
         }
         return lines
     }
@@ -39,7 +39,7 @@ public enum ReceiverSummaryText {
         }
         if let c = s.clockOffset {
             lines.append(
-                "  clock offset (receiver - sender, sender's estimate) \(c.offset >= 0 ? "+" : "")\(Fixed.milliseconds(c.offset))"
+                "  clock offset (receiver - sender, sender's estimate) \(Fixed.signedMilliseconds(c.offset))"
                     + " ±\(Fixed.milliseconds(c.errorBound)); \(s.withinClockError) latencies within the error bound"
                     + (s.withinClockError > 0 ? " (their sign and size are not trustworthy)" : ""))
         }

@@ -275,7 +275,7 @@ public final class VTPSender: @unchecked Sendable {
                 ? " | ack round trip min/avg/p99 \(Fixed.milliseconds(rtt.min))/\(Fixed.milliseconds(rtt.mean))/\(Fixed.milliseconds(rtt.p99))"
                 : " | ack round trip -"
             if let estimate = clock.estimate {
-                text += " | clock offset \(ReceiverReport.signedMilliseconds(estimate.offsetNanos))"
+                text += " | clock offset \(Fixed.signedMilliseconds(Double(estimate.offsetNanos) / 1e9))"
                     + " ±\(Fixed.milliseconds(Double(estimate.errorBoundNanos) / 1e9))"
             }
             if intervalErrors > 0, let lastError { text += " | last error: \(lastError)" }
