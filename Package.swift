@@ -33,6 +33,10 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
+        // What every executable shares: durations with units, the one number format, exit
+        // statuses, output-path checks, summary JSON with run metadata, CSV, signals.
+        .target(name: "CommandLineKit", dependencies: [argumentParser]),
+        .testTarget(name: "CommandLineKitTests", dependencies: ["CommandLineKit"]),
         .systemLibrary(
             name: "CLibXML2", path: "Sources/CLibXML2", pkgConfig: "libxml-2.0",
             providers: [.apt(["libxml2-dev"])]),
@@ -77,6 +81,8 @@ let package = Package(
             ]),
         // Drives the built executables as processes (flags, exit codes, signals, Comet interop).
         .testTarget(name: "CLITests", dependencies: ["Sender", "Receiver"]),
+        // Reads the manifest and scripts/: every script installs what the products it builds link.
+        .testTarget(name: "PackagingTests"),
         // MARK: capture
         .systemLibrary(
             name: "CPcap", path: "Sources/CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"])]),

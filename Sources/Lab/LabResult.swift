@@ -9,11 +9,14 @@ public struct LabRow: Codable, Sendable, Equatable {
         public var mean: Double
         public var max: Double
         public var p99: Double
-        public init(min: Double, mean: Double, max: Double, p99: Double) {
+        /// Absent in rows written before it was added.
+        public var p50: Double?
+        public init(min: Double, mean: Double, max: Double, p99: Double, p50: Double? = nil) {
             self.min = min
             self.mean = mean
             self.max = max
             self.p99 = p99
+            self.p50 = p50
         }
     }
 
@@ -51,7 +54,7 @@ public struct LabRow: Codable, Sendable, Equatable {
         self.acked = acked
         backlog_end = backlogEnd
         max_backlog = maxBacklog
-        latency_s = Latency(min: latency.min, mean: latency.mean, max: latency.max, p99: latency.p99)
+        latency_s = Latency(min: latency.min, mean: latency.mean, max: latency.max, p99: latency.p99, p50: latency.p50)
         ack_rtt_p50_s = ackRoundTripP50
         link_release_error_p50_s = linkErrorP50
         link_release_error_p99_s = linkErrorP99

@@ -87,7 +87,8 @@ final class WireCheckEndToEndTests: XCTestCase {
                 let live = Dictionary(uniqueKeysWithValues: pairs.map { ($0.ivorn, $0.wireNanos) })
                 let differences = analyzer.events.compactMap { e in live[e.ivorn].map { abs($0 - e.wireNanos) } }
                 XCTAssertEqual(differences.count, events, "tcpdump saw the same events")
-                XCTAssertLessThan(differences.max() ?? .max, 5_000_000, "tcpdump and live capture wire times")
+                // The median, not the maximum: a preempted delivery to one socket is noise.
+                XCTAssertLessThan(differences.sorted().dropFirst(differences.count / 2).first ?? .max, 1_000_000, "tcpdump and live capture wire times")
             }
         }
     }

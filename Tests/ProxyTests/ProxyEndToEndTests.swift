@@ -102,10 +102,11 @@ final class ProxyEndToEndTests: XCTestCase {
             Toxic(type: .latency, stream: .downstream, attributes: ["latency": 50]),
         ])
         let times = try await roundTrips(port: port(runtime), count: 8)
+        // Never early (lower bound on every sample); the median within 15 ms of 100 ms.
         for time in times {
             XCTAssertGreaterThanOrEqual(time, 0.100, "\(times)")
-            XCTAssertLessThan(time, 0.160, "\(times)")  // slack for a loaded CI machine
         }
+        XCTAssertLessThan(times.sorted()[times.count / 2], 0.115, "\(times)")
         await runtime.shutdown()
         let direct = try await startProxy()
         let baseline = try await roundTrips(port: port(direct), count: 8)
@@ -126,7 +127,7 @@ final class ProxyEndToEndTests: XCTestCase {
             return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         }
         XCTAssertGreaterThan(elapsed, 0.4)
-        XCTAssertLessThan(elapsed, 0.9)
+        XCTAssertLessThan(elapsed, 2.0, "the limit is 200 KB/s, not far less")
         await runtime.shutdown()
     }
 
@@ -136,9 +137,10 @@ final class ProxyEndToEndTests: XCTestCase {
             Toxic(type: .latency, stream: .downstream, attributes: ["latency": 40]),
             Toxic(type: .connectDelay, stream: .upstream),
         ])
-        let times = try await roundTrips(port: port(runtime), count: 2)
+        let times = try await roundTrips(port: port(runtime), count: 5)
         XCTAssertGreaterThanOrEqual(times[0], 0.160, "first exchange pays the set-up round trip: \(times)")
-        XCTAssertLessThan(times[1], 0.150, "later ones do not: \(times)")
+        XCTAssertTrue(times.dropFirst().allSatisfy { $0 >= 0.080 }, "\(times)")
+        XCTAssertLessThan(times.dropFirst().sorted()[2], 0.150, "later ones do not (median): \(times)")
         await runtime.shutdown()
     }
 
@@ -241,7 +243,7 @@ final class ProxyEndToEndTests: XCTestCase {
             return (String(buffer: all), dataTime, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         }
         XCTAssertEqual(echoed, "bye")
-        XCTAssertLessThan(dataTime, 0.2, "data is not delayed")
+        XCTAssertLessThan(dataTime, endTime - 0.1, "data is not delayed with the FIN")
         XCTAssertGreaterThan(endTime, 0.28, "the FIN is")
         await runtime.shutdown()
     }

@@ -60,7 +60,8 @@ final class EndToEndTests: XCTestCase {
         XCTAssertEqual(received.missing, 0, file: file, line: line)
         XCTAssertEqual(received.latency.count, events, file: file, line: line)
         XCTAssertGreaterThan(received.latency.min, 0, "latency positive", file: file, line: line)
-        XCTAssertLessThan(received.latency.max, 5, "latency plausible on loopback", file: file, line: line)
+        // A median, not the maximum: one stalled sample on a shared machine is noise.
+        XCTAssertLessThan(received.latency.p50, 1, "median latency plausible on loopback", file: file, line: line)
         XCTAssertGreaterThan(sent.ackRoundTrip.min, 0, file: file, line: line)
     }
 
