@@ -136,3 +136,15 @@ final class SummaryJSONTests: XCTestCase {
         XCTAssertEqual(CSV.row(["a", "b,c", "say \"hi\"", "x\ny"]), "a,\"b,c\",\"say \"\"hi\"\"\",\"x\ny\"")
     }
 }
+
+final class SuggestionTests: XCTestCase {
+    func testTyposFindTheirWordAndStrangersDoNot() {
+        XCTAssertEqual(Suggestions.closest(to: "qeury", among: ["query", "sniff", "crosscheck"]), "query")
+        XCTAssertEqual(Suggestions.closest(to: "analyse", among: ["analyze", "live"]), "analyze")
+        XCTAssertEqual(Suggestions.closest(to: "runn", among: ["run", "sweep", "reproduce-2012"]), "run")
+        XCTAssertEqual(Suggestions.closest(to: "lisen", among: ["listen", "upstream"]), "listen")
+        XCTAssertNil(Suggestions.closest(to: "banana", among: ["query", "sniff"]))
+        XCTAssertEqual(Suggestions.editDistance("ab", "ba"), 1)
+        XCTAssertEqual(Suggestions.editDistance("", "abc"), 3)
+    }
+}
