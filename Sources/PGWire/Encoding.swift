@@ -30,18 +30,18 @@ public enum PGEncoding {
             typed("P", into: &buffer) { body in
                 cString(statement, &body)
                 cString(query, &body)
-                body.writeInteger(Int16(types.count), endianness: .big)
+                writeCount(types.count, &body)
                 for type in types { body.writeInteger(type, endianness: .big) }
             }
         case .bind(let bind):
             typed("B", into: &buffer) { body in
                 cString(bind.portal, &body)
                 cString(bind.statement, &body)
-                body.writeInteger(Int16(bind.parameterFormats.count), endianness: .big)
+                writeCount(bind.parameterFormats.count, &body)
                 for format in bind.parameterFormats { body.writeInteger(format, endianness: .big) }
-                body.writeInteger(Int16(bind.parameters.count), endianness: .big)
+                writeCount(bind.parameters.count, &body)
                 for value in bind.parameters { nullable(value, &body) }
-                body.writeInteger(Int16(bind.resultFormats.count), endianness: .big)
+                writeCount(bind.resultFormats.count, &body)
                 for format in bind.resultFormats { body.writeInteger(format, endianness: .big) }
             }
         case .describe(let kind, let name):
@@ -118,7 +118,7 @@ public enum PGEncoding {
             typed("Z", into: &buffer) { $0.writeInteger(status.rawValue) }
         case .rowDescription(let fields):
             typed("T", into: &buffer) { body in
-                body.writeInteger(Int16(fields.count), endianness: .big)
+                writeCount(fields.count, &body)
                 for field in fields {
                     cString(field.name, &body)
                     body.writeInteger(field.tableOID, endianness: .big)
@@ -131,7 +131,7 @@ public enum PGEncoding {
             }
         case .dataRow(let values):
             typed("D", into: &buffer) { body in
-                body.writeInteger(Int16(values.count), endianness: .big)
+                writeCount(values.count, &body)
                 for value in values { nullable(value, &body) }
             }
         case .commandComplete(let tag): typed("C", into: &buffer) { cString(tag, &$0) }
@@ -145,7 +145,7 @@ public enum PGEncoding {
         case .emptyQueryResponse: typed("I", into: &buffer) { _ in }
         case .parameterDescription(let types):
             typed("t", into: &buffer) { body in
-                body.writeInteger(Int16(types.count), endianness: .big)
+                writeCount(types.count, &body)
                 for type in types { body.writeInteger(type, endianness: .big) }
             }
         case .notification(let processID, let channel, let payload):
@@ -199,6 +199,13 @@ public enum PGEncoding {
         buffer.writeInteger(Int32(0))
         body(&buffer)
         buffer.setInteger(Int32(buffer.writerIndex - lengthIndex), at: lengthIndex, endianness: .big)
+    }
+
+    /// The protocol's 16-bit counts are unsigned (up to 65,535). A message with more items
+    /// cannot be expressed at all: building one is a programming error, not input to handle.
+    private static func writeCount(_ count: Int, _ buffer: inout ByteBuffer) {
+        precondition(count <= Int(UInt16.max), "PostgreSQL messages carry at most 65,535 items per list (got \(count))")
+        buffer.writeInteger(UInt16(count), endianness: .big)
     }
 
     private static func cString(_ text: String, _ buffer: inout ByteBuffer) {

@@ -107,10 +107,13 @@ struct PGBodyReader {
         return value
     }
 
-    /// A count followed by that many items; a negative count or one that cannot fit is malformed.
+    /// A 16-bit count followed by that many items; a count that cannot fit is malformed.
+    /// Counts are unsigned on the wire: PostgreSQL accepts up to 65,535 Bind parameters, and
+    /// reading them as Int16 made 32,768 and more negative.
     mutating func count(_ field: String, minimumItemSize: Int) throws -> Int {
-        let count = Int(try int16(field))
-        guard count >= 0, count * minimumItemSize <= buffer.readableBytes else {
+        guard let raw = buffer.readInteger(endianness: .big, as: UInt16.self) else { throw fail("\(field) missing") }
+        let count = Int(raw)
+        guard count * minimumItemSize <= buffer.readableBytes else {
             throw fail("\(field) count \(count) does not fit the message")
         }
         return count

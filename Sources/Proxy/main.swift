@@ -66,6 +66,12 @@ struct VTPProxy: AsyncParsableCommand {
     @Option(help: "PostgreSQL: refuse startup packets longer than this many bytes.")
     var maxStartupLength: Int = 10_000
 
+    @Option(help: "PostgreSQL: close a client that has not sent its whole startup packet within this long.")
+    var startupTimeout: String = "10s"
+
+    @Option(help: "PostgreSQL: refuse new clients while this many have not finished their startup packet.")
+    var maxPendingStartups: Int = ProxySpec.defaultMaxPendingStartups
+
     @Option(help: "HTTP JSON control endpoint (loopback), HOST:PORT.")
     var control: String?
 
@@ -93,6 +99,26 @@ struct VTPProxy: AsyncParsableCommand {
             throw ValidationError("--stall-probability must be in 0…1")
         }
         guard threads >= 1 else { throw ValidationError("--threads must be ≥ 1") }
+        guard maxPendingStartups >= 1 else { throw ValidationError("--max-pending-startups must be ≥ 1") }
+    }
+
+    /// A duration flag in milliseconds; the error names the flag.
+    private func milliseconds(_ flag: String, _ text: String) throws -> Double {
+        do {
+            return Double(try Units.parseDuration(text)) / 1e6
+        } catch {
+            throw ValidationError("\(flag): \(error)")
+        }
+    }
+
+    /// Checks a toxic built from flags now, so a value out of range is a usage error that
+    /// names the flag rather than a failure at start-up.
+    private func checked(_ toxic: Toxic, flags: String) throws -> Toxic {
+        do {
+            return try toxic.validated()
+        } catch {
+            throw ValidationError("\(flags): \(error)")
+        }
     }
 
     func commandLineSpec() throws -> ProxySpec? {
@@ -100,44 +126,78 @@ struct VTPProxy: AsyncParsableCommand {
         let directions: [StreamDirection] =
             direction == "both" ? [.upstream, .downstream] : [StreamDirection(rawValue: direction)!]
         var toxics: [Toxic] = []
-        let ms = { (text: String) throws -> Double in Double(try Units.parseDuration(text)) / 1e6 }
+        let latencyMs = try milliseconds("--latency", latency ?? "0ms")
+        let jitterMs = try milliseconds("--jitter", jitter ?? "0ms")
+        let stallMs = try milliseconds("--stall-duration", stallDuration)
+        let startupTimeoutNanos: Int64
+        do {
+            startupTimeoutNanos = try Units.parseDuration(startupTimeout)
+        } catch {
+            throw ValidationError("--startup-timeout: \(error)")
+        }
+        guard startupTimeoutNanos > 0, startupTimeoutNanos <= 3_600_000_000_000 else {
+            throw ValidationError("--startup-timeout must be more than 0 and at most 1 hour (got \(startupTimeout))")
+        }
         for stream in directions {
             if latency != nil || jitter != nil {
                 toxics.append(
-                    Toxic(
-                        name: "latency_\(stream.rawValue)", type: .latency, stream: stream, toxicity: toxicity,
-                        attributes: ["latency": try ms(latency ?? "0ms"), "jitter": try ms(jitter ?? "0ms")]))
+                    try checked(
+                        Toxic(
+                            name: "latency_\(stream.rawValue)", type: .latency, stream: stream, toxicity: toxicity,
+                            attributes: ["latency": latencyMs, "jitter": jitterMs]),
+                        flags: "--latency/--jitter"))
             }
             if let bandwidth {
+                let rate: Double
+                do {
+                    rate = try Units.parseBandwidth(bandwidth) / 1000
+                } catch {
+                    throw ValidationError("--bandwidth: \(error)")
+                }
                 toxics.append(
-                    Toxic(
-                        name: "bandwidth_\(stream.rawValue)", type: .bandwidth, stream: stream, toxicity: toxicity,
-                        attributes: ["rate": try Units.parseBandwidth(bandwidth) / 1000]))
+                    try checked(
+                        Toxic(
+                            name: "bandwidth_\(stream.rawValue)", type: .bandwidth, stream: stream, toxicity: toxicity,
+                            attributes: ["rate": rate]),
+                        flags: "--bandwidth"))
             }
             if let stallProbability {
                 toxics.append(
-                    Toxic(
-                        name: "stall_\(stream.rawValue)", type: .stall, stream: stream,
-                        attributes: ["probability": stallProbability, "duration": try ms(stallDuration)]))
+                    try checked(
+                        Toxic(
+                            name: "stall_\(stream.rawValue)", type: .stall, stream: stream,
+                            attributes: ["probability": stallProbability, "duration": stallMs]),
+                        flags: "--stall-probability/--stall-duration"))
             }
         }
         if let connectDelay {
             toxics.append(
-                Toxic(
-                    name: "connect_delay", type: .connectDelay, stream: .upstream, toxicity: toxicity,
-                    attributes: connectDelay == "rtt" ? [:] : ["delay": try ms(connectDelay)]))
+                try checked(
+                    Toxic(
+                        name: "connect_delay", type: .connectDelay, stream: .upstream, toxicity: toxicity,
+                        attributes: connectDelay == "rtt" ? [:] : ["delay": try milliseconds("--connect-delay", connectDelay)]),
+                    flags: "--connect-delay"))
         }
         for text in toxic {
+            let decoded: Toxic
             do {
-                toxics.append(try JSONDecoder().decode(Toxic.self, from: Data(text.utf8)))
+                decoded = try JSONDecoder().decode(Toxic.self, from: Data(text.utf8))
             } catch {
                 throw ValidationError("--toxic \(text): not a toxic (\(error))")
             }
+            toxics.append(try checked(decoded, flags: "--toxic \(text)"))
         }
-        return ProxySpec(
+        let spec = ProxySpec(
             name: name, listen: try HostPort(parsing: listen), upstream: try HostPort(parsing: upstream),
             protocol: ProxyProtocol(rawValue: `protocol`)!, log: log, toxics: toxics,
-            maxStartupLength: maxStartupLength)
+            maxStartupLength: maxStartupLength, startupTimeoutNanos: startupTimeoutNanos,
+            maxPendingStartups: maxPendingStartups)
+        do {
+            try spec.validate()
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        return spec
     }
 
     func run() async throws {

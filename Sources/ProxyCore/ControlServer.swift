@@ -168,6 +168,10 @@ struct Router: Sendable {
     }
 
     private func error(_ status: HTTPResponseStatus, _ message: String) -> ControlResponse {
+        Self.errorResponse(status, message)
+    }
+
+    static func errorResponse(_ status: HTTPResponseStatus, _ message: String) -> ControlResponse {
         let body = (try? JSONEncoder().encode(["error": message])) ?? Data()
         return ControlResponse(status: status, body: body + Data("\n".utf8))
     }
@@ -187,9 +191,13 @@ final class ControlHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
+    /// Request bodies are small JSON objects; anything larger is refused, not buffered.
+    static let maximumBodyBytes = 1 << 20
+
     private let router: Router
     private var head: HTTPRequestHead?
     private var body = Data()
+    private var bodyTooLarge = false
 
     init(router: Router) { self.router = router }
 
@@ -198,28 +206,50 @@ final class ControlHandler: ChannelInboundHandler {
         case .head(let head):
             self.head = head
             body = Data()
-        case .body(var bytes):
-            if body.count < 1 << 20 { body.append(contentsOf: bytes.readBytes(length: bytes.readableBytes) ?? []) }
+            bodyTooLarge = head.headers["content-length"].first.flatMap { Int($0) }.map { $0 > Self.maximumBodyBytes } ?? false
+        case .body(let bytes):
+            // Past the limit the rest is read and dropped: the answer goes out after the whole
+            // request, so the client is not reset while still sending.
+            guard !bodyTooLarge else { return }
+            if body.count + bytes.readableBytes > Self.maximumBodyBytes {
+                bodyTooLarge = true
+                body = Data()
+            } else {
+                body.append(contentsOf: bytes.readableBytesView)
+            }
         case .end:
             guard let head else { return }
             self.head = nil
             let router = router
             let requestBody = body
+            let tooLarge = bodyTooLarge
+            body = Data()
+            bodyTooLarge = false
             let promise = context.eventLoop.makePromise(of: ControlResponse.self)
-            promise.completeWithTask { await router.handle(method: head.method, path: head.uri, body: requestBody) }
+            if tooLarge {
+                promise.succeed(
+                    Router.errorResponse(
+                        .payloadTooLarge,
+                        "request body exceeds the limit of \(Self.maximumBodyBytes) bytes (1 MiB)"))
+            } else {
+                promise.completeWithTask { await router.handle(method: head.method, path: head.uri, body: requestBody) }
+            }
             let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
             promise.futureResult.whenSuccess { response in
                 let context = loopBound.value
+                // After an error the connection is closed: the request may not have been
+                // understood (its body dropped), so nothing after it on the socket is trusted.
+                let keepAlive = head.isKeepAlive && response.status.code < 400
                 var headers = HTTPHeaders()
                 headers.add(name: "Content-Type", value: "application/json")
                 headers.add(name: "Content-Length", value: "\(response.body.count)")
-                headers.add(name: "Connection", value: head.isKeepAlive ? "keep-alive" : "close")
+                headers.add(name: "Connection", value: keepAlive ? "keep-alive" : "close")
                 context.write(
                     NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: head.version, status: response.status, headers: headers))),
                     promise: nil)
                 context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: response.body)))), promise: nil)
                 let done = context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)))
-                if !head.isKeepAlive {
+                if !keepAlive {
                     let channel = context.channel
                     done.whenComplete { _ in channel.close(promise: nil) }
                 }

@@ -11,6 +11,9 @@ public struct Inspection {
     public var records: [LogRecord] = []
     /// The stream is malformed or refused: log it, close this connection.
     public var failure: String?
+    /// PostgreSQL: the startup packet (or a CancelRequest) is complete with these bytes; the
+    /// upstream connection may be opened now.
+    public var startupComplete = false
 
     init(forward: ByteBuffer?) { self.forward = forward }
 }
@@ -92,6 +95,7 @@ public struct PGClientInspector: StreamInspector {
                     throw PGWireError(.dataAfterEndOfStream(bytes: pending.readableBytes))
                 }
                 inStartup = false
+                result.startupComplete = true
             case .startup(let version, let parameters):
                 var record = LogRecord(event: "startup", connection: connection)
                 record.add("protocol", "\(version >> 16).\(version & 0xFFFF)")
@@ -100,6 +104,7 @@ public struct PGClientInspector: StreamInspector {
                 }
                 result.records.append(record)
                 inStartup = false
+                result.startupComplete = true
                 // Forward the startup packet and whatever was pipelined behind it.
                 result.forward = before
                 var buffer = pending

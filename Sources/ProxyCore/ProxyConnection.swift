@@ -67,6 +67,19 @@ final class ProxyConnection: @unchecked Sendable {
     private var startedAt = NIODeadline.now()
     private var random = SystemRandomNumberGenerator()
     private var faultTimers: [Scheduled<Void>] = []
+    /// PostgreSQL: the upstream connection is opened only once the client's startup packet is
+    /// complete, so clients that stall in their startup cannot use up the server's slots.
+    private var awaitingStartup: Bool
+    private var holdsStartupSlot = false
+    /// Over the pending-startup cap: the client gets `refusalGrace` to send its startup packet,
+    /// which is answered with FATAL 53300 as PostgreSQL answers when full (answering before it
+    /// would land in the SSLRequest exchange, where clients do not show errors); then it is closed.
+    private var refusedForCapacity = false
+    static let refusalGrace = TimeAmount.seconds(2)
+    private var startupTimer: Scheduled<Void>?
+    /// Why a FATAL reply went out; the client's side is half-closed and its input ignored.
+    private var rejection: String?
+    private var rejecting: Bool { rejection != nil }
 
     init(id: UInt64, listener: ProxyListener, client: Channel) {
         self.id = id
@@ -75,6 +88,7 @@ final class ProxyConnection: @unchecked Sendable {
         self.eventLoop = client.eventLoop
         upstreamPath = Path(direction: .upstream, plan: DirectionPlan())
         downstreamPath = Path(direction: .downstream, plan: DirectionPlan())
+        awaitingStartup = listener.spec.protocol == .pg
         switch listener.spec.protocol {
         case .raw:
             upstreamInspector = PassThroughInspector()
@@ -111,11 +125,54 @@ final class ProxyConnection: @unchecked Sendable {
         })
         record.add("upstream", listener.spec.upstream.description)
         log(record)
-        if plan.connectDelayNanos > 0 {
-            eventLoop.scheduleTask(in: .nanoseconds(plan.connectDelayNanos)) { self.connectUpstream() }
+        guard awaitingStartup else { return scheduleConnect() }
+        guard listener.beginStartup() else {
+            listener.reportStartupRefusal()
+            refusedForCapacity = true
+            startupTimer = eventLoop.scheduleTask(in: Self.refusalGrace) {
+                self.teardown(reason: "too many pending startups")
+            }
+            return
+        }
+        holdsStartupSlot = true
+        let timeout = listener.spec.startupTimeoutNanos
+        startupTimer = eventLoop.scheduleTask(in: .nanoseconds(timeout)) {
+            guard self.awaitingStartup else { return }
+            self.rejectClient(
+                sqlState: "08P01",
+                message: "vtp-proxy: incomplete startup packet after \(Self.describe(nanos: timeout)) (--startup-timeout)",
+                reason: "startup timeout")
+        }
+    }
+
+    /// The client's startup packet (or CancelRequest) is complete: connect upstream now.
+    private func startupFinished() {
+        awaitingStartup = false
+        releaseStartupSlot()
+        scheduleConnect()
+    }
+
+    private func releaseStartupSlot() {
+        startupTimer?.cancel()
+        startupTimer = nil
+        if holdsStartupSlot {
+            holdsStartupSlot = false
+            listener.endStartup()
+        }
+    }
+
+    /// Connects once the connect delay, counted from the client's arrival, has passed.
+    private func scheduleConnect() {
+        let deadline = startedAt + .nanoseconds(plan.connectDelayNanos)
+        if plan.connectDelayNanos > 0, deadline > .now() {
+            eventLoop.scheduleTask(deadline: deadline) { self.connectUpstream() }
         } else {
             connectUpstream()
         }
+    }
+
+    static func describe(nanos: Int64) -> String {
+        nanos % 1_000_000_000 == 0 ? "\(nanos / 1_000_000_000) s" : "\(Double(nanos) / 1e6) ms"
     }
 
     private func connectUpstream() {
@@ -157,23 +214,33 @@ final class ProxyConnection: @unchecked Sendable {
         record.add("upstream", upstream)
         record.add("error", reason)
         log(record)
-        if listener.spec.protocol == .pg, !closed {
-            // Tell a PostgreSQL client why, in its own protocol, instead of a bare close.
-            let message = PGEncoding.bytes(
-                .errorResponse(
-                    PGErrorFields(fields: [
-                        UInt8(ascii: "S"): "FATAL", UInt8(ascii: "V"): "FATAL", UInt8(ascii: "C"): "08006",
-                        UInt8(ascii: "M"): "vtp-proxy: upstream \(upstream) unreachable: \(reason)",
-                    ])))
-            client.writeAndFlush(message).whenComplete { _ in
-                // Half-close and linger instead of closing outright: the client's startup
-                // packet may still be in flight, and a closed socket answers it with RST,
-                // which can destroy the unread error in the client's receive buffer.
-                self.client.close(mode: .output, promise: nil)
-                self.eventLoop.scheduleTask(in: .seconds(2)) { self.teardown(reason: "upstream unreachable") }
-            }
+        if listener.spec.protocol == .pg {
+            rejectClient(
+                sqlState: "08006", message: "vtp-proxy: upstream \(upstream) unreachable: \(reason)",
+                reason: "upstream unreachable")
         } else {
             teardown(reason: "upstream unreachable")
+        }
+    }
+
+    /// Tells a PostgreSQL client why, in its own protocol (a FATAL ErrorResponse), instead of
+    /// a bare close; then closes.
+    private func rejectClient(sqlState: String, message: String, reason: String) {
+        guard !closed, !rejecting else { return }
+        rejection = reason
+        releaseStartupSlot()
+        let bytes = PGEncoding.bytes(
+            .errorResponse(
+                PGErrorFields(fields: [
+                    UInt8(ascii: "S"): "FATAL", UInt8(ascii: "V"): "FATAL", UInt8(ascii: "C"): sqlState,
+                    UInt8(ascii: "M"): message,
+                ])))
+        client.writeAndFlush(bytes).whenComplete { _ in
+            // Half-close and linger instead of closing outright: the client's startup
+            // packet may still be in flight, and a closed socket answers it with RST,
+            // which can destroy the unread error in the client's receive buffer.
+            self.client.close(mode: .output, promise: nil)
+            self.eventLoop.scheduleTask(in: .seconds(2)) { self.teardown(reason: reason) }
         }
     }
 
@@ -207,7 +274,7 @@ final class ProxyConnection: @unchecked Sendable {
     // MARK: events from the handlers
 
     func received(_ bytes: ByteBuffer, from side: ProxySide) {
-        guard !closed else { return }
+        guard !closed, !rejecting else { return }
         refreshPlan()
         let direction = side.inbound
         let inspection =
@@ -225,6 +292,16 @@ final class ProxyConnection: @unchecked Sendable {
             log(record)
             teardown(reason: "protocol error")
             return
+        }
+        if inspection.startupComplete, awaitingStartup {
+            guard !refusedForCapacity else {
+                return rejectClient(
+                    sqlState: "53300",
+                    message: "vtp-proxy: too many clients (\(listener.spec.maxPendingStartups)) have not finished their"
+                        + " startup packet; try again later",
+                    reason: "too many pending startups")
+            }
+            startupFinished()
         }
         if let forward = inspection.forward, forward.readableBytes > 0 {
             enqueue(forward, on: path(direction))
@@ -282,6 +359,11 @@ final class ProxyConnection: @unchecked Sendable {
 
     func inputClosed(_ side: ProxySide) {
         guard !closed else { return }
+        if side == .client, awaitingStartup || rejecting, server == nil {
+            // Nothing was or will be forwarded: no upstream to finish, and a client that has
+            // stopped sending cannot complete its startup packet.
+            return teardown(reason: rejection ?? "client closed before completing its startup packet")
+        }
         let path = path(side.inbound)
         guard !path.inputEnded else { return }
         path.inputEnded = true
@@ -300,6 +382,9 @@ final class ProxyConnection: @unchecked Sendable {
 
     func inactive(_ side: ProxySide) {
         guard !closed else { return }
+        if side == .client, awaitingStartup || rejecting, server == nil {
+            return teardown(reason: rejection ?? "client closed before completing its startup packet")
+        }
         // Failures (resets, write errors) arrive through errorCaught and tear down before this.
         // Here the peer closed cleanly: NIO closes a channel fully when its FIN arrives after
         // our output was shut, sometimes without an inputClosed event. Bytes and the FIN it
@@ -419,6 +504,7 @@ final class ProxyConnection: @unchecked Sendable {
     func teardown(reason: String?, flushFirst: Bool = false) {
         guard !closed else { return }
         closed = true
+        releaseStartupSlot()
         upstreamPath.timer?.cancel()
         downstreamPath.timer?.cancel()
         for timer in faultTimers { timer.cancel() }

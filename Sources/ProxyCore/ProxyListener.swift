@@ -22,10 +22,22 @@ public struct ProxySpec: Codable, Sendable, Equatable {
     public var toxics: [Toxic]
     /// PostgreSQL: startup packets longer than this are refused.
     public var maxStartupLength: Int
+    /// PostgreSQL: a client that has not sent its whole startup packet by then is closed.
+    public var startupTimeoutNanos: Int64
+    /// PostgreSQL: clients still sending their startup packet beyond this many are refused.
+    /// The upstream connection is opened only after a complete startup packet, so stalled
+    /// clients cost the server nothing; this bounds what they cost the proxy.
+    public var maxPendingStartups: Int
+
+    public static let defaultStartupTimeoutNanos: Int64 = 10_000_000_000
+    public static let defaultMaxPendingStartups = 256
+    static let maximumStartupTimeoutNanos: Int64 = 3_600_000_000_000
 
     public init(
         name: String, listen: HostPort, upstream: HostPort, protocol: ProxyProtocol, log: String? = nil,
-        enabled: Bool = true, toxics: [Toxic] = [], maxStartupLength: Int = PGFraming.defaultMaximumStartupLength
+        enabled: Bool = true, toxics: [Toxic] = [], maxStartupLength: Int = PGFraming.defaultMaximumStartupLength,
+        startupTimeoutNanos: Int64 = ProxySpec.defaultStartupTimeoutNanos,
+        maxPendingStartups: Int = ProxySpec.defaultMaxPendingStartups
     ) {
         self.name = name
         self.listen = listen
@@ -35,11 +47,15 @@ public struct ProxySpec: Codable, Sendable, Equatable {
         self.enabled = enabled
         self.toxics = toxics
         self.maxStartupLength = maxStartupLength
+        self.startupTimeoutNanos = startupTimeoutNanos
+        self.maxPendingStartups = maxPendingStartups
     }
 
     enum CodingKeys: String, CodingKey {
         case name, listen, upstream, `protocol`, log, enabled, toxics
         case maxStartupLength = "max_startup_length"
+        case startupTimeout = "startup_timeout"
+        case maxPendingStartups = "max_pending_startups"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -53,6 +69,45 @@ public struct ProxySpec: Codable, Sendable, Equatable {
         toxics = try container.decodeIfPresent([Toxic].self, forKey: .toxics) ?? []
         maxStartupLength =
             try container.decodeIfPresent(Int.self, forKey: .maxStartupLength) ?? PGFraming.defaultMaximumStartupLength
+        // A duration as on the command line ("10s"), or a number of milliseconds as in toxics.
+        if let text = try? container.decodeIfPresent(String.self, forKey: .startupTimeout) {
+            startupTimeoutNanos = try Units.parseDuration(text)
+        } else if let milliseconds = try container.decodeIfPresent(Double.self, forKey: .startupTimeout) {
+            startupTimeoutNanos = try Units.parseDuration("\(milliseconds)ms")
+        } else {
+            startupTimeoutNanos = Self.defaultStartupTimeoutNanos
+        }
+        maxPendingStartups =
+            try container.decodeIfPresent(Int.self, forKey: .maxPendingStartups) ?? Self.defaultMaxPendingStartups
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(name, forKey: .name)
+        try container.encode(listen, forKey: .listen)
+        try container.encode(upstream, forKey: .upstream)
+        try container.encode(`protocol`, forKey: .protocol)
+        try container.encodeIfPresent(log, forKey: .log)
+        try container.encode(enabled, forKey: .enabled)
+        try container.encode(toxics, forKey: .toxics)
+        try container.encode(maxStartupLength, forKey: .maxStartupLength)
+        try container.encode(Double(startupTimeoutNanos) / 1e6, forKey: .startupTimeout)
+        try container.encode(maxPendingStartups, forKey: .maxPendingStartups)
+    }
+
+    /// Every toxic and limit checked once, before anything runs.
+    public func validate() throws(ProxyError) {
+        for toxic in toxics { _ = try toxic.validated() }
+        if Set(toxics.map(\.name)).count != toxics.count {
+            throw .invalidConfig("proxy \"\(name)\" has two toxics with the same name")
+        }
+        guard startupTimeoutNanos > 0, startupTimeoutNanos <= Self.maximumStartupTimeoutNanos else {
+            throw .invalidConfig(
+                "proxy \"\(name)\": startup timeout must be more than 0 and at most 1 hour (got \(Double(startupTimeoutNanos) / 1e9) s)")
+        }
+        guard maxPendingStartups >= 1 else {
+            throw .invalidConfig("proxy \"\(name)\": max pending startups must be at least 1 (got \(maxPendingStartups))")
+        }
     }
 }
 
@@ -69,6 +124,10 @@ public final class ProxyListener: Sendable {
         var accepted: UInt64 = 0
         var lastUpstreamReport: NIODeadline = .distantPast
         var upstreamFailures: UInt64 = 0
+        /// PostgreSQL clients that have not yet sent a complete startup packet.
+        var pendingStartups = 0
+        var lastRefusalReport: NIODeadline = .distantPast
+        var refusals: UInt64 = 0
     }
 
     /// NIO reads up to 4 times per readiness event; for request/response traffic the
@@ -87,10 +146,7 @@ public final class ProxyListener: Sendable {
         spec: ProxySpec, group: EventLoopGroup, log: LogSink?,
         warn: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
     ) throws(ProxyError) {
-        for toxic in spec.toxics { _ = try toxic.validated() }
-        if Set(spec.toxics.map(\.name)).count != spec.toxics.count {
-            throw .invalidConfig("proxy \"\(spec.name)\" has two toxics with the same name")
-        }
+        try spec.validate()
         self.spec = spec
         self.group = group
         self.log = log
@@ -103,6 +159,8 @@ public final class ProxyListener: Sendable {
     public var isEnabled: Bool { state.withLockedValue { $0.enabled } }
     public var activeConnections: Int { state.withLockedValue { $0.connections.count } }
     public var acceptedConnections: UInt64 { state.withLockedValue { $0.accepted } }
+    /// PostgreSQL clients connected that have not yet sent a complete startup packet.
+    public var pendingStartups: Int { state.withLockedValue { $0.pendingStartups } }
 
     /// Binds (when enabled). Throws `cannotListen` with the reason (e.g. address in use).
     public func start() async throws {
@@ -235,6 +293,38 @@ public final class ProxyListener: Sendable {
 
     func unregister(_ connection: ProxyConnection) {
         _ = state.withLockedValue { $0.connections.removeValue(forKey: connection.id) }
+    }
+
+    /// Takes a slot for a client that is about to send its startup packet; false when
+    /// `maxPendingStartups` are taken.
+    func beginStartup() -> Bool {
+        state.withLockedValue { state in
+            guard state.pendingStartups < spec.maxPendingStartups else { return false }
+            state.pendingStartups += 1
+            return true
+        }
+    }
+
+    func endStartup() {
+        state.withLockedValue { $0.pendingStartups = max(0, $0.pendingStartups - 1) }
+    }
+
+    /// Like upstream failures, at most one warning per second.
+    func reportStartupRefusal() {
+        let (shouldWarn, suppressed) = state.withLockedValue { state -> (Bool, UInt64) in
+            state.refusals += 1
+            let now = NIODeadline.now()
+            guard now - state.lastRefusalReport > .seconds(1) else { return (false, 0) }
+            state.lastRefusalReport = now
+            defer { state.refusals = 0 }
+            return (true, state.refusals - 1)
+        }
+        guard shouldWarn else { return }
+        var message =
+            "vtp-proxy: [\(spec.name)] refusing a client: \(spec.maxPendingStartups) clients have not finished"
+            + " their startup packet (--max-pending-startups)"
+        if suppressed > 0 { message += " (\(suppressed) more since the last report)" }
+        warn(message)
     }
 
     /// At most one warning per second, so a dead upstream under load does not flood stderr.

@@ -21,7 +21,10 @@ public struct ProxyFileConfig: Decodable, Sendable {
             }
         }
         do {
-            return try JSONDecoder().decode(ProxyFileConfig.self, from: data)
+            let config = try JSONDecoder().decode(ProxyFileConfig.self, from: data)
+            // Checked here so a bad value is a configuration error (a usage error), not a start-up failure.
+            for proxy in config.proxies { try proxy.validate() }
+            return config
         } catch let error as DecodingError {
             throw .invalidConfig("\(path): \(Router.describe(error))")
         } catch let error as ProxyError {

@@ -83,29 +83,86 @@ public struct Toxic: Codable, Equatable, Sendable {
         for key in required where attributes[key] == nil {
             throw .invalidToxic(name: name, reason: "\(type.rawValue) needs attribute \"\(key)\"")
         }
-        for (key, value) in attributes {
+        // Sorted: the first problem reported does not depend on dictionary order.
+        for (key, value) in attributes.sorted(by: { $0.key < $1.key }) {
             guard required.contains(key) || optional.contains(key) else {
                 throw .invalidToxic(
                     name: name,
                     reason: "unknown attribute \"\(key)\" for \(type.rawValue) (known: \((required + optional).joined(separator: ", ")))")
             }
-            guard value.isFinite, value >= 0 else {
-                throw .invalidToxic(name: name, reason: "attribute \"\(key)\" must be a finite number ≥ 0")
+            // Every attribute has a range: the plan converts them to integer nanoseconds and
+            // byte counts, and an unbounded value (1e18 ms) would not fit.
+            let range = ToxicAttributeRange.of(type, key)
+            guard value.isFinite, value >= range.minimum, value <= range.maximum else {
+                throw .invalidToxic(
+                    name: name,
+                    reason: "attribute \"\(key)\" must be a finite number in \(range.text) (got \(value))")
             }
-        }
-        if type == .bandwidth, attributes["rate"]! <= 0 {
-            throw .invalidToxic(name: name, reason: "rate must be > 0 KB/s")
-        }
-        if type == .slicer, attributes["average_size"]! < 1 {
-            throw .invalidToxic(name: name, reason: "average_size must be ≥ 1 byte")
-        }
-        if type == .stall, attributes["probability"]! > 1 {
-            throw .invalidToxic(name: name, reason: "probability must be in 0…1")
         }
         return self
     }
 
     func attribute(_ key: String, default value: Double = 0) -> Double { attributes[key] ?? value }
+}
+
+/// The allowed values of one toxic attribute, in the attribute's own unit.
+struct ToxicAttributeRange: Sendable {
+    var minimum: Double
+    var maximum: Double
+    var unit: String
+
+    /// One hour: far beyond any delay worth emulating, far below Int64 nanoseconds.
+    static let maximumMilliseconds = 3_600_000.0
+    static let milliseconds = ToxicAttributeRange(minimum: 0, maximum: maximumMilliseconds, unit: "ms")
+    static let microseconds = ToxicAttributeRange(minimum: 0, maximum: maximumMilliseconds * 1e3, unit: "µs")
+    static let probability = ToxicAttributeRange(minimum: 0, maximum: 1, unit: "")
+    /// 1 byte/s … 1 TB/s (the attribute is in KB/s, 1 KB = 1000 bytes).
+    static let rate = ToxicAttributeRange(minimum: 0.001, maximum: 1e9, unit: "KB/s")
+    static let sliceSize = ToxicAttributeRange(minimum: 1, maximum: Double(1 << 30), unit: "bytes")
+    static let sliceVariation = ToxicAttributeRange(minimum: 0, maximum: Double(1 << 30), unit: "bytes")
+    /// 1 PB.
+    static let dataLimit = ToxicAttributeRange(minimum: 0, maximum: 1e15, unit: "bytes")
+
+    static func of(_ type: ToxicType, _ key: String) -> ToxicAttributeRange {
+        switch (type, key) {
+        case (.bandwidth, "rate"): return rate
+        case (.slicer, "average_size"): return sliceSize
+        case (.slicer, "size_variation"): return sliceVariation
+        case (.slicer, "delay"): return microseconds
+        case (.limitData, "bytes"): return dataLimit
+        case (.stall, "probability"): return probability
+        default: return milliseconds  // latency, jitter, delays, timeouts, stall duration
+        }
+    }
+
+    var text: String {
+        let range = "\(Self.format(minimum))…\(Self.format(maximum))"
+        return unit.isEmpty ? range : "\(range) \(unit)"
+    }
+
+    private static func format(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e16 ? String(Int64(value)) : "\(value)"
+    }
+}
+
+/// Conversions that cannot trap: the plan is also built from toxics a caller did not validate.
+enum Checked {
+    /// `value × scale` as integer nanoseconds (or bytes), 0 for negative or NaN, clamped at the top.
+    static func int64(_ value: Double, scale: Double = 1) -> Int64 {
+        let scaled = value * scale
+        if scaled.isNaN || scaled <= 0 { return 0 }
+        // The bound is 2^63 exactly (Int64.max rounds up to it); every Double below it converts.
+        if scaled >= Double(Int64.max) { return .max }
+        return Int64(scaled)
+    }
+
+    static func int(_ value: Double) -> Int { Int(truncatingIfNeeded: int64(value)) }
+
+    /// Saturating addition for release times: many toxics or stalls add up, never wrap.
+    static func add(_ a: Int64, _ b: Int64) -> Int64 {
+        let (sum, overflow) = a.addingReportingOverflow(b)
+        return overflow ? (b > 0 ? .max : .min) : sum
+    }
 }
 
 /// What one connection does in one direction, after the toxicity dice were rolled.
@@ -160,36 +217,39 @@ public struct ConnectionPlan: Equatable, Sendable {
             var direction = plan[toxic.stream]
             switch toxic.type {
             case .latency:
-                direction.latencyNanos += Int64(toxic.attribute("latency") * ms)
-                direction.jitterNanos += Int64(toxic.attribute("jitter") * ms)
+                direction.latencyNanos = Checked.add(direction.latencyNanos, Checked.int64(toxic.attribute("latency"), scale: ms))
+                direction.jitterNanos = Checked.add(direction.jitterNanos, Checked.int64(toxic.attribute("jitter"), scale: ms))
             case .bandwidth:
+                // A rate that is not positive and finite would make infinite release times.
                 let rate = toxic.attribute("rate") * 1000
-                direction.bytesPerSecond = min(direction.bytesPerSecond ?? .infinity, rate)
+                if rate.isFinite, rate > 0 { direction.bytesPerSecond = min(direction.bytesPerSecond ?? .infinity, rate) }
             case .slowClose:
-                direction.slowCloseNanos += Int64(toxic.attribute("delay") * ms)
+                direction.slowCloseNanos = Checked.add(direction.slowCloseNanos, Checked.int64(toxic.attribute("delay"), scale: ms))
             case .timeout:
-                direction.blackHoleCloseNanos = Int64(toxic.attribute("timeout") * ms)
+                direction.blackHoleCloseNanos = Checked.int64(toxic.attribute("timeout"), scale: ms)
             case .resetPeer:
-                direction.resetNanos = Int64(toxic.attribute("timeout") * ms)
+                direction.resetNanos = Checked.int64(toxic.attribute("timeout"), scale: ms)
             case .slicer:
-                direction.sliceAverage = max(1, Int(toxic.attribute("average_size")))
-                direction.sliceVariation = Int(toxic.attribute("size_variation"))
-                direction.sliceDelayNanos = Int64(toxic.attribute("delay") * 1e3)
+                // Bounded so that average ± variation cannot overflow.
+                direction.sliceAverage = min(1 << 40, max(1, Checked.int(toxic.attribute("average_size"))))
+                direction.sliceVariation = min(1 << 40, Checked.int(toxic.attribute("size_variation")))
+                direction.sliceDelayNanos = Checked.int64(toxic.attribute("delay"), scale: 1e3)
             case .limitData:
-                let bytes = Int(toxic.attribute("bytes"))
+                let bytes = Checked.int(toxic.attribute("bytes"))
                 direction.limitBytes = min(direction.limitBytes ?? .max, bytes)
             case .connectDelay:
                 wantsConnectDelay = true
                 if let delay = toxic.attributes["delay"] { connectDelay = (connectDelay ?? 0) + delay }
             case .stall:
                 direction.stallProbability = toxic.attribute("probability")
-                direction.stallNanos = Int64(toxic.attribute("duration", default: 200) * ms)
+                direction.stallNanos = Checked.int64(toxic.attribute("duration", default: 200), scale: ms)
             }
             plan[toxic.stream] = direction
         }
         if wantsConnectDelay {
             plan.connectDelayNanos =
-                connectDelay.map { Int64($0 * ms) } ?? (plan.upstream.latencyNanos + plan.downstream.latencyNanos)
+                connectDelay.map { Checked.int64($0, scale: ms) }
+                ?? Checked.add(plan.upstream.latencyNanos, plan.downstream.latencyNanos)
         }
         return plan
     }
@@ -214,11 +274,14 @@ public struct ReleaseScheduler: Sendable {
         length: Int, arrival: Int64, using random: inout some RandomNumberGenerator
     ) -> [(release: Int64, length: Int)] {
         let arrival = max(arrival, holdUntil)
-        var base = arrival + plan.latencyNanos
-        if plan.jitterNanos > 0 { base += Int64.random(in: -plan.jitterNanos...plan.jitterNanos, using: &random) }
+        // Saturating sums: with many stacked toxics the times only ever cap, never wrap.
+        var base = Checked.add(arrival, plan.latencyNanos)
+        if plan.jitterNanos > 0 {
+            base = Checked.add(base, Int64.random(in: -plan.jitterNanos...plan.jitterNanos, using: &random))
+        }
         base = max(base, arrival, lastRelease)
         if plan.stallProbability > 0, Double.random(in: 0..<1, using: &random) < plan.stallProbability {
-            base += plan.stallNanos
+            base = Checked.add(base, plan.stallNanos)
         }
         var pieces: [Int]
         if let average = plan.sliceAverage {
@@ -232,7 +295,7 @@ public struct ReleaseScheduler: Sendable {
             }
         } else if let rate = plan.bytesPerSecond {
             // Pieces of ~10 ms at the configured rate, so the limit is smooth, not bursty.
-            let piece = max(512, Int(rate / 100))
+            let piece = max(512, min(1 << 30, Checked.int(rate / 100)))
             pieces = stride(from: 0, to: length, by: piece).map { min(piece, length - $0) }
         } else {
             pieces = [length]
@@ -241,10 +304,10 @@ public struct ReleaseScheduler: Sendable {
         out.reserveCapacity(pieces.count)
         var release = base
         for (index, size) in pieces.enumerated() {
-            if index > 0 { release += plan.sliceDelayNanos }
+            if index > 0 { release = Checked.add(release, plan.sliceDelayNanos) }
             if let rate = plan.bytesPerSecond {
                 let start = max(release, bandwidthFreeAt)
-                bandwidthFreeAt = start + Int64(Double(size) / rate * 1e9)
+                bandwidthFreeAt = Checked.add(start, Checked.int64(Double(size) / rate, scale: 1e9))
                 release = bandwidthFreeAt
             }
             release = max(release, lastRelease)
@@ -256,7 +319,8 @@ public struct ReleaseScheduler: Sendable {
 
     /// When an end-of-stream arriving at `arrival` may be passed on.
     public mutating func scheduleEnd(arrival: Int64) -> Int64 {
-        let release = max(max(arrival, holdUntil) + plan.latencyNanos, lastRelease) + plan.slowCloseNanos
+        let release = Checked.add(
+            max(Checked.add(max(arrival, holdUntil), plan.latencyNanos), lastRelease), plan.slowCloseNanos)
         lastRelease = release
         return release
     }

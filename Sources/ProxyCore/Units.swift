@@ -9,14 +9,26 @@ public enum Units {
         let suffixes: [(String, Double)] = [
             ("ns", 1), ("us", 1e3), ("µs", 1e3), ("ms", 1e6), ("s", 1e9), ("m", 60e9),
         ]
-        for (suffix, scale) in suffixes where trimmed.hasSuffix(suffix) {
-            let number = trimmed.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)
-            if let value = Double(number), value >= 0, value.isFinite { return Int64(value * scale) }
+        var number = Substring(trimmed)
+        var scale = 1e6
+        for (suffix, factor) in suffixes where trimmed.hasSuffix(suffix) {
+            number = trimmed.dropLast(suffix.count)
+            scale = factor
+            break
+        }
+        guard let value = Double(number.trimmingCharacters(in: .whitespaces)), value >= 0, value.isFinite else {
             throw ProxyError.invalidValue(what: "duration", value: text, expected: "e.g. 50ms, 5ms, 1.5s, 250us")
         }
-        if let value = Double(trimmed), value >= 0, value.isFinite { return Int64(value * 1e6) }
-        throw ProxyError.invalidValue(what: "duration", value: text, expected: "e.g. 50ms, 5ms, 1.5s, 250us")
+        // Checked before converting: 1e308ms is finite but no Int64 holds it in nanoseconds.
+        let nanos = value * scale
+        guard nanos < maximumDurationNanos else {
+            throw ProxyError.invalidValue(what: "duration", value: text, expected: "at most 1000 hours")
+        }
+        return Int64(nanos)
     }
+
+    /// Far above any duration the proxy accepts (those stop at an hour), far below Int64.max.
+    static let maximumDurationNanos = 3.6e15
 
     /// tc-style rates: "1mbit", "500kbit", "10gbit", "100bit" (bits/s) or "1mbps", "64kbps",
     /// "100bps" (bytes/s, as tc reads them). Returns bytes per second.
@@ -28,7 +40,7 @@ public enum Units {
         ]
         for (suffix, scale) in suffixes where trimmed.hasSuffix(suffix) {
             let number = trimmed.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)
-            if let value = Double(number), value > 0, value.isFinite { return value * scale }
+            if let value = Double(number), value > 0, (value * scale).isFinite { return value * scale }
             break
         }
         throw ProxyError.invalidValue(

@@ -261,6 +261,93 @@ final class PGWireTests: XCTestCase {
             try PGBackendDecoder.decode(PGRawMessage(type: UInt8(ascii: "Z"), body: ByteBuffer(string: "X"))))
     }
 
+    /// Bytes of a Bind with `count` one-byte text parameters, written by hand (not by
+    /// PGEncoding) so the decoder is tested against the wire format itself.
+    private func bindBody(parameters count: Int) -> ByteBuffer {
+        var body = ByteBuffer(string: "p\0s\0")
+        body.writeInteger(UInt16(1), endianness: .big)  // one format code for all parameters
+        body.writeInteger(Int16(0), endianness: .big)
+        body.writeInteger(UInt16(count), endianness: .big)
+        for index in 0..<count {
+            body.writeInteger(Int32(1), endianness: .big)
+            body.writeInteger(UInt8(ascii: "0") + UInt8(index % 10))
+        }
+        body.writeInteger(UInt16(0), endianness: .big)
+        return body
+    }
+
+    func testCountsOf32768AndMoreAreUnsigned() throws {
+        // PostgreSQL accepts up to 65,535 Bind parameters; counts are UInt16 on the wire.
+        for count in [40_000, 65_535] {
+            let decoded = try PGFrontendDecoder.decode(PGRawMessage(type: UInt8(ascii: "B"), body: bindBody(parameters: count)))
+            guard case .bind(let bind) = decoded else { return XCTFail("not a Bind: \(decoded)") }
+            XCTAssertEqual(bind.parameters.count, count)
+            XCTAssertEqual(bind.parameterFormats, [0])
+            XCTAssertEqual(bind.parameters.last??.getString(at: bind.parameters.last!!.readerIndex, length: 1), "\((count - 1) % 10)")
+        }
+
+        // The same Bind through the streaming decoder, after a startup packet.
+        var stream = PGEncoding.bytes(startup)
+        var bind = bindBody(parameters: 40_000)
+        stream.writeInteger(UInt8(ascii: "B"))
+        stream.writeInteger(Int32(4 + bind.readableBytes), endianness: .big)
+        stream.writeBuffer(&bind)
+        var decoder = PGFrontendDecoder()
+        XCTAssertEqual(try decoder.next(from: &stream), startup)
+        guard case .bind(let streamed) = try decoder.next(from: &stream) else { return XCTFail("no Bind") }
+        XCTAssertEqual(streamed.parameters.count, 40_000)
+
+        // Parse's type count, and the server's RowDescription, DataRow and ParameterDescription.
+        var parse = ByteBuffer(string: "\0SELECT\0")
+        parse.writeInteger(UInt16(40_000), endianness: .big)
+        for _ in 0..<40_000 { parse.writeInteger(UInt32(23), endianness: .big) }
+        guard case .parse(_, _, let types) = try PGFrontendDecoder.decode(PGRawMessage(type: UInt8(ascii: "P"), body: parse))
+        else { return XCTFail("no Parse") }
+        XCTAssertEqual(types.count, 40_000)
+
+        var row = ByteBuffer()
+        row.writeInteger(UInt16(40_000), endianness: .big)
+        for _ in 0..<40_000 { row.writeInteger(Int32(-1), endianness: .big) }
+        XCTAssertEqual(
+            try PGBackendDecoder.decode(PGRawMessage(type: UInt8(ascii: "D"), body: row)),
+            .dataRow(Array(repeating: nil, count: 40_000)))
+
+        var parameters = ByteBuffer()
+        parameters.writeInteger(UInt16(40_000), endianness: .big)
+        for _ in 0..<40_000 { parameters.writeInteger(UInt32(25), endianness: .big) }
+        XCTAssertEqual(
+            try PGBackendDecoder.decode(PGRawMessage(type: UInt8(ascii: "t"), body: parameters)),
+            .parameterDescription(Array(repeating: 25, count: 40_000)))
+
+        let field = PGFieldDescription(
+            name: "c", tableOID: 0, columnAttribute: -1, typeOID: 25, typeSize: -1, typeModifier: -1, format: 0)
+        var description = ByteBuffer()
+        description.writeInteger(UInt16(40_000), endianness: .big)
+        for _ in 0..<40_000 {
+            description.writeString("c\0")
+            description.writeInteger(UInt32(0), endianness: .big)
+            description.writeInteger(Int16(-1), endianness: .big)  // signed: system columns are negative
+            description.writeInteger(UInt32(25), endianness: .big)
+            description.writeInteger(Int16(-1), endianness: .big)
+            description.writeInteger(Int32(-1), endianness: .big)
+            description.writeInteger(Int16(0), endianness: .big)
+        }
+        XCTAssertEqual(
+            try PGBackendDecoder.decode(PGRawMessage(type: UInt8(ascii: "T"), body: description)),
+            .rowDescription(Array(repeating: field, count: 40_000)))
+
+        // The encoder writes such counts too (it trapped on Int16 overflow), and they round-trip.
+        let wide = PGBind(
+            portal: "", statement: "s", parameterFormats: [],
+            parameters: Array(repeating: ByteBuffer(string: "1"), count: 40_000), resultFormats: [])
+        var encoded = PGEncoding.bytes(.bind(wide))
+        var framing = PGFrontendDecoder(state: .messages)
+        XCTAssertEqual(try framing.next(from: &encoded), .bind(wide))
+        var encodedRow = PGEncoding.bytes(.dataRow(Array(repeating: nil, count: 65_535)))
+        var backend = PGBackendDecoder()
+        XCTAssertEqual(try backend.next(from: &encodedRow), .dataRow(Array(repeating: nil, count: 65_535)))
+    }
+
     func testTruncatedAtEndOfStream() throws {
         var decoder = PGFrontendDecoder()
         var bytes = PGEncoding.bytes(startup)

@@ -86,6 +86,29 @@ final class InspectorTests: XCTestCase {
         XCTAssertTrue(result.records[0].json.contains("\"conn\":3"))
     }
 
+    func testBindWith40000ParametersIsForwardedAndLogged() {
+        // Built by hand (counts are UInt16 on the wire): 40,000 text parameters "7".
+        var body = ByteBuffer(string: "\0s\0")
+        body.writeInteger(UInt16(0), endianness: .big)
+        body.writeInteger(UInt16(40_000), endianness: .big)
+        for _ in 0..<40_000 {
+            body.writeInteger(Int32(1), endianness: .big)
+            body.writeString("7")
+        }
+        body.writeInteger(UInt16(0), endianness: .big)
+        var bytes = ByteBuffer()
+        bytes.writeInteger(UInt8(ascii: "B"))
+        bytes.writeInteger(Int32(4 + body.readableBytes), endianness: .big)
+        bytes.writeBuffer(&body)
+        var inspector = PGClientInspector()
+        _ = inspector.inspect(PGEncoding.bytes(startup), connection: 4)
+        let result = inspector.inspect(bytes, connection: 4)
+        XCTAssertNil(result.failure)
+        XCTAssertEqual(result.forward, bytes, "forwarded as is")
+        XCTAssertEqual(events(result), ["bind"])
+        XCTAssertEqual(result.records.first?.json.components(separatedBy: "\"7\"").count, 40_001, "every parameter logged")
+    }
+
     func testMalformedTypedMessageFails() {
         var inspector = PGClientInspector()
         _ = inspector.inspect(PGEncoding.bytes(startup), connection: 1)

@@ -46,6 +46,77 @@ final class ToxicsTests: XCTestCase {
         XCTAssertNoThrow(try Toxic(type: .timeout, stream: .downstream).validated())
     }
 
+    func testEveryAttributeHasARange() {
+        // Each of these passed validation and then trapped converting to Int64 in the plan.
+        let cases: [(ToxicType, [String: Double], String)] = [
+            (.latency, ["latency": 1e18], "latency"),
+            (.latency, ["latency": 1, "jitter": 1e18], "jitter"),
+            (.slowClose, ["delay": 1e308], "delay"),
+            (.timeout, ["timeout": 1e308], "timeout"),
+            (.resetPeer, ["timeout": 1e308], "timeout"),
+            (.stall, ["probability": 0.5, "duration": 1e308], "duration"),
+            (.stall, ["probability": 1.01], "probability"),
+            (.connectDelay, ["delay": 1e308], "delay"),
+            (.slicer, ["average_size": 8, "delay": 1e300], "delay"),
+            (.slicer, ["average_size": 1e300], "average_size"),
+            (.slicer, ["average_size": 8, "size_variation": 1e300], "size_variation"),
+            (.limitData, ["bytes": 1e308], "bytes"),
+            (.bandwidth, ["rate": 1e308], "rate"),
+            (.bandwidth, ["rate": 1e-300], "rate"),
+            (.latency, ["latency": .nan], "latency"),
+        ]
+        for (type, attributes, key) in cases {
+            XCTAssertThrowsError(try Toxic(type: type, stream: .upstream, attributes: attributes).validated()) {
+                XCTAssertTrue("\($0)".contains("attribute \"\(key)\" must be a finite number in "), "\($0)")
+            }
+        }
+        XCTAssertThrowsError(try Toxic(type: .latency, stream: .upstream, attributes: ["latency": 3_600_001]).validated()) {
+            XCTAssertTrue("\($0)".hasSuffix("must be a finite number in 0…3600000 ms (got 3600001.0)"), "\($0)")
+        }
+        XCTAssertThrowsError(try Toxic(type: .bandwidth, stream: .upstream, attributes: ["rate": 0]).validated()) {
+            XCTAssertTrue("\($0)".contains("0.001…1000000000 KB/s"), "\($0)")
+        }
+        // The limits themselves are accepted.
+        XCTAssertNoThrow(try Toxic(type: .latency, stream: .upstream, attributes: ["latency": 3_600_000, "jitter": 0]).validated())
+        XCTAssertNoThrow(try Toxic(type: .slicer, stream: .upstream, attributes: ["average_size": 1, "delay": 3.6e9]).validated())
+        XCTAssertNoThrow(try Toxic(type: .limitData, stream: .upstream, attributes: ["bytes": 1e15]).validated())
+        XCTAssertNoThrow(try Toxic(type: .bandwidth, stream: .upstream, attributes: ["rate": 0.001]).validated())
+    }
+
+    func testPlanFromUnvalidatedToxicsNeverTraps() {
+        // The plan is public: fed values no validation saw, it clamps instead of trapping.
+        var random = SeededGenerator(state: 11)
+        let huge: [Toxic] = [
+            Toxic(type: .latency, stream: .upstream, attributes: ["latency": 1e308, "jitter": 1e300]),
+            Toxic(name: "more", type: .latency, stream: .upstream, attributes: ["latency": .infinity]),
+            Toxic(type: .bandwidth, stream: .upstream, attributes: ["rate": 1e-300]),
+            Toxic(type: .slowClose, stream: .upstream, attributes: ["delay": 1e308]),
+            Toxic(type: .resetPeer, stream: .downstream, attributes: ["timeout": .nan]),
+            Toxic(type: .slicer, stream: .downstream, attributes: ["average_size": 1e300, "size_variation": 1e300, "delay": 1e300]),
+            Toxic(type: .limitData, stream: .downstream, attributes: ["bytes": 1e308]),
+            Toxic(type: .connectDelay, stream: .upstream, attributes: ["delay": 1e308]),
+            Toxic(type: .stall, stream: .upstream, attributes: ["probability": 1, "duration": 1e308]),
+        ]
+        let plan = ConnectionPlan.make(from: huge, using: &random)
+        XCTAssertEqual(plan.upstream.latencyNanos, .max)
+        XCTAssertEqual(plan.connectDelayNanos, .max)
+        XCTAssertEqual(plan.downstream.resetNanos, 0)
+        var up = ReleaseScheduler(plan: plan.upstream)
+        let slices = up.schedule(length: 10_000, arrival: 1_000, using: &random)
+        XCTAssertEqual(slices.reduce(0) { $0 + $1.length }, 10_000)
+        XCTAssertEqual(up.scheduleEnd(arrival: 2_000), .max)
+        var down = ReleaseScheduler(plan: plan.downstream)
+        XCTAssertEqual(down.schedule(length: 100, arrival: 0, using: &random).reduce(0) { $0 + $1.length }, 100)
+    }
+
+    func testDurationsTooLargeForNanosecondsAreErrors() {
+        XCTAssertThrowsError(try Units.parseDuration("1e308ms")) { XCTAssertTrue("\($0)".contains("at most"), "\($0)") }
+        XCTAssertThrowsError(try Units.parseDuration("1e20s"))
+        XCTAssertThrowsError(try Units.parseDuration("1e300"))
+        XCTAssertEqual(try Units.parseDuration("1000m"), 60_000_000_000_000)
+        XCTAssertThrowsError(try Units.parseBandwidth("1e308gbit"))
+    }
+
     func testToxicJSONIsToxiproxyShaped() throws {
         let json = #"{"name":"lag","type":"latency","stream":"upstream","toxicity":0.5,"attributes":{"latency":100,"jitter":10}}"#
         let toxic = try JSONDecoder().decode(Toxic.self, from: Data(json.utf8))
@@ -176,5 +247,30 @@ final class ConfigFileTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("nowhere"), "\($0)")
         }
         XCTAssertThrowsError(try ProxyFileConfig.load(path: "/nonexistent/proxies.json"))
+        try #"{"proxies": [{"listen": "127.0.0.1:0", "upstream": "127.0.0.1:1", "toxics": [{"type": "latency", "attributes": {"latency": 1e18}}]}]}"#
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try ProxyFileConfig.load(path: path)) {
+            XCTAssertTrue("\($0)".contains("attribute \"latency\" must be a finite number in 0…3600000 ms"), "\($0)")
+        }
+    }
+
+    func testStartupLimitsInTheConfigFile() throws {
+        let path = temporaryPath("startup.json")
+        try """
+        {"proxies": [
+           {"name": "a", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:1", "protocol": "pg",
+            "startup_timeout": "1.5s", "max_pending_startups": 8},
+           {"name": "b", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:1", "protocol": "pg", "startup_timeout": 250},
+           {"name": "c", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:1", "protocol": "pg"}
+         ]}
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        let config = try ProxyFileConfig.load(path: path)
+        XCTAssertEqual(config.proxies.map(\.startupTimeoutNanos), [1_500_000_000, 250_000_000, 10_000_000_000])
+        XCTAssertEqual(config.proxies.map(\.maxPendingStartups), [8, 256, 256])
+        try #"{"proxies": [{"listen": "127.0.0.1:0", "upstream": "127.0.0.1:1", "max_pending_startups": 0}]}"#
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try ProxyFileConfig.load(path: path)) {
+            XCTAssertTrue("\($0)".contains("max pending startups must be at least 1"), "\($0)")
+        }
     }
 }
