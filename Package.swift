@@ -113,9 +113,12 @@ let package = Package(
         // TUN, epoll, timerfd and signal plumbing for the userspace delay link.
         .target(name: "CDelayLink", path: "Sources/CDelayLink"),
         // Userspace delay link: release scheduling (pure), TUN forwarder, namespace set-up.
-        .target(name: "DelayLink", dependencies: ["CDelayLink", "LatencyStats"], path: "Sources/DelayLink"),
+        .target(name: "DelayLink", dependencies: ["CDelayLink", "LatencyStats", "NetworkEmulation"], path: "Sources/DelayLink"),
         .executableTarget(name: "Netem", dependencies: ["DelayLink", argumentParser], path: "Sources/Netem"),
         .testTarget(name: "DelayLinkTests", dependencies: ["DelayLink", "CDelayLink"]),
+        // Delay, jitter, rate and order of an emulated link (pure), shared by vtp-netem and vtp-proxy.
+        .target(name: "NetworkEmulation"),
+        .testTarget(name: "NetworkEmulationTests", dependencies: ["NetworkEmulation"]),
         // Namespaced sender/receiver runs over the delay link, sweeps, tables.
         .target(
             name: "VTPLab", dependencies: ["DelayLink", "CDelayLink", "VTPTransport", "BenchConfig", "LatencyStats"],
@@ -129,11 +132,11 @@ let package = Package(
         .target(
             name: "ProxyCore",
             dependencies: [
-                "PGWire", "VTPProtocol", nioCore, nioPosix, .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                "PGWire", "VTPProtocol", "NetworkEmulation", "CommandLineKit", nioCore, nioPosix,
+                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             path: "Sources/ProxyCore"),
-        .executableTarget(name: "Proxy", dependencies: ["ProxyCore", argumentParser], path: "Sources/Proxy"),
+        .executableTarget(name: "Proxy", dependencies: ["ProxyCore", "CommandLineKit", argumentParser], path: "Sources/Proxy"),
         .testTarget(
             name: "PGWireTests",
             dependencies: [
@@ -143,7 +146,7 @@ let package = Package(
         .testTarget(
             name: "ProxyTests",
             dependencies: [
-                "ProxyCore", "PGWire", "VTPProtocol", nioCore, nioPosix,
+                "ProxyCore", "PGWire", "VTPProtocol", "NetworkEmulation", nioCore, nioPosix,
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
         // MARK: pgprobe

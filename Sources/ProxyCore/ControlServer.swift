@@ -1,3 +1,4 @@
+import CommandLineKit
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -122,9 +123,9 @@ struct Router: Sendable {
             default: return error(.badRequest, failure.description)
             }
         } catch let failure as DecodingError {
-            return error(.badRequest, "invalid JSON body: \(Self.describe(failure))")
+            return error(.badRequest, "invalid JSON body: \(UserMessage.describe(failure))")
         } catch {
-            return self.error(.internalServerError, "\(error)")
+            return self.error(.internalServerError, UserMessage.describe(error))
         }
     }
 
@@ -174,16 +175,6 @@ struct Router: Sendable {
     static func errorResponse(_ status: HTTPResponseStatus, _ message: String) -> ControlResponse {
         let body = (try? JSONEncoder().encode(["error": message])) ?? Data()
         return ControlResponse(status: status, body: body + Data("\n".utf8))
-    }
-
-    static func describe(_ error: DecodingError) -> String {
-        switch error {
-        case .keyNotFound(let key, _): return "missing key \"\(key.stringValue)\""
-        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
-            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
-            return (path.isEmpty ? "" : "at \"\(path)\": ") + context.debugDescription
-        @unknown default: return "\(error)"
-        }
     }
 }
 

@@ -1,3 +1,4 @@
+import CommandLineKit
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
@@ -105,6 +106,10 @@ public struct ProxySpec: Codable, Sendable, Equatable {
             throw .invalidConfig(
                 "proxy \"\(name)\": startup timeout must be more than 0 and at most 1 hour (got \(Double(startupTimeoutNanos) / 1e9) s)")
         }
+        guard maxStartupLength >= PGFraming.minimumStartupLength else {
+            throw .invalidConfig(
+                "proxy \"\(name)\": max startup length must be at least \(PGFraming.minimumStartupLength) bytes (got \(maxStartupLength))")
+        }
         guard maxPendingStartups >= 1 else {
             throw .invalidConfig("proxy \"\(name)\": max pending startups must be at least 1 (got \(maxPendingStartups))")
         }
@@ -120,7 +125,8 @@ public final class ProxyListener: Sendable {
         var enabled: Bool
         var serverChannel: Channel?
         var boundAddress: HostPort?
-        var connections: [UInt64: ProxyConnection] = [:]
+        /// Each reached only on its own event loop.
+        var connections: [UInt64: NIOLoopBound<ProxyConnection>] = [:]
         var accepted: UInt64 = 0
         var lastUpstreamReport: NIODeadline = .distantPast
         var upstreamFailures: UInt64 = 0
@@ -144,7 +150,7 @@ public final class ProxyListener: Sendable {
 
     public init(
         spec: ProxySpec, group: EventLoopGroup, log: LogSink?,
-        warn: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+        warn: @escaping @Sendable (String) -> Void = { _ in }
     ) throws(ProxyError) {
         try spec.validate()
         self.spec = spec
@@ -181,7 +187,7 @@ public final class ProxyListener: Sendable {
                 .childChannelInitializer { [self] channel in
                     channel.eventLoop.makeCompletedFuture {
                         let connection = ProxyConnection(id: Self.makeConnectionID(), listener: self, client: channel)
-                        self.register(connection)
+                        self.register(NIOLoopBound(connection, eventLoop: channel.eventLoop), id: connection.id)
                         try channel.pipeline.syncOperations.addHandler(
                             ProxySideHandler(connection: connection, side: .client))
                     }
@@ -212,7 +218,7 @@ public final class ProxyListener: Sendable {
         } else {
             try? await channel?.close()
             for connection in connections {
-                connection.eventLoop.execute { connection.teardown(reason: "proxy disabled") }
+                connection.eventLoop.execute { connection.value.disable() }
             }
         }
     }
@@ -223,7 +229,9 @@ public final class ProxyListener: Sendable {
 
     // MARK: toxics
 
-    func toxicsSnapshot() -> (Int, [Toxic]) { state.withLockedValue { ($0.generation, $0.toxics) } }
+    func toxicsSnapshot() -> ToxicsSnapshot {
+        state.withLockedValue { ToxicsSnapshot(generation: $0.generation, toxics: $0.toxics) }
+    }
 
     public var toxics: [Toxic] { state.withLockedValue { $0.toxics } }
 
@@ -284,15 +292,15 @@ public final class ProxyListener: Sendable {
         }
     }
 
-    private func register(_ connection: ProxyConnection) {
+    private func register(_ connection: NIOLoopBound<ProxyConnection>, id: UInt64) {
         state.withLockedValue {
-            $0.connections[connection.id] = connection
+            $0.connections[id] = connection
             $0.accepted += 1
         }
     }
 
-    func unregister(_ connection: ProxyConnection) {
-        _ = state.withLockedValue { $0.connections.removeValue(forKey: connection.id) }
+    func unregister(_ id: UInt64) {
+        _ = state.withLockedValue { $0.connections.removeValue(forKey: id) }
     }
 
     /// Takes a slot for a client that is about to send its startup packet; false when
@@ -360,8 +368,10 @@ public final class ProxyListener: Sendable {
         if let connect = error as? NIOConnectionError {
             if let first = connect.connectionErrors.first { return describe(first.error) }
             if connect.dnsAAAAError != nil || connect.dnsAError != nil { return "host name \(connect.host) did not resolve" }
+            return "cannot connect to \(connect.host):\(connect.port)"
         }
-        if error is ChannelError, case ChannelError.connectTimeout = error as! ChannelError { return "connect timed out" }
-        return "\(error)"
+        if case ChannelError.connectTimeout? = error as? ChannelError { return "connect timed out" }
+        if error is SocketAddressError { return "host name did not resolve" }
+        return UserMessage.describe(error)
     }
 }

@@ -1,3 +1,4 @@
+import CommandLineKit
 import Foundation
 import NIOCore
 import NIOPosix
@@ -26,11 +27,11 @@ public struct ProxyFileConfig: Decodable, Sendable {
             for proxy in config.proxies { try proxy.validate() }
             return config
         } catch let error as DecodingError {
-            throw .invalidConfig("\(path): \(Router.describe(error))")
+            throw .invalidConfig("\(path): \(UserMessage.describe(error))")
         } catch let error as ProxyError {
-            throw .invalidConfig("\(path): \(error)")
+            throw .invalidConfig("\(path): \(UserMessage.describe(error))")
         } catch {
-            throw .invalidConfig("\(path): \(error)")
+            throw .invalidConfig("\(path): \(UserMessage.describe(error))")
         }
     }
 }
@@ -41,11 +42,13 @@ public final class ProxyRuntime: Sendable {
     public let listeners: [ProxyListener]
     public let control: ControlServer?
     public let group: MultiThreadedEventLoopGroup
-    private let logs: [LogSink]
+    let logs: [LogSink]
 
+    /// `warn` receives the listeners' rate-limited warnings (unreachable upstream, refused
+    /// startups); the executable sends them to stderr.
     public static func start(
         specs: [ProxySpec], control: HostPort?, threads: Int = System.coreCount,
-        warn: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+        warn: @escaping @Sendable (String) -> Void = { _ in }
     ) async throws -> ProxyRuntime {
         guard !specs.isEmpty else { throw ProxyError.invalidConfig("no proxy to run (give --listen/--upstream or --config)") }
         if Set(specs.map(\.name)).count != specs.count {
@@ -96,6 +99,8 @@ public final class ProxyRuntime: Sendable {
 
     /// Lines written to all logs so far.
     public func flushLogs() { for log in logs { log.flush() } }
+
+    public var logLineCount: UInt64 { logs.reduce(0) { $0 + $1.lineCount } }
 
     public func shutdown() async {
         await control?.close()

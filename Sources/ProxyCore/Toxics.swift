@@ -1,4 +1,6 @@
+import CommandLineKit
 import Foundation
+import NetworkEmulation
 
 /// Toxiproxy's vocabulary: upstream is client → server, downstream is server → client.
 public enum StreamDirection: String, Codable, Sendable, CaseIterable {
@@ -7,7 +9,8 @@ public enum StreamDirection: String, Codable, Sendable, CaseIterable {
 }
 
 public enum ToxicType: String, Codable, Sendable, CaseIterable {
-    /// latency (ms), jitter (ms, uniform ±): every chunk is held latency ± jitter.
+    /// latency (ms), jitter (ms): every chunk is held a delay drawn uniformly from
+    /// [latency − jitter, latency + jitter], clamped at 0, never overtaking the chunk before it.
     case latency
     /// rate (KB/s, 1 KB = 1000 bytes as in Toxiproxy).
     case bandwidth
@@ -67,8 +70,9 @@ public struct Toxic: Codable, Equatable, Sendable {
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        type = try container.decode(ToxicType.self, forKey: .type)
-        stream = try container.decodeIfPresent(StreamDirection.self, forKey: .stream) ?? .downstream
+        type = try Self.known(ToxicType.self, try container.decode(String.self, forKey: .type), what: "toxic type")
+        stream = try container.decodeIfPresent(String.self, forKey: .stream)
+            .map { text throws(ProxyError) in try Self.known(StreamDirection.self, text, what: "stream") } ?? .downstream
         name = try container.decodeIfPresent(String.self, forKey: .name) ?? "\(type.rawValue)_\(stream.rawValue)"
         toxicity = try container.decodeIfPresent(Double.self, forKey: .toxicity) ?? 1
         attributes = try container.decodeIfPresent([String: Double].self, forKey: .attributes) ?? [:]
@@ -103,6 +107,16 @@ public struct Toxic: Codable, Equatable, Sendable {
     }
 
     func attribute(_ key: String, default value: Double = 0) -> Double { attributes[key] ?? value }
+
+    /// A value of a closed set, or an error that lists the set and suggests the closest.
+    private static func known<Value: RawRepresentable & CaseIterable>(
+        _ type: Value.Type, _ text: String, what: String
+    ) throws(ProxyError) -> Value where Value.RawValue == String {
+        if let value = Value(rawValue: text) { return value }
+        let names = Value.allCases.map(\.rawValue)
+        let suggestion = Suggestions.closest(to: text, among: names).map { "did you mean \($0)? " } ?? ""
+        throw .invalidValue(what: what, value: text, expected: suggestion + "one of " + names.joined(separator: ", "))
+    }
 }
 
 /// The allowed values of one toxic attribute, in the attribute's own unit.
@@ -158,11 +172,6 @@ enum Checked {
 
     static func int(_ value: Double) -> Int { Int(truncatingIfNeeded: int64(value)) }
 
-    /// Saturating addition for release times: many toxics or stalls add up, never wrap.
-    static func add(_ a: Int64, _ b: Int64) -> Int64 {
-        let (sum, overflow) = a.addingReportingOverflow(b)
-        return overflow ? (b > 0 ? .max : .min) : sum
-    }
 }
 
 /// What one connection does in one direction, after the toxicity dice were rolled.
@@ -184,9 +193,16 @@ public struct DirectionPlan: Equatable, Sendable {
     public init() {}
 
     /// Data passes at once, as written.
-    public var isTransparent: Bool {
-        latencyNanos == 0 && jitterNanos == 0 && bytesPerSecond == nil && sliceAverage == nil
-            && stallProbability == 0 && blackHoleCloseNanos == nil
+    public var isTransparent: Bool { linkProfile.isTransparent && blackHoleCloseNanos == nil }
+
+    /// What the release scheduler does with this direction's bytes (NetworkEmulation: the one
+    /// meaning of latency ± jitter, shared with vtp-netem).
+    public var linkProfile: LinkProfile {
+        LinkProfile(
+            delayNanos: latencyNanos, jitterNanos: jitterNanos, rateBytesPerSecond: bytesPerSecond,
+            stallProbability: stallProbability, stallNanos: stallNanos,
+            slicing: sliceAverage.map { .init(averageBytes: $0, variationBytes: sliceVariation, gapNanos: sliceDelayNanos) },
+            slowCloseNanos: slowCloseNanos)
     }
 }
 
@@ -217,14 +233,14 @@ public struct ConnectionPlan: Equatable, Sendable {
             var direction = plan[toxic.stream]
             switch toxic.type {
             case .latency:
-                direction.latencyNanos = Checked.add(direction.latencyNanos, Checked.int64(toxic.attribute("latency"), scale: ms))
-                direction.jitterNanos = Checked.add(direction.jitterNanos, Checked.int64(toxic.attribute("jitter"), scale: ms))
+                direction.latencyNanos = Saturating.add(direction.latencyNanos, Checked.int64(toxic.attribute("latency"), scale: ms))
+                direction.jitterNanos = Saturating.add(direction.jitterNanos, Checked.int64(toxic.attribute("jitter"), scale: ms))
             case .bandwidth:
                 // A rate that is not positive and finite would make infinite release times.
                 let rate = toxic.attribute("rate") * 1000
                 if rate.isFinite, rate > 0 { direction.bytesPerSecond = min(direction.bytesPerSecond ?? .infinity, rate) }
             case .slowClose:
-                direction.slowCloseNanos = Checked.add(direction.slowCloseNanos, Checked.int64(toxic.attribute("delay"), scale: ms))
+                direction.slowCloseNanos = Saturating.add(direction.slowCloseNanos, Checked.int64(toxic.attribute("delay"), scale: ms))
             case .timeout:
                 direction.blackHoleCloseNanos = Checked.int64(toxic.attribute("timeout"), scale: ms)
             case .resetPeer:
@@ -249,79 +265,8 @@ public struct ConnectionPlan: Equatable, Sendable {
         if wantsConnectDelay {
             plan.connectDelayNanos =
                 connectDelay.map { Checked.int64($0, scale: ms) }
-                ?? Checked.add(plan.upstream.latencyNanos, plan.downstream.latencyNanos)
+                ?? Saturating.add(plan.upstream.latencyNanos, plan.downstream.latencyNanos)
         }
         return plan
-    }
-}
-
-/// Release times for the bytes of one direction. Pure: the caller supplies the clock and the
-/// random source, so order preservation and accuracy are testable without sockets.
-public struct ReleaseScheduler: Sendable {
-    public var plan: DirectionPlan
-    /// Release time of the last slice: nothing may be released before it (byte order).
-    public private(set) var lastRelease: Int64 = 0
-    private var bandwidthFreeAt: Int64 = 0
-    /// Bytes arriving earlier are treated as arriving then (connection set-up delay).
-    public var holdUntil: Int64 = 0
-
-    public init(plan: DirectionPlan) { self.plan = plan }
-
-    /// Splits `length` bytes arriving at `arrival` (ns, monotonic) into slices with release
-    /// times: latency (± jitter) from arrival, never before an earlier slice, then stalls,
-    /// slicing and the bandwidth limit.
-    public mutating func schedule(
-        length: Int, arrival: Int64, using random: inout some RandomNumberGenerator
-    ) -> [(release: Int64, length: Int)] {
-        let arrival = max(arrival, holdUntil)
-        // Saturating sums: with many stacked toxics the times only ever cap, never wrap.
-        var base = Checked.add(arrival, plan.latencyNanos)
-        if plan.jitterNanos > 0 {
-            base = Checked.add(base, Int64.random(in: -plan.jitterNanos...plan.jitterNanos, using: &random))
-        }
-        base = max(base, arrival, lastRelease)
-        if plan.stallProbability > 0, Double.random(in: 0..<1, using: &random) < plan.stallProbability {
-            base = Checked.add(base, plan.stallNanos)
-        }
-        var pieces: [Int]
-        if let average = plan.sliceAverage {
-            pieces = []
-            var remaining = length
-            while remaining > 0 {
-                let variation = plan.sliceVariation > 0 ? Int.random(in: -plan.sliceVariation...plan.sliceVariation, using: &random) : 0
-                let size = min(remaining, max(1, average + variation))
-                pieces.append(size)
-                remaining -= size
-            }
-        } else if let rate = plan.bytesPerSecond {
-            // Pieces of ~10 ms at the configured rate, so the limit is smooth, not bursty.
-            let piece = max(512, min(1 << 30, Checked.int(rate / 100)))
-            pieces = stride(from: 0, to: length, by: piece).map { min(piece, length - $0) }
-        } else {
-            pieces = [length]
-        }
-        var out: [(release: Int64, length: Int)] = []
-        out.reserveCapacity(pieces.count)
-        var release = base
-        for (index, size) in pieces.enumerated() {
-            if index > 0 { release = Checked.add(release, plan.sliceDelayNanos) }
-            if let rate = plan.bytesPerSecond {
-                let start = max(release, bandwidthFreeAt)
-                bandwidthFreeAt = Checked.add(start, Checked.int64(Double(size) / rate, scale: 1e9))
-                release = bandwidthFreeAt
-            }
-            release = max(release, lastRelease)
-            lastRelease = release
-            out.append((release, size))
-        }
-        return out
-    }
-
-    /// When an end-of-stream arriving at `arrival` may be passed on.
-    public mutating func scheduleEnd(arrival: Int64) -> Int64 {
-        let release = Checked.add(
-            max(Checked.add(max(arrival, holdUntil), plan.latencyNanos), lastRelease), plan.slowCloseNanos)
-        lastRelease = release
-        return release
     }
 }

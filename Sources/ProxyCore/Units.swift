@@ -1,34 +1,20 @@
+import CommandLineKit
 import Foundation
 
 /// Parsing of the human units used on the command line and in config files.
 public enum Units {
     /// "50ms", "5 ms", "1.5s", "250us", "100000ns", "2m"; a bare number is milliseconds.
-    /// Returns nanoseconds.
+    /// Returns nanoseconds. The parsing is CommandLineKit's (`Durations`), as for every tool.
     public static func parseDuration(_ text: String) throws(ProxyError) -> Int64 {
-        let trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()
-        let suffixes: [(String, Double)] = [
-            ("ns", 1), ("us", 1e3), ("µs", 1e3), ("ms", 1e6), ("s", 1e9), ("m", 60e9),
-        ]
-        var number = Substring(trimmed)
-        var scale = 1e6
-        for (suffix, factor) in suffixes where trimmed.hasSuffix(suffix) {
-            number = trimmed.dropLast(suffix.count)
-            scale = factor
-            break
+        let seconds: Double
+        do {
+            seconds = try Durations.parseSeconds(text, bareUnit: .milliseconds)
+        } catch {
+            throw ProxyError.invalidValue(what: "duration", value: text, expected: "\(error.reason); e.g. 50ms, 1.5s, 250us")
         }
-        guard let value = Double(number.trimmingCharacters(in: .whitespaces)), value >= 0, value.isFinite else {
-            throw ProxyError.invalidValue(what: "duration", value: text, expected: "e.g. 50ms, 5ms, 1.5s, 250us")
-        }
-        // Checked before converting: 1e308ms is finite but no Int64 holds it in nanoseconds.
-        let nanos = value * scale
-        guard nanos < maximumDurationNanos else {
-            throw ProxyError.invalidValue(what: "duration", value: text, expected: "at most 1000 hours")
-        }
-        return Int64(nanos)
+        // At most a week (checked by the kit): far inside Int64 nanoseconds.
+        return Int64((seconds * 1e9).rounded())
     }
-
-    /// Far above any duration the proxy accepts (those stop at an hour), far below Int64.max.
-    static let maximumDurationNanos = 3.6e15
 
     /// tc-style rates: "1mbit", "500kbit", "10gbit", "100bit" (bits/s) or "1mbps", "64kbps",
     /// "100bps" (bytes/s, as tc reads them). Returns bytes per second.
@@ -86,6 +72,10 @@ public struct HostPort: Sendable, Equatable, Codable, CustomStringConvertible {
 /// Errors a user can act on.
 public enum ProxyError: Error, Equatable, CustomStringConvertible {
     case invalidValue(what: String, value: String, expected: String)
+    /// A command-line flag's value; the message starts with the flag.
+    case invalidFlag(flag: String, reason: String)
+    /// Flags missing or not fitting together.
+    case usage(String)
     case invalidToxic(name: String, reason: String)
     case invalidConfig(String)
     case cannotListen(address: String, reason: String)
@@ -97,6 +87,8 @@ public enum ProxyError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .invalidValue(let what, let value, let expected): return "invalid \(what) \"\(value)\" (\(expected))"
+        case .invalidFlag(let flag, let reason): return "\(flag): \(reason)"
+        case .usage(let message): return message
         case .invalidToxic(let name, let reason): return "toxic \"\(name)\": \(reason)"
         case .invalidConfig(let reason): return "configuration: \(reason)"
         case .cannotListen(let address, let reason): return "cannot listen on \(address): \(reason)"

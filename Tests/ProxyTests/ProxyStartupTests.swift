@@ -45,45 +45,48 @@ final class CountingUpstream: Sendable {
     var bytes: Int { receivedBytes.withLockedValue { $0 } }
 }
 
-/// A client that sends some bytes and then only listens: collects what comes back and when
-/// the proxy closed it.
-final class StalledClient: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = ByteBuffer
-
-    private var received = ByteBuffer()
+/// A client that sends some bytes and then only listens: what came back and when the proxy
+/// closed it. Sendable: its state is a promise and a locked flag; the bytes are collected by
+/// a handler confined to the channel's loop.
+final class StalledClient: Sendable {
     let connectedAt = DispatchTime.now().uptimeNanoseconds
     let closed: EventLoopPromise<(bytes: ByteBuffer, atNanos: UInt64)>
-
-    init(eventLoop: EventLoop) { closed = eventLoop.makePromise() }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var bytes = unwrapInboundIn(data)
-        received.writeBuffer(&bytes)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        closedFlag.withLockedValue { $0 = true }
-        closed.succeed((received, DispatchTime.now().uptimeNanoseconds))
-    }
-
     private let closedFlag = NIOLockedValueBox(false)
     var isClosed: Bool { closedFlag.withLockedValue { $0 } }
 
-    func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
+    init(eventLoop: EventLoop) { closed = eventLoop.makePromise() }
+
+    private final class Collector: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        private var received = ByteBuffer()
+        private let client: StalledClient
+        init(_ client: StalledClient) { self.client = client }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            var bytes = unwrapInboundIn(data)
+            received.writeBuffer(&bytes)
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            client.closedFlag.withLockedValue { $0 = true }
+            client.closed.succeed((received, DispatchTime.now().uptimeNanoseconds))
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
+    }
 
     static func connect(port: Int, sending bytes: ByteBuffer, group: EventLoopGroup) async throws -> (Channel, StalledClient) {
         let eventLoop = group.next()
-        let handler = StalledClient(eventLoop: eventLoop)
+        let client = StalledClient(eventLoop: eventLoop)
         let channel = try await ClientBootstrap(group: eventLoop)
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) }
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Collector(client)) }
             }
             .connect(host: "127.0.0.1", port: port).get()
         // The proxy may already have refused and closed this client: a failed write is fine.
         try? await channel.writeAndFlush(bytes)
-        return (channel, handler)
+        return (channel, client)
     }
-
 }
 
 /// PostgreSQL mode opens the upstream connection only after a complete startup packet.

@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import PGWire
@@ -7,10 +8,9 @@ import XCTest
 @testable import ProxyCore
 
 /// A long-running child process whose output is collected as it comes.
-final class RunningProcess: @unchecked Sendable {
+final class RunningProcess: Sendable {
     let process = Process()
-    private let lock = NSLock()
-    private var output = ""
+    private let output = NIOLockedValueBox("")
 
     init(_ executable: String, _ arguments: [String]) throws {
         process.executableURL = URL(fileURLWithPath: executable)
@@ -22,18 +22,12 @@ final class RunningProcess: @unchecked Sendable {
         pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
             let data = handle.availableData
             guard let self, !data.isEmpty else { return }
-            self.lock.lock()
-            self.output += String(decoding: data, as: UTF8.self)
-            self.lock.unlock()
+            self.output.withLockedValue { $0 += String(decoding: data, as: UTF8.self) }
         }
         try process.run()
     }
 
-    var text: String {
-        lock.lock()
-        defer { lock.unlock() }
-        return output
-    }
+    var text: String { output.withLockedValue { $0 } }
 
     /// Waits for a line containing `marker`; returns the text after it on that line.
     func waitFor(_ marker: String, seconds: Double) -> String? {
@@ -57,6 +51,8 @@ final class RunningProcess: @unchecked Sendable {
         return true
     }
 }
+
+private struct StartFailure: Error, CustomStringConvertible { var description: String }
 
 final class ProxySystemTests: XCTestCase {
     private static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
@@ -88,7 +84,8 @@ final class ProxySystemTests: XCTestCase {
             let receiverPort = Int(address.split(separator: ":").last ?? "")
         else {
             receiving.process.terminate()
-            return XCTFail("receiver did not start: \(receiving.text)") as! VTPRun
+            // (Was `XCTFail(…) as! VTPRun`: a crash instead of a failure.)
+            throw StartFailure(description: "receiver did not start: \(receiving.text)")
         }
         let toxics =
             latencyMs > 0

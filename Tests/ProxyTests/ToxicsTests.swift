@@ -1,3 +1,4 @@
+import NetworkEmulation
 import XCTest
 
 @testable import ProxyCore
@@ -101,12 +102,12 @@ final class ToxicsTests: XCTestCase {
         XCTAssertEqual(plan.upstream.latencyNanos, .max)
         XCTAssertEqual(plan.connectDelayNanos, .max)
         XCTAssertEqual(plan.downstream.resetNanos, 0)
-        var up = ReleaseScheduler(plan: plan.upstream)
-        let slices = up.schedule(length: 10_000, arrival: 1_000, using: &random)
+        var up = ReleaseScheduler(profile: plan.upstream.linkProfile)
+        let slices = up.schedule(length: 10_000, arrivalNanos: 1_000, using: &random)
         XCTAssertEqual(slices.reduce(0) { $0 + $1.length }, 10_000)
-        XCTAssertEqual(up.scheduleEnd(arrival: 2_000), .max)
-        var down = ReleaseScheduler(plan: plan.downstream)
-        XCTAssertEqual(down.schedule(length: 100, arrival: 0, using: &random).reduce(0) { $0 + $1.length }, 100)
+        XCTAssertEqual(up.scheduleEnd(arrivalNanos: 2_000), .max)
+        var down = ReleaseScheduler(profile: plan.downstream.linkProfile)
+        XCTAssertEqual(down.schedule(length: 100, arrivalNanos: 0, using: &random).reduce(0) { $0 + $1.length }, 100)
     }
 
     func testDurationsTooLargeForNanosecondsAreErrors() {
@@ -148,71 +149,26 @@ final class ToxicsTests: XCTestCase {
         XCTAssertTrue((400...600).contains(applied), "\(applied)")
     }
 
-    func testLatencyWithJitterKeepsByteOrderAndBounds() {
-        var plan = DirectionPlan()
-        plan.latencyNanos = 50_000_000
-        plan.jitterNanos = 20_000_000
-        var scheduler = ReleaseScheduler(plan: plan)
-        var random = SeededGenerator(state: 7)
-        var previous: Int64 = 0
-        for index in 0..<1000 {
-            let arrival = Int64(index) * 1_000_000
-            let slices = scheduler.schedule(length: 100, arrival: arrival, using: &random)
-            XCTAssertEqual(slices.count, 1)
-            let release = slices[0].release
-            XCTAssertGreaterThanOrEqual(release, previous, "a later chunk never overtakes an earlier one")
-            XCTAssertGreaterThanOrEqual(release, arrival + 30_000_000)
-            XCTAssertLessThanOrEqual(release, arrival + 70_000_000)
-            previous = release
-        }
-    }
-
-    func testLatencyIsNotSerialised() {
-        // Chunks 1 ms apart with 50 ms latency leave 1 ms apart, not 50 ms apart.
-        var plan = DirectionPlan()
-        plan.latencyNanos = 50_000_000
-        var scheduler = ReleaseScheduler(plan: plan)
-        var random = SeededGenerator(state: 3)
-        let releases = (0..<10).map { scheduler.schedule(length: 10, arrival: Int64($0) * 1_000_000, using: &random)[0].release }
-        XCTAssertEqual(releases, (0..<10).map { Int64($0) * 1_000_000 + 50_000_000 })
-    }
-
-    func testBandwidthSpreadsBytesAtTheRate() {
-        var plan = DirectionPlan()
-        plan.bytesPerSecond = 100_000  // 100 KB/s
-        var scheduler = ReleaseScheduler(plan: plan)
-        var random = SeededGenerator(state: 3)
-        let slices = scheduler.schedule(length: 50_000, arrival: 0, using: &random)
-        XCTAssertEqual(slices.reduce(0) { $0 + $1.length }, 50_000)
-        XCTAssertGreaterThan(slices.count, 10, "smooth, not one burst")
-        XCTAssertEqual(Double(slices.last!.release), 0.5e9, accuracy: 1e6, "50 KB at 100 KB/s takes 0.5 s")
-    }
-
-    func testSlicerSplitsWithDelays() {
-        var plan = DirectionPlan()
-        plan.sliceAverage = 10
-        plan.sliceVariation = 3
-        plan.sliceDelayNanos = 1_000
-        var scheduler = ReleaseScheduler(plan: plan)
-        var random = SeededGenerator(state: 5)
-        let slices = scheduler.schedule(length: 1000, arrival: 0, using: &random)
-        XCTAssertEqual(slices.reduce(0) { $0 + $1.length }, 1000)
-        XCTAssertTrue(slices.dropLast().allSatisfy { (7...13).contains($0.length) })
-        for (a, b) in zip(slices, slices.dropFirst()) { XCTAssertEqual(b.release - a.release, 1_000) }
-    }
-
-    func testStallHoldsTheStreamBehindIt() {
-        var plan = DirectionPlan()
-        plan.stallProbability = 1
-        plan.stallNanos = 200_000_000
-        var scheduler = ReleaseScheduler(plan: plan)
-        var random = SeededGenerator(state: 5)
-        XCTAssertEqual(scheduler.schedule(length: 1, arrival: 0, using: &random)[0].release, 200_000_000)
-        scheduler.plan.stallProbability = 0
+    // The release schedules (order, jitter bounds, no serialisation, bandwidth, slicer,
+    // stall) are NetworkEmulation's: Tests/NetworkEmulationTests.
+    func testPlanMapsToxicsOntoTheLinkProfile() {
+        var random = SeededGenerator(state: 2)
+        let toxics = [
+            Toxic(type: .latency, stream: .upstream, attributes: ["latency": 50, "jitter": 5]),
+            Toxic(type: .bandwidth, stream: .upstream, attributes: ["rate": 125]),
+            Toxic(type: .slicer, stream: .upstream, attributes: ["average_size": 10, "size_variation": 3, "delay": 7]),
+            Toxic(type: .stall, stream: .upstream, attributes: ["probability": 0.25]),
+            Toxic(type: .slowClose, stream: .upstream, attributes: ["delay": 9]),
+        ]
+        let profile = ConnectionPlan.make(from: toxics, using: &random).upstream.linkProfile
         XCTAssertEqual(
-            scheduler.schedule(length: 1, arrival: 1_000, using: &random)[0].release, 200_000_000,
-            "the next chunk waits behind the stalled one")
-        XCTAssertEqual(scheduler.scheduleEnd(arrival: 2_000), 200_000_000)
+            profile,
+            LinkProfile(
+                delayNanos: 50_000_000, jitterNanos: 5_000_000, rateBytesPerSecond: 125_000, stallProbability: 0.25,
+                stallNanos: 200_000_000, slicing: .init(averageBytes: 10, variationBytes: 3, gapNanos: 7_000),
+                slowCloseNanos: 9_000_000))
+        XCTAssertFalse(profile.isTransparent)
+        XCTAssertTrue(DirectionPlan().isTransparent)
     }
 }
 
