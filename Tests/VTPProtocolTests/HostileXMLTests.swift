@@ -124,4 +124,18 @@ final class HostileXMLTests: XCTestCase {
             XCTAssertEqual(root.attributes.pairs.map(\.name).first, "x", "first position kept")
         }
     }
+
+    func testDatesOutsideTheNanosecondRangeAreInvalidNotATrap() throws {
+        for date in ["9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z", "2262-04-11T23:47:16.854775808Z", "1677-09-21T00:12:43.145224191Z"] {
+            XCTAssertNil(ISO8601Time.parseNanos(date), date)
+            let xml = #"<VOEvent role="test" ivorn="ivo://a.test/b#1"><Who><Date>\#(date)</Date></Who></VOEvent>"#
+            guard case .voEvent(let event) = try VTPMessage.parse(xml) else { return XCTFail() }
+            XCTAssertThrowsError(try event.sendTimestampNanos()) {
+                XCTAssertEqual($0 as? VTPMessageError, .invalidTimestamp(field: "Who/Date", value: date))
+            }
+        }
+        // The last representable instants still parse.
+        XCTAssertEqual(ISO8601Time.parseNanos("2262-04-11T23:47:16.854775807Z"), Int64.max)
+        XCTAssertEqual(ISO8601Time.parseNanos("1677-09-21T00:12:43.145224192Z"), Int64.min)
+    }
 }
