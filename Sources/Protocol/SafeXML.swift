@@ -26,6 +26,28 @@ public struct XMLAttributes: Sendable, Equatable, ExpressibleByDictionaryLiteral
 
     public var count: Int { pairs.count }
 
+    /// Assigns as the subscript does (a repeated name keeps its first position and takes
+    /// the last value), in linear time overall: past a few attributes, `positions`
+    /// indexes them, since an element may carry `SafeXMLParser.maximumAttributesPerElement`.
+    @inline(__always)
+    mutating func assign(_ name: String, _ value: String, positions: inout [String: Int]?) {
+        if positions == nil {
+            guard pairs.count >= 8 else {
+                self[name] = value
+                return
+            }
+            var index = [String: Int](minimumCapacity: 2 * pairs.count)
+            for (position, pair) in pairs.enumerated() { index[pair.name] = position }
+            positions = index
+        }
+        if let position = positions?[name] {
+            pairs[position].value = value
+        } else {
+            positions?[name] = pairs.count
+            pairs.append((name, value))
+        }
+    }
+
     public static func == (a: XMLAttributes, b: XMLAttributes) -> Bool {
         a.pairs.count == b.pairs.count && a.pairs.allSatisfy { b[$0.name] == $0.value }
     }
@@ -71,6 +93,10 @@ public enum XMLParseError: Error, Equatable, CustomStringConvertible {
     /// network fetches and entity-expansion bombs, and VTP never needs one.
     case doctypeNotAllowed
     case nestingTooDeep(limit: Int)
+    /// An element with more attributes (namespace declarations included) than `limit`.
+    case tooManyAttributes(limit: Int)
+    /// More namespace declarations in scope at once than `limit`.
+    case tooManyNamespaces(limit: Int)
 
     public var description: String {
         switch self {
@@ -78,6 +104,8 @@ public enum XMLParseError: Error, Equatable, CustomStringConvertible {
         case .malformed(let line, let message): return "malformed XML (line \(line)): \(message)"
         case .doctypeNotAllowed: return "XML document type declarations (DTD) are not accepted"
         case .nestingTooDeep(let limit): return "XML nested deeper than \(limit) elements"
+        case .tooManyAttributes(let limit): return "XML element has more than \(limit) attributes"
+        case .tooManyNamespaces(let limit): return "XML declares more than \(limit) namespaces in scope at once"
         }
     }
 }
@@ -87,6 +115,14 @@ public enum XMLParseError: Error, Equatable, CustomStringConvertible {
 /// any DOCTYPE rejected before libxml2 sees it.
 public enum SafeXMLParser {
     public static let maximumDepth = 64
+    /// libxml2 (2.9) checks each attribute of an element against all earlier ones and
+    /// appends it by walking the element's attribute list: n attributes cost O(n²), and
+    /// 90,000 on one element held an event loop for 34 s. VOEvent elements carry a handful.
+    public static let maximumAttributesPerElement = 256
+    /// Each prefixed name is resolved by a linear search of the namespaces in scope, so
+    /// thousands of nested declarations make every name slow (60 levels of 200: 4 s for
+    /// 1 MB). VOEvent and Transport documents declare two or three.
+    public static let maximumNamespacesInScope = 64
 
     private static let initialise: Void = { xmlInitParser() }()
     private static let doctypeMarker = Array("<!DOCTYPE".utf8)
@@ -104,6 +140,8 @@ public enum SafeXMLParser {
         guard let base = bytes.baseAddress, bytes.count > 0 else { throw XMLParseError.empty }
         guard bytes.count < Int(Int32.max) else { throw XMLParseError.malformed(line: 0, message: "document too large") }
         if contains(doctypeMarker, in: bytes) { throw XMLParseError.doctypeNotAllowed }
+        try MarkupScan.checkAttributeCounts(
+            bytes, perElement: maximumAttributesPerElement, namespaces: maximumNamespacesInScope)
         // Per thread in libxml2; cheap, so set on every call from whatever thread parses.
         vtp_xml_silence_generic_errors()
 
@@ -134,17 +172,18 @@ public enum SafeXMLParser {
         guard depth < maximumDepth else { throw XMLParseError.nestingTooDeep(limit: maximumDepth) }
         var element = XMLElement(name: string(node.pointee.name) ?? "")
         if let ns = node.pointee.ns { element.namespaceURI = string(ns.pointee.href) }
+        var positions: [String: Int]?
         var attribute = node.pointee.properties
         while let attr = attribute {
             if let name = string(attr.pointee.name) {
                 if let child = attr.pointee.children, child.pointee.next == nil, child.pointee.type == XML_TEXT_NODE {
                     // The usual case: one text node, read in place without libxml2's copy.
-                    element.attributes[name] = string(child.pointee.content) ?? ""
+                    element.attributes.assign(name, string(child.pointee.content) ?? "", positions: &positions)
                 } else if let value = xmlNodeListGetString(node.pointee.doc, attr.pointee.children, 1) {
-                    element.attributes[name] = String(cString: value)
+                    element.attributes.assign(name, String(cString: value), positions: &positions)
                     vtp_xml_free(value)
                 } else {
-                    element.attributes[name] = ""
+                    element.attributes.assign(name, "", positions: &positions)
                 }
             }
             attribute = attr.pointee.next
@@ -181,6 +220,150 @@ public enum SafeXMLParser {
                 cursor = candidate + 1
             }
             return false
+        }
+    }
+}
+
+/// One pass over the raw document before libxml2 parses it, counting what libxml2
+/// handles in quadratic time. Linear: text, comments, CDATA, processing instructions and
+/// quoted values are skipped with memchr, so a normal event costs one memchr sweep.
+/// The counts are exact for well-formed XML (inside a start tag and outside quotes, each
+/// `=` follows an attribute name); on malformed XML they may be off, which only decides
+/// whether this or libxml2's error is reported.
+private enum MarkupScan {
+    // `>` is the highest byte with a meaning inside a tag; every byte above it is part of a name.
+    private static let lt = UInt8(ascii: "<"), gt = UInt8(ascii: ">"), equals = UInt8(ascii: "=")
+    private static let slash = UInt8(ascii: "/"), colon = UInt8(ascii: ":")
+    private static let quote = UInt8(ascii: "\""), apostrophe = UInt8(ascii: "'")
+    private static let commentOpen = Array("!--".utf8), commentClose = Array("-->".utf8)
+    private static let cdataOpen = Array("![CDATA[".utf8), cdataClose = Array("]]>".utf8)
+    private static let piClose = Array("?>".utf8), xmlns = Array("xmlns".utf8)
+
+    static func checkAttributeCounts(_ bytes: UnsafeRawBufferPointer, perElement: Int, namespaces: Int) throws {
+        guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
+        let end = bytes.count
+        /// Index of the next `byte` at or after `start`.
+        func next(_ byte: UInt8, from start: Int) -> Int? {
+            guard start < end, let hit = memchr(base + start, Int32(byte), end - start) else { return nil }
+            return UnsafeRawPointer(base).distance(to: UnsafeRawPointer(hit))
+        }
+        // Every attribute and declaration needs an `=`: with no more of them in the whole
+        // document than the lower limit, nothing can exceed either. Counting them with
+        // memchr (stopping past the limit) lets an ordinary event skip the scan below:
+        // ~700 instructions instead of ~5,000 for a 1 KB event.
+        var equalsSigns = 0
+        var cursor = 0
+        let fewest = min(perElement, namespaces)
+        while equalsSigns <= fewest, let sign = next(equals, from: cursor) {
+            equalsSigns += 1
+            cursor = sign + 1
+        }
+        if equalsSigns <= fewest { return }
+
+        func matches(_ pattern: [UInt8], at index: Int) -> Bool {
+            end - index >= pattern.count && memcmp(base + index, pattern, pattern.count) == 0
+        }
+        /// Index just past the next `pattern` at or after `start`.
+        func skip(past pattern: [UInt8], from start: Int) -> Int? {
+            var cursor = start
+            while let candidate = next(pattern[0], from: cursor) {
+                if matches(pattern, at: candidate) { return candidate + pattern.count }
+                cursor = candidate + 1
+            }
+            return nil
+        }
+        /// `xmlns` or `xmlns:prefix` starting at `index`.
+        func isNamespaceDeclaration(at index: Int) -> Bool {
+            guard base[index] == xmlns[0], matches(xmlns, at: index) else { return false }
+            let after = index + xmlns.count
+            guard after < end else { return false }
+            let b = base[after]
+            return b == colon || b == equals || b == 32 || b == 9 || b == 10 || b == 13
+        }
+
+        // Open elements that declare namespaces (depth, how many): what is in scope.
+        var declaring: [(depth: Int, count: Int)] = []
+        var depth = 0
+        var inScope = 0
+        var i = 0
+        while let open = next(lt, from: i) {
+            i = open + 1
+            guard i < end else { return }
+            switch base[i] {
+            case UInt8(ascii: "!"):
+                let close =
+                    matches(commentOpen, at: i) ? skip(past: commentClose, from: i + commentOpen.count)
+                    : matches(cdataOpen, at: i) ? skip(past: cdataClose, from: i + cdataOpen.count)
+                    : next(gt, from: i).map { $0 + 1 }
+                guard let close else { return }
+                i = close
+            case UInt8(ascii: "?"):
+                guard let close = skip(past: piClose, from: i + 1) else { return }
+                i = close
+            case slash:  // an end tag closes the innermost element's scope
+                guard let close = next(gt, from: i) else { return }
+                i = close + 1
+                if let innermost = declaring.last, innermost.depth == depth {
+                    declaring.removeLast()
+                    inScope -= innermost.count
+                }
+                depth -= 1
+            default:  // a start tag
+                var attributes = 0
+                var declarations = 0
+                var nameStart = i  // start of the last name token: the attribute's, at `=`
+                var betweenTokens = false
+                tag: while i < end {
+                    let b = base[i]
+                    if b > gt {
+                        // Letters, `_`, non-ASCII: most of a tag's bytes, so skipped in a tight loop.
+                        if betweenTokens {
+                            nameStart = i
+                            betweenTokens = false
+                        }
+                        i += 1
+                        while i < end && base[i] > gt { i += 1 }
+                        continue
+                    }
+                    switch b {
+                    case quote, apostrophe:
+                        guard let close = next(b, from: i + 1) else { return }
+                        i = close + 1
+                        betweenTokens = true
+                    case equals:
+                        attributes += 1
+                        if attributes > perElement { throw XMLParseError.tooManyAttributes(limit: perElement) }
+                        if isNamespaceDeclaration(at: nameStart) {
+                            declarations += 1
+                            if inScope + declarations > namespaces {
+                                throw XMLParseError.tooManyNamespaces(limit: namespaces)
+                            }
+                        }
+                        i += 1
+                    case gt:
+                        if base[i - 1] != slash {  // not self-closing: its declarations stay in scope
+                            depth += 1
+                            if declarations > 0 {
+                                declaring.append((depth, declarations))
+                                inScope += declarations
+                            }
+                        }
+                        i += 1
+                        break tag
+                    case lt:
+                        break tag  // malformed: libxml2 will say so; the outer loop resumes here
+                    case 32, 9, 10, 13:
+                        betweenTokens = true
+                        i += 1
+                    default:  // digits, `:`, `-`, `.`, `/`
+                        if betweenTokens {
+                            nameStart = i
+                            betweenTokens = false
+                        }
+                        i += 1
+                    }
+                }
+            }
         }
     }
 }

@@ -140,6 +140,22 @@ public enum ISO8601Time {
         tmValue.tm_min = Int32(minute)
         tmValue.tm_sec = Int32(second)
         let epochSeconds = Int64(timegm(&tmValue)) - Int64(offsetSeconds)
-        return epochSeconds * 1_000_000_000 + fractionNanos
+        return nanos(seconds: epochSeconds, fraction: fractionNanos)
+    }
+
+    /// seconds × 10⁹ + fraction, nil outside Int64 (years before 1677 or after 2262:
+    /// the text comes off the network). Int64.min itself is reached only with a
+    /// fraction, as (seconds + 1) × 10⁹ − (10⁹ − fraction).
+    private static func nanos(seconds: Int64, fraction: Int64) -> Int64? {
+        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if !overflow {
+            let (sum, sumOverflow) = whole.addingReportingOverflow(fraction)
+            return sumOverflow ? nil : sum
+        }
+        guard seconds < 0, fraction > 0 else { return nil }
+        let (borrowed, borrowOverflow) = (seconds + 1).multipliedReportingOverflow(by: 1_000_000_000)
+        guard !borrowOverflow else { return nil }
+        let (sum, sumOverflow) = borrowed.addingReportingOverflow(fraction - 1_000_000_000)
+        return sumOverflow ? nil : sum
     }
 }

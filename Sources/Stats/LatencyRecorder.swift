@@ -63,7 +63,9 @@ public struct LatencyRecorder: Sendable {
         let delta = value - meanNanos
         meanNanos += delta / Double(count)
         m2 += delta * (value - meanNanos)
-        let micros = nanos <= 0 ? 0 : UInt64((nanos + 500) / 1000)
+        // Nearest microsecond; not `(nanos + 500) / 1000`, which overflows near Int64.max
+        // (latencies derive from timestamps a peer sends).
+        let micros = nanos <= 0 ? 0 : UInt64(nanos / 1000 + (nanos % 1000 >= 500 ? 1 : 0))
         _ = histogram.record(micros)
     }
 

@@ -9,7 +9,11 @@ public struct ReceivedEvent: Sendable {
     public var ivorn: String
     public var sentNanos: Int64
     public var receivedNanos: Int64
-    public var latencyNanos: Int64 { receivedNanos - sentNanos }
+    /// received − sent, saturating: the sent time comes off the network and may be any Int64.
+    public var latencyNanos: Int64 {
+        let (difference, overflow) = receivedNanos.subtractingReportingOverflow(sentNanos)
+        return overflow ? (sentNanos < 0 ? .max : .min) : difference
+    }
     /// The sender's address and port (for matching with a packet capture).
     public var remoteAddress: String?
     public var remotePort: Int?
@@ -35,7 +39,7 @@ public struct ReceivedEvent: Sendable {
     /// |latency| is within the clock error bound: not distinguishable from clock offset.
     public var withinClockError: Bool {
         guard let clock = senderClockOffset else { return false }
-        return abs(latencyNanos) <= clock.errorNanos
+        return latencyNanos.magnitude <= clock.errorNanos  // magnitude: abs(Int64.min) traps
     }
 }
 
@@ -59,7 +63,9 @@ public final class ReceiverStatistics: @unchecked Sendable {
     private let startNanos = WallClock.nowNanos()
 
     public init(warmupSeconds: Double) {
-        warmupNanos = Int64(warmupSeconds * 1e9)
+        // Saturating: Int64(_:) traps on infinity and on values past Int64.max.
+        let nanos = warmupSeconds * 1e9
+        warmupNanos = nanos >= 9.2e18 ? .max : nanos > 0 ? Int64(nanos) : 0
     }
 
     /// Records one event; returns it annotated and the running total.
@@ -108,6 +114,7 @@ public final class ReceiverStatistics: @unchecked Sendable {
             detail += "; naks \(naks), duplicates \(sequences.duplicates), missing \(sequences.missing)"
                 + ", out of order \(sequences.outOfOrder), open connections \(openConnections)"
             if warmupExcluded > 0 { detail += ", warm-up excluded \(warmupExcluded)" }
+            if sequences.outOfRange > 0 { detail += ", sequence out of range \(sequences.outOfRange)" }
             lines.append(detail)
             if let clock = latestClockOffset {
                 lines.append(
@@ -133,7 +140,7 @@ public final class ReceiverStatistics: @unchecked Sendable {
                 clockOffset: latestClockOffset.map {
                     ClockOffsetSummary(offset: Double($0.offsetNanos) / 1e9, errorBound: Double($0.errorNanos) / 1e9, samples: nil)
                 },
-                withinClockError: withinClockError)
+                withinClockError: withinClockError, sequenceOutOfRange: sequences.outOfRange)
         }
     }
 }

@@ -21,11 +21,15 @@ public struct ReceiverSummary: Codable, Sendable, Equatable {
     public var clockOffset: ClockOffsetSummary?
     /// Latencies whose magnitude is within that estimate's error bound.
     public var withinClockError: Int
+    /// Events whose sequence number no sender emits (see `SequenceTracker`): counted here,
+    /// not in `unique`/`missing`. Optional so summaries written before it still decode.
+    public var sequenceOutOfRange: Int?
 
     enum CodingKeys: String, CodingKey {
         case received, unique, duplicates, missing, naks
         case clockOffset = "clock_offset_s"
         case withinClockError = "within_clock_error"
+        case sequenceOutOfRange = "sequence_out_of_range"
         case outOfOrder = "out_of_order"
         case latency = "latency_s"
         case warmupExcluded = "warmup_excluded"

@@ -29,7 +29,9 @@ public enum ReceiverSummaryText {
     public static func lines(_ s: ReceiverSummary) -> [String] {
         var lines = [
             "vtp-receiver summary: received \(s.received) (unique \(s.unique), duplicates \(s.duplicates), "
-                + "missing \(s.missing), out of order \(s.outOfOrder)), naks \(s.naks), framing errors \(s.framingErrors), "
+                + "missing \(s.missing), out of order \(s.outOfOrder)"
+                + (s.sequenceOutOfRange.map { $0 > 0 ? ", sequence out of range \($0)" : "" } ?? "")
+                + "), naks \(s.naks), framing errors \(s.framingErrors), "
                 + "\(s.connectionsAccepted) connections, \(Fixed.format(s.durationSeconds, decimals: 3))s"
         ]
         lines.append(ReceiverReport.headline(received: s.received, latency: s.latency.count > 0 ? s.latency : nil))
