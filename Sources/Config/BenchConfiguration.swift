@@ -68,6 +68,11 @@ public struct BenchConfiguration: Sendable, Equatable {
             throw ConfigError.invalidJSON(source: source, reason: (error as NSError).localizedDescription)
         }
         guard let dictionary = object as? [String: Any] else { throw ConfigError.notAnObject(source: source) }
+        // JSONSerialization keeps one of two equal keys silently; a duplicate is almost
+        // always an edit mistake, so name it.
+        if let duplicate = JSONObjectKeys.firstDuplicate(in: data) {
+            throw ConfigError.duplicateKey(source: source, key: duplicate)
+        }
         var config = BenchConfiguration()
         for key in dictionary.keys.sorted() {
             guard let value = dictionary[key] else { continue }
@@ -133,25 +138,34 @@ public struct BenchConfiguration: Sendable, Equatable {
         }
         if host.isEmpty { throw fail("host", "\"\"", "a host name or address") }
         if !(0...65535).contains(port) { throw fail("port", String(port), "a port number from 0 to 65535") }
-        if maxConnect < 1 || maxConnect > 100_000 { throw fail("max_connect", String(maxConnect), "an integer from 1 to 100000") }
+        if maxConnect < 1 || maxConnect > Self.maximumMaxConnect {
+            throw fail("max_connect", String(maxConnect), "an integer from 1 to \(Self.maximumMaxConnect)")
+        }
         if events < 0 { throw fail("events", String(events), "a non-negative integer") }
-        if period < 0 { throw fail("period", String(period), "a non-negative number of seconds") }
         if !localIVO.hasPrefix("ivo://") || localIVO.contains("#") {
             throw fail("local_ivo", "\"\(localIVO)\"", "an IVO identifier like ivo://example.org/sender, without '#'")
         }
         if !receiverIVO.hasPrefix("ivo://") { throw fail("receiver_ivo", "\"\(receiverIVO)\"", "an IVO identifier like ivo://example.org/receiver") }
-        if reportInterval <= 0 { throw fail("report_interval", String(reportInterval), "a positive number of seconds") }
-        if eventSize < 0 || eventSize > maxFrameSize {
-            throw fail("event_size", String(eventSize), "a size in bytes from 0 to max_frame_size (\(maxFrameSize))")
-        }
-        if connectTimeout <= 0 { throw fail("connect_timeout", String(connectTimeout), "a positive number of seconds") }
-        if ackTimeout <= 0 { throw fail("ack_timeout", String(ackTimeout), "a positive number of seconds") }
-        if idleTimeout < 0 { throw fail("idle_timeout", String(idleTimeout), "0 (never) or a positive number of seconds") }
-        if drainTimeout < 0 { throw fail("drain_timeout", String(drainTimeout), "a non-negative number of seconds") }
+        // max_frame_size first: event_size is checked against it.
         if maxFrameSize < 64 || maxFrameSize > Int(UInt32.max) {
             throw fail("max_frame_size", String(maxFrameSize), "a size in bytes from 64 to 4294967295")
         }
+        if eventSize < 0 || eventSize > maxFrameSize {
+            throw fail("event_size", String(eventSize), "a size in bytes from 0 to max_frame_size (\(maxFrameSize))")
+        }
+        let durations: [(String, Double, DurationRule)] = [
+            ("period", period, .nonNegative), ("report_interval", reportInterval, .reportInterval),
+            ("connect_timeout", connectTimeout, .positive), ("ack_timeout", ackTimeout, .positive),
+            ("idle_timeout", idleTimeout, .nonNegative), ("drain_timeout", drainTimeout, .nonNegative),
+        ]
+        for (key, value, rule) in durations where !rule.accepts(value) {
+            throw fail(key, DurationRule.format(value), rule.expected)
+        }
     }
+
+    /// One TCP client address holds at most one connection per local port to one
+    /// receiver address, so more than 65535 simultaneous connections cannot exist.
+    public static let maximumMaxConnect = 65535
 
     /// The built-in defaults as JSON (what `config.json` ships with).
     public var jsonObject: [String: Any] {
@@ -205,6 +219,7 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible {
     case notAnObject(source: String)
     case unknownKey(source: String, key: String, suggestion: String?)
     case invalidValue(source: String, key: String, value: String, expected: String)
+    case duplicateKey(source: String, key: String)
 
     public var description: String {
         switch self {
@@ -216,6 +231,8 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible {
                 + "; known keys: " + BenchConfiguration.keys.joined(separator: ", ")
         case .invalidValue(let source, let key, let value, let expected):
             return "\(source): invalid value for \"\(key)\": \(value); expected \(expected)"
+        case .duplicateKey(let source, let key):
+            return "\(source): key \"\(key)\" appears more than once; keep one"
         }
     }
 }

@@ -45,8 +45,13 @@ struct ReceiverCommand: ParsableCommand {
             throw ValidationError("--wire-events-csv needs --capture-interface")
         }
         if let stopAfterEvents, stopAfterEvents < 1 { throw ValidationError("--stop-after-events must be at least 1") }
-        if let stopAfterSeconds, !(stopAfterSeconds > 0) { throw ValidationError("--stop-after-seconds must be positive") }
-        if !(warmupSeconds >= 0) { throw ValidationError("--warmup-seconds must be 0 or more") }
+        // The same limits as the config's durations (DurationRule): finite, at most a week.
+        if let stopAfterSeconds, !DurationRule.positive.accepts(stopAfterSeconds) {
+            throw ValidationError("--stop-after-seconds must be \(DurationRule.positive.expected) (got \(stopAfterSeconds))")
+        }
+        if !DurationRule.nonNegative.accepts(warmupSeconds) {
+            throw ValidationError("--warmup-seconds must be \(DurationRule.nonNegative.expected) (got \(warmupSeconds))")
+        }
     }
 
     func run() throws {

@@ -72,7 +72,13 @@ struct SenderCommand: ParsableCommand {
         }
         if let rate {
             guard rate > 0, rate.isFinite else { throw ValidationError("--rate must be a positive number of events per second") }
-            c.period = Double(c.events) / rate
+            let period = Double(c.events) / rate
+            guard DurationRule.nonNegative.accepts(period) else {
+                throw ValidationError(
+                    "--rate \(rate) spreads \(c.events) events over \(period)s; the longest period is "
+                        + "\(DurationRule.format(DurationRule.maximumSeconds))s (one week): raise --rate")
+            }
+            c.period = period
         }
         try c.validate(source: "settings (config file + flags)")
         return c
@@ -89,6 +95,17 @@ struct SenderCommand: ParsableCommand {
             let builder = TestEventBuilder(localIVO: configuration.localIVO, eventSize: configuration.eventSize)
             print(builder.document(sequence: 0, sentNanos: WallClock.nowNanos()), terminator: "")
             return
+        }
+        // At most max_connect connections, and never more than events (per-event: one
+        // each; persistent: one per unfinished event). The setup scope may exceed
+        // max_connect while acks are awaited; this covers its set-ups at least.
+        let connections = min(configuration.maxConnect, configuration.events)
+        do {
+            if case .raised(let from, let to) = try FileDescriptorLimit.ensure(connections: connections) {
+                LineOutput.printError("vtp-sender: raised the open-file limit from \(from) to \(to) for \(connections) connections")
+            }
+        } catch let error as FileDescriptorLimit.TooLow {
+            throw ValidationError(error.description)
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         defer { try? group.syncShutdownGracefully() }

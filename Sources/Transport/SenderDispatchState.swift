@@ -7,6 +7,24 @@ public struct ConnectionID: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "#\(raw)" }
 }
 
+/// Why a connection was given up, as the summary counts them.
+public enum ConnectionFailure: String, Sendable, CaseIterable, Codable, Comparable {
+    case refused = "refused"
+    case connectTimeout = "connect timeout"
+    /// Any other connect failure (unreachable, no such host, too many open files, ...).
+    case connectError = "connect error"
+    /// Closed or reset by the peer with an event in flight (or before any reply).
+    case closedBeforeAck = "closed before ack"
+    /// Unparseable frame, or a message that is not the ack/nak in flight.
+    case badReply = "bad reply"
+    case ackTimeout = "ack timeout"
+    case ioError = "I/O error"
+
+    public static func < (a: Self, b: Self) -> Bool {
+        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+    }
+}
+
 /// One event waiting for (or on) a connection. Its payload is built when it is sent.
 public struct PendingEvent: Sendable, Hashable {
     public var sequence: UInt64
@@ -44,6 +62,8 @@ public struct SenderDispatchState: Sendable {
         var state: ConnectionState
         /// Counted against max_connect (false once released under the `setup` scope).
         var holdsSlot: Bool
+        /// An ack or nak arrived on it: the peer speaks VTP.
+        var replied = false
     }
 
     public let mode: SenderMode
@@ -54,6 +74,9 @@ public struct SenderDispatchState: Sendable {
     public let startWallNanos: Int64
     public static let initialBackoffNanos: Int64 = 50_000_000
     public static let maximumBackoffNanos: Int64 = 2_000_000_000
+    /// Persistent connections are opened at most this many at a time: thousands of
+    /// simultaneous SYNs overflow the receiver's accept queue (somaxconn) and time out.
+    public static let persistentConnectBurst = 256
 
     private(set) var connections: [ConnectionID: Connection] = [:]
     private var idle: Deque<ConnectionID> = []
@@ -63,7 +86,13 @@ public struct SenderDispatchState: Sendable {
     private var slotsUsed = 0
     private var nextConnectionID = 0
     private var backoffUntil: Int64 = .min
+    /// Failures since the last ack or nak. A successful connect does not reset it: a peer
+    /// that accepts and then closes (or answers garbage) must be backed off from too.
     private var consecutiveFailures = 0
+    /// While failing, only this one connection is tried at a time, each after the
+    /// back-off, until a reply proves the receiver healthy again.
+    private var probe: ConnectionID?
+    private var connecting = 0
     private var pendingWakeUp: Int64?
     private var stopped = false
     private var finishedSignalled = false
@@ -73,6 +102,7 @@ public struct SenderDispatchState: Sendable {
     public private(set) var acked = 0
     public private(set) var nakked = 0
     public private(set) var errors = 0
+    public private(set) var errorsByCause: [ConnectionFailure: Int] = [:]
     public private(set) var connectionsOpened = 0
     /// Idle persistent connections the peer closed (not errors).
     public private(set) var peerClosedIdle = 0
@@ -117,7 +147,7 @@ public struct SenderDispatchState: Sendable {
 
     public mutating func connected(_ id: ConnectionID, now: Int64) -> [Action] {
         guard var connection = connections[id], case .connecting(let event) = connection.state else { return [] }
-        consecutiveFailures = 0
+        connecting -= 1
         var actions: [Action] = []
         if let event {
             connection.state = .busy(event)
@@ -144,8 +174,11 @@ public struct SenderDispatchState: Sendable {
 
     public mutating func replied(_ id: ConnectionID, accepted: Bool, now: Int64) -> [Action] {
         guard var connection = connections[id] else { return [] }
-        guard case .busy = connection.state else { return failed(id, now: now) }
+        guard case .busy = connection.state else { return failed(id, cause: .badReply, now: now) }
         if accepted { acked += 1 } else { nakked += 1 }
+        consecutiveFailures = 0
+        probe = nil
+        connection.replied = true
         var actions: [Action] = []
         switch mode {
         case .perEvent:
@@ -162,9 +195,10 @@ public struct SenderDispatchState: Sendable {
 
     /// Connect failure, ack timeout, protocol error or unexpected close: the event in
     /// flight (if any) goes back to the front of the queue and new connections back off.
-    public mutating func failed(_ id: ConnectionID, now: Int64) -> [Action] {
-        guard let connection = connections[id] else { return [] }
+    public mutating func failed(_ id: ConnectionID, cause: ConnectionFailure = .ioError, now: Int64) -> [Action] {
+        guard !stopped, let connection = connections[id] else { return [] }
         errors += 1
+        errorsByCause[cause, default: 0] += 1
         release(id)
         switch connection.state {
         case .connecting(.some(let event)):
@@ -175,23 +209,21 @@ public struct SenderDispatchState: Sendable {
         case .connecting(.none), .idle:
             break
         }
-        if now >= backoffUntil {
-            consecutiveFailures += 1
-            let exponent = min(consecutiveFailures - 1, 16)
-            let delay = min(Self.initialBackoffNanos << exponent, Self.maximumBackoffNanos)
-            backoffUntil = now + delay
-        }
+        backOff(now: now)
         return [.close(id)] + fill(now: now)
     }
 
     /// The peer closed the connection. Closing an idle connection is the peer's right
-    /// (Comet closes after every reply): reopen without counting an error or backing
-    /// off. With an event on it, it is a failure.
+    /// (Comet closes after every reply; receivers close idle ones): not an error. Reopen
+    /// at once if it had replied; a connection closed before ever replying may be a peer
+    /// that closes every connection, so the next one waits for the back-off. With an
+    /// event on it, it is a failure.
     public mutating func peerClosed(_ id: ConnectionID, now: Int64) -> [Action] {
-        guard let connection = connections[id] else { return [] }
-        guard connection.state == .idle else { return failed(id, now: now) }
+        guard !stopped, let connection = connections[id] else { return [] }
+        guard connection.state == .idle else { return failed(id, cause: .closedBeforeAck, now: now) }
         release(id)
         peerClosedIdle += 1
+        if !connection.replied { backOff(now: now) }
         return fill(now: now)
     }
 
@@ -209,9 +241,20 @@ public struct SenderDispatchState: Sendable {
 
     // MARK: internals
 
+    /// Geometric back-off: each failure after the previous back-off expired doubles it.
+    private mutating func backOff(now: Int64) {
+        guard now >= backoffUntil else { return }  // the same outage, seen by another connection
+        consecutiveFailures += 1
+        let exponent = min(consecutiveFailures - 1, 16)
+        let delay = min(Self.initialBackoffNanos << exponent, Self.maximumBackoffNanos)
+        backoffUntil = now + delay
+    }
+
     private mutating func release(_ id: ConnectionID) {
         guard let connection = connections.removeValue(forKey: id) else { return }
         if connection.holdsSlot { slotsUsed -= 1 }
+        if case .connecting = connection.state { connecting -= 1 }
+        if probe == id { probe = nil }
         if connection.state == .idle, let index = idle.firstIndex(of: id) { idle.remove(at: index) }
     }
 
@@ -234,7 +277,9 @@ public struct SenderDispatchState: Sendable {
         nextConnectionID += 1
         connections[id] = Connection(state: .connecting(event), holdsSlot: true)
         slotsUsed += 1
+        connecting += 1
         connectionsOpened += 1
+        if consecutiveFailures > 0 { probe = id }
         return id
     }
 
@@ -248,13 +293,10 @@ public struct SenderDispatchState: Sendable {
             connections[id]?.state = .busy(event)
             actions.append(send(event, on: id))
         }
-        let workLeft = UInt64(acked + nakked) < totalEvents
-        let wantsConnection: () -> Bool
-        switch mode {
-        case .perEvent: wantsConnection = { [retries, nextFresh, due] in !retries.isEmpty || nextFresh < due }
-        case .persistent: wantsConnection = { workLeft }
-        }
-        guard slotsUsed < maxConnect, wantsConnection() else { return actions }
+        // Persistent: no more connections than events not yet acked or nak'd, each of
+        // which needs at most one (30000 connections for 3 events only hurt).
+        let limit = mode == .persistent ? min(maxConnect, unfinished) : maxConnect
+        guard slotsUsed < limit, wantsConnection else { return actions }
         if now < backoffUntil {
             if pendingWakeUp != backoffUntil {
                 pendingWakeUp = backoffUntil
@@ -262,17 +304,26 @@ public struct SenderDispatchState: Sendable {
             }
             return actions
         }
-        while slotsUsed < maxConnect {
+        if consecutiveFailures > 0 && probe != nil { return actions }  // one probe at a time
+        while slotsUsed < limit, wantsConnection {
             switch mode {
             case .perEvent:
                 guard let event = takeNext() else { return actions }
                 actions.append(.connect(openConnection(carrying: event)))
             case .persistent:
-                guard workLeft else { return actions }
                 actions.append(.connect(openConnection(carrying: nil)))
             }
+            if probe != nil { break }
         }
         return actions
+    }
+
+    /// Per-event: an event is waiting. Persistent: ramping up, not too many connects at once.
+    private var wantsConnection: Bool {
+        switch mode {
+        case .perEvent: return !retries.isEmpty || nextFresh < due
+        case .persistent: return connecting < Self.persistentConnectBurst
+        }
     }
 
     private mutating func finishIfDone() -> [Action] {

@@ -55,6 +55,8 @@ public struct SenderSummary: Codable, Sendable, Equatable {
     public var ackRoundTrip: LatencySummary
     public var retries: Int
     public var errors: Int
+    /// `errors` by cause (`refused`, `closed before ack`, ...); absent in older summaries.
+    public var errorsByCause: [String: Int]?
     public var mode: String
     public var maxConnect: Int
     public var maxConnectScope: String
@@ -71,6 +73,7 @@ public struct SenderSummary: Codable, Sendable, Equatable {
         case ackRoundTrip = "ack_rtt_s"
         case maxConnect = "max_connect"
         case maxConnectScope = "max_connect_scope"
+        case errorsByCause = "errors_by_cause"
     }
 }
 

@@ -4,7 +4,11 @@ public enum SenderSummaryText {
     public static func lines(_ s: SenderSummary) -> [String] {
         var lines = [
             "vtp-sender summary: \(s.events) events, \(s.sent) sent, \(s.acked) acked, \(s.nakked) nak'd, "
-                + "\(s.failed) failed; \(s.retries) retries, \(s.errors) connection errors; max backlog \(s.maxBacklog), "
+                + "\(s.failed) failed; \(s.retries) retries, \(s.errors) connection errors"
+                + causes(Dictionary(
+                    (s.errorsByCause ?? [:]).compactMap { k, v in ConnectionFailure(rawValue: k).map { ($0, v) } },
+                    uniquingKeysWith: +))
+                + "; max backlog \(s.maxBacklog), "
                 + "backlog at end \(s.backlogEnd); \(s.connectionsOpened) connections opened; "
                 + "\(Fixed.format(s.durationSeconds, decimals: 3))s"
         ]
@@ -22,6 +26,12 @@ public enum SenderSummaryText {
                     + "\(Fixed.signedMilliseconds(c.offset)) ±\(Fixed.milliseconds(c.errorBound))")
         }
         return lines
+    }
+
+    /// " (refused 3, closed before ack 2)", or "" without errors: why connections failed.
+    public static func causes(_ counts: [ConnectionFailure: Int]) -> String {
+        let parts = counts.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.key.rawValue) \($0.value)" }
+        return parts.isEmpty ? "" : " (" + parts.joined(separator: ", ") + ")"
     }
 }
 

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import BenchConfig
 import LatencyStats
 import NIOConcurrencyHelpers
@@ -45,6 +50,8 @@ public enum SenderConnectionError: Error, CustomStringConvertible {
     case unexpectedReply(String)
     case closedBeforeReply
     case nak(reason: String)
+    /// The TCP connect itself failed (refused, timed out, ...).
+    case connectFailed(Error)
 
     public var description: String {
         switch self {
@@ -52,6 +59,7 @@ public enum SenderConnectionError: Error, CustomStringConvertible {
         case .unexpectedReply(let what): return "unexpected reply: \(what)"
         case .closedBeforeReply: return "receiver closed the connection before replying"
         case .nak(let reason): return "nak: \(reason)"
+        case .connectFailed(let error): return ErrorText.describe(error)
         }
     }
 }
@@ -64,6 +72,8 @@ public final class VTPSender: @unchecked Sendable {
     private let lock = NIOLock()
     private var state: SenderDispatchState
     private var handlers: [ConnectionID: SenderConnectionHandler] = [:]
+    /// Channels still connecting: closed by `finish()` so no connect outlives the run.
+    private var connectingChannels: [ConnectionID: Channel] = [:]
     private var intervalRoundTrips = LatencyRecorder()
     private var totalRoundTrips = LatencyRecorder()
     private var clock = ClockOffsetEstimator()
@@ -90,7 +100,7 @@ public final class VTPSender: @unchecked Sendable {
         self.output = output
         controlLoop = group.next()
         builder = TestEventBuilder(localIVO: options.localIVO, runID: runID, eventSize: options.eventSize)
-        let intervalNanos = options.events > 0 ? Int64(options.period * 1e9 / Double(options.events)) : 0
+        let intervalNanos = options.events > 0 ? DurationRule.nanoseconds(options.period / Double(options.events)) : 0
         startMonotonic = Self.monotonicNanos()
         state = SenderDispatchState(
             mode: options.mode, scope: options.scope, maxConnect: options.maxConnect,
@@ -106,10 +116,12 @@ public final class VTPSender: @unchecked Sendable {
 
     public func start() -> EventLoopFuture<SenderSummary> {
         controlLoop.execute {
-            self.reportTask = self.controlLoop.scheduleRepeatedTask(
-                initialDelay: .nanoseconds(Int64(self.options.reportInterval * 1e9)),
-                delay: .nanoseconds(Int64(self.options.reportInterval * 1e9))
-            ) { _ in self.report() }
+            // Never 0: a zero-delay repeated task would spin the control loop.
+            let interval = TimeAmount.nanoseconds(
+                max(DurationRule.nanoseconds(self.options.reportInterval), DurationRule.nanoseconds(DurationRule.minimumReportInterval)))
+            self.reportTask = self.controlLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+                self.report()
+            }
             if self.options.events == 0 {
                 self.finish()
             } else {
@@ -141,7 +153,7 @@ public final class VTPSender: @unchecked Sendable {
             let wake = max(nextDue, now + 200_000)
             controlLoop.scheduleTask(deadline: NIODeadline.uptimeNanoseconds(UInt64(wake))) { self.tick() }
         } else if options.drainTimeout >= 0 {
-            controlLoop.scheduleTask(in: .nanoseconds(Int64(options.drainTimeout * 1e9))) {
+            controlLoop.scheduleTask(in: .nanoseconds(DurationRule.nanoseconds(options.drainTimeout))) {
                 if !self.lock.withLock({ self.stopped }) {
                     self.output("vtp-sender: drain timeout (\(self.options.drainTimeout)s) expired; giving up on the backlog")
                     self.finish()
@@ -154,6 +166,7 @@ public final class VTPSender: @unchecked Sendable {
 
     func connected(_ id: ConnectionID, handler: SenderConnectionHandler) {
         let (known, actions): (Bool, [SenderDispatchState.Action]) = lock.withLock {
+            connectingChannels.removeValue(forKey: id)
             guard !stopped, state.connections[id] != nil else { return (false, []) }
             handlers[id] = handler
             return (true, state.connected(id, now: Self.monotonicNanos()))
@@ -185,12 +198,42 @@ public final class VTPSender: @unchecked Sendable {
 
     func failed(_ id: ConnectionID, error: Error) {
         let actions = lock.withLock {
-            guard state.connections[id] != nil else { return [SenderDispatchState.Action]() }
+            connectingChannels.removeValue(forKey: id)
+            // After finish() the closes it issued surface here: not errors of the run.
+            guard !stopped, state.connections[id] != nil else { return [SenderDispatchState.Action]() }
             intervalErrors += 1
             lastError = Self.describe(error)
-            return state.failed(id, now: Self.monotonicNanos())
+            return state.failed(id, cause: Self.classify(error), now: Self.monotonicNanos())
         }
         execute(actions)
+    }
+
+    /// The cause a failure is counted under in reports and the summary.
+    static func classify(_ error: Error) -> ConnectionFailure {
+        switch error {
+        case let e as SenderConnectionError:
+            switch e {
+            case .ackTimeout: return .ackTimeout
+            case .unexpectedReply: return .badReply
+            case .closedBeforeReply, .nak: return .closedBeforeAck
+            case .connectFailed(let underlying): return classifyConnect(underlying)
+            }
+        case is VTPFramingError, is ByteToMessageDecoderError: return .badReply
+        case let io as IOError where [ECONNRESET, EPIPE].contains(io.errnoCode): return .closedBeforeAck
+        case ChannelError.eof, ChannelError.ioOnClosedChannel, ChannelError.alreadyClosed: return .closedBeforeAck
+        default: return .ioError
+        }
+    }
+
+    private static func classifyConnect(_ error: Error) -> ConnectionFailure {
+        switch error {
+        case let e as NIOConnectionError:
+            if let first = e.connectionErrors.first { return classifyConnect(first.error) }
+            return .connectError
+        case let io as IOError where io.errnoCode == ECONNREFUSED: return .refused
+        case ChannelError.connectTimeout: return .connectTimeout
+        default: return .connectError
+        }
     }
 
     func peerClosed(_ id: ConnectionID) {
@@ -203,6 +246,7 @@ public final class VTPSender: @unchecked Sendable {
     }
 
     static func describe(_ error: Error) -> String {
+        if case SenderConnectionError.connectFailed(let underlying) = error { return ErrorText.describe(underlying) }
         if let e = error as? SenderConnectionError { return e.description }
         return ErrorText.describe(error)
     }
@@ -230,12 +274,13 @@ public final class VTPSender: @unchecked Sendable {
 
     private func connect(_ id: ConnectionID) {
         let options = options
-        let ackTimeout = TimeAmount.nanoseconds(Int64(options.ackTimeout * 1e9))
+        let ackTimeout = TimeAmount.nanoseconds(DurationRule.nanoseconds(options.ackTimeout))
         ClientBootstrap(group: group)
-            .connectTimeout(.nanoseconds(Int64(options.connectTimeout * 1e9)))
+            .connectTimeout(.nanoseconds(DurationRule.nanoseconds(options.connectTimeout)))
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                self.lock.withLock { self.connectingChannels[id] = channel }
+                return channel.eventLoop.makeCompletedFuture {
                     let handler = SenderConnectionHandler(id: id, sender: self, ackTimeout: ackTimeout)
                     try channel.pipeline.syncOperations.addHandler(
                         ByteToMessageHandler(VTPFrameDecoder(maximumFrameSize: options.maxFrameSize)))
@@ -255,7 +300,7 @@ public final class VTPSender: @unchecked Sendable {
                         }
                     }
                 case .failure(let error):
-                    self.failed(id, error: error)
+                    self.failed(id, error: SenderConnectionError.connectFailed(error))
                 }
             }
     }
@@ -270,7 +315,7 @@ public final class VTPSender: @unchecked Sendable {
             let elapsed = Double(Self.monotonicNanos() - startMonotonic) / 1e9
             var text = "[\(Fixed.format(elapsed, decimals: 1))s] sent \(state.sent) acked \(state.acked)"
                 + " nak'd \(state.nakked) backlog \(state.backlog) open \(state.openConnections)"
-                + " errors \(state.errors)"
+                + " errors \(state.errors)" + SenderSummaryText.causes(state.errorsByCause)
             text += rtt.count > 0
                 ? " | ack round trip min/avg/p99 \(Fixed.milliseconds(rtt.min))/\(Fixed.milliseconds(rtt.mean))/\(Fixed.milliseconds(rtt.p99))"
                 : " | ack round trip -"
@@ -295,6 +340,7 @@ public final class VTPSender: @unchecked Sendable {
                 connectionsOpened: state.connectionsOpened,
                 durationSeconds: Double(Self.monotonicNanos() - startMonotonic) / 1e9,
                 ackRoundTrip: rtt.summary, retries: state.resent, errors: state.errors,
+                errorsByCause: Dictionary(uniqueKeysWithValues: state.errorsByCause.map { ($0.key.rawValue, $0.value) }),
                 mode: options.mode.rawValue, maxConnect: options.maxConnect,
                 maxConnectScope: options.scope.rawValue,
                 clockOffset: clock.estimate.map { ClockOffsetSummary($0, samples: clock.samples) })
@@ -312,6 +358,12 @@ public final class VTPSender: @unchecked Sendable {
         for action in actions {
             if case .close(let id) = action { lock.withLock { handlers.removeValue(forKey: id) }?.close() }
         }
+        // Connects still under way would otherwise run on until their connect timeout.
+        let connecting = lock.withLock {
+            defer { connectingChannels.removeAll() }
+            return Array(connectingChannels.values)
+        }
+        for channel in connecting { channel.close(promise: nil) }
         finishedPromise.succeed(summary())
     }
 }

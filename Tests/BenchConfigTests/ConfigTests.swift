@@ -58,6 +58,86 @@ final class ConfigTests: XCTestCase {
         }
     }
 
+    func testDurationsMustBeFiniteAndAtMostAWeek() throws {
+        let keys = ["period", "report_interval", "connect_timeout", "ack_timeout", "idle_timeout", "drain_timeout"]
+        for key in keys {
+            for value in ["1e300", "604801", "-1"] {
+                let json = "{\"\(key)\": \(value)}"
+                XCTAssertThrowsError(try load(json), json) { error in
+                    guard case .invalidValue(_, let named, _, let expected)? = error as? ConfigError else {
+                        return XCTFail("\(json): \(error)")
+                    }
+                    XCTAssertEqual(named, key, json)
+                    XCTAssertTrue(expected.contains("604800"), "\(json): the message names the maximum: \(expected)")
+                }
+            }
+            XCTAssertNoThrow(try load("{\"\(key)\": 604800}"), "\(key): a week is allowed")
+        }
+        // Set directly (flags): NaN and infinity never reach a conversion.
+        for value in [Double.nan, .infinity, 1e300] {
+            var c = BenchConfiguration()
+            c.ackTimeout = value
+            XCTAssertThrowsError(try c.validate(), "\(value)")
+        }
+    }
+
+    func testReportIntervalHasAMinimum() throws {
+        XCTAssertThrowsError(try load(#"{"report_interval": 1e-9}"#)) { error in
+            guard case .invalidValue(_, "report_interval", _, let expected)? = error as? ConfigError else {
+                return XCTFail("\(error)")
+            }
+            XCTAssertTrue(expected.contains("0.1 (the minimum)"), expected)
+        }
+        XCTAssertEqual(try load(#"{"report_interval": 0.1}"#).reportInterval, 0.1)
+    }
+
+    func testSecondsToNanosecondsNeverTraps() {
+        XCTAssertEqual(DurationRule.nanoseconds(1.5), 1_500_000_000)
+        XCTAssertEqual(DurationRule.nanoseconds(0), 0)
+        XCTAssertEqual(DurationRule.nanoseconds(-3), 0)
+        XCTAssertEqual(DurationRule.nanoseconds(.nan), 0)
+        XCTAssertEqual(DurationRule.nanoseconds(1e300), 1_000_000_000_000_000_000)
+        XCTAssertEqual(DurationRule.nanoseconds(.infinity), 1_000_000_000_000_000_000)
+    }
+
+    func testMaxFrameSizeErrorsNameMaxFrameSize() {
+        for json in [#"{"max_frame_size": 0}"#, #"{"max_frame_size": 0, "event_size": 10}"#] {
+            XCTAssertThrowsError(try load(json), json) { error in
+                guard case .invalidValue(_, let named, _, _)? = error as? ConfigError else { return XCTFail("\(error)") }
+                XCTAssertEqual(named, "max_frame_size", json)
+            }
+        }
+    }
+
+    func testMaxConnectIsBoundedByTheLocalPortSpace() {
+        XCTAssertThrowsError(try load(#"{"max_connect": 100000}"#)) { error in
+            guard case .invalidValue(_, "max_connect", _, let expected)? = error as? ConfigError else { return XCTFail("\(error)") }
+            XCTAssertTrue(expected.contains("65535"), expected)
+        }
+        XCTAssertEqual(try load(#"{"max_connect": 65535}"#).maxConnect, 65535)
+    }
+
+    func testDuplicateKeysAreRejectedByName() {
+        let duplicates: [(String, String)] = [
+            (#"{"port": 1, "port": 2}"#, "port"),
+            (#"{"port": 8098, "events": 3, "po\u0072t": 8098}"#, "port"),  // the same key, escaped
+            (#"{"host": "a\"},{", "events": [1, {"host": 2}], "host": "b"}"#, "host"),
+            ("\u{FEFF}{ \"mode\" : \"persistent\" ,\n\"mode\":\"per-event\" }", "mode"),
+        ]
+        for (json, key) in duplicates {
+            XCTAssertThrowsError(try load(json), json) { error in
+                XCTAssertEqual(error as? ConfigError, .duplicateKey(source: "test.json", key: key), json)
+                XCTAssertTrue("\(error)".contains("\"\(key)\" appears more than once"), "\(error)")
+            }
+        }
+        // Keys that only look alike inside strings and nested values are not duplicates.
+        XCTAssertNoThrow(try load(#"{"host": "x\",\"host\":", "port": 1}"#))
+        XCTAssertNoThrow(try load(#"{}"#))
+        XCTAssertThrowsError(try load(#"{"host": "a", "events": {"host": 1, "host": 2}}"#)) { error in
+            guard case .invalidValue(_, "events", _, _)? = error as? ConfigError else { return XCTFail("\(error)") }
+        }
+    }
+
     func testNotJSONOrNotAnObject() {
         XCTAssertThrowsError(try load("{")) { guard case .invalidJSON? = $0 as? ConfigError else { return XCTFail() } }
         XCTAssertThrowsError(try load("[1]")) { XCTAssertEqual($0 as? ConfigError, .notAnObject(source: "test.json")) }

@@ -151,6 +151,101 @@ final class DispatchStateTests: XCTestCase {
         XCTAssertEqual(s.replied(ConnectionID(99), accepted: true, now: 0), [])
         XCTAssertEqual(s.errors, 0)
     }
+
+    // MARK: back-off on any failure before an ack
+
+    private func wakeUpTime(_ actions: [Action]) -> Int64? {
+        actions.compactMap { if case .wakeUp(let at) = $0 { return at } else { return nil } }.last
+    }
+
+    func testAConnectThatSucceedsDoesNotResetTheBackoffOnlyAReplyDoes() throws {
+        // A peer that accepts and then closes: every connect succeeds, every event fails.
+        var s = SenderDispatchState(mode: .perEvent, scope: .connection, maxConnect: 1, totalEvents: 2, intervalNanos: 0, startWallNanos: 0)
+        var now: Int64 = 0
+        var id = connects(s.eventsDue(2, now: now))[0]
+        var delays: [Int64] = []
+        for _ in 0..<5 {
+            XCTAssertEqual(sends(s.connected(id, now: now)).count, 1)
+            let actions = s.failed(id, cause: .closedBeforeAck, now: now)
+            let at = try XCTUnwrap(wakeUpTime(actions), "\(actions)")
+            delays.append(at - now)
+            now = at
+            id = connects(s.wakeUp(now: now))[0]
+        }
+        XCTAssertEqual(delays, [50, 100, 200, 400, 800].map { Int64($0) * 1_000_000 }, "geometric, not reset by connects")
+        XCTAssertEqual(s.errorsByCause, [.closedBeforeAck: 5])
+        // An ack proves the receiver healthy: the next failure starts from the initial back-off.
+        _ = s.connected(id, now: now)
+        id = try XCTUnwrap(connects(s.replied(id, accepted: true, now: now)).first, "event 1 goes out at once")
+        _ = s.connected(id, now: now)
+        XCTAssertEqual(wakeUpTime(s.failed(id, cause: .badReply, now: now)), now + SenderDispatchState.initialBackoffNanos)
+    }
+
+    func testWhileFailingOneProbeConnectionAtATime() {
+        var s = SenderDispatchState(mode: .perEvent, scope: .connection, maxConnect: 30, totalEvents: 5, intervalNanos: 0, startWallNanos: 0)
+        let first = connects(s.eventsDue(5, now: 0))
+        XCTAssertEqual(first.count, 5)
+        for id in first { _ = s.connected(id, now: 0) }
+        for id in first { _ = s.failed(id, cause: .closedBeforeAck, now: 1) }
+        XCTAssertEqual(s.openConnections, 0)
+        let t = 1 + SenderDispatchState.initialBackoffNanos
+        let probe = connects(s.wakeUp(now: t))
+        XCTAssertEqual(probe.count, 1, "one probe, not five connections")
+        XCTAssertEqual(connects(s.wakeUp(now: t + 1)), [], "nothing more while the probe is out")
+        _ = s.connected(probe[0], now: t + 2)
+        let afterAck = s.replied(probe[0], accepted: true, now: t + 3)
+        XCTAssertEqual(connects(afterAck).count, 4, "a reply restores full concurrency")
+    }
+
+    func testPersistentOpensNoMoreConnectionsThanUnfinishedEvents() {
+        var s = SenderDispatchState(mode: .persistent, scope: .connection, maxConnect: 30000, totalEvents: 3, intervalNanos: 0, startWallNanos: 0)
+        let ids = connects(s.eventsDue(0, now: 0))
+        XCTAssertEqual(ids.count, 3)
+        for id in ids { _ = s.connected(id, now: 0) }
+        XCTAssertEqual(sends(s.eventsDue(3, now: 0)).count, 3)
+        _ = s.failed(ids[0], cause: .ackTimeout, now: 0)
+        let reopened = connects(s.wakeUp(now: SenderDispatchState.initialBackoffNanos))
+        XCTAssertEqual(reopened.count, 1, "still one connection per unfinished event")
+        XCTAssertLessThanOrEqual(s.openConnections, s.unfinished)
+    }
+
+    func testPersistentConnectionsRampUpInBursts() {
+        let burst = SenderDispatchState.persistentConnectBurst
+        var s = SenderDispatchState(mode: .persistent, scope: .connection, maxConnect: 5000, totalEvents: 5000, intervalNanos: 0, startWallNanos: 0)
+        let first = connects(s.eventsDue(5000, now: 0))
+        XCTAssertEqual(first.count, burst)
+        let more = connects(s.connected(first[0], now: 0))
+        XCTAssertEqual(more.count, 1, "each completed connect lets one more start")
+        var opened = burst + 1
+        var pending = Array(first.dropFirst()) + more
+        while let id = pending.popLast() {
+            let next = connects(s.connected(id, now: 0))
+            opened += next.count
+            pending += next
+        }
+        XCTAssertEqual(opened, 5000)
+        XCTAssertEqual(s.openConnections, 5000)
+    }
+
+    func testPeerClosingAnIdleConnectionThatNeverRepliedBacksOff() {
+        var s = SenderDispatchState(mode: .persistent, scope: .connection, maxConnect: 2, totalEvents: 2, intervalNanos: 0, startWallNanos: 0)
+        let ids = connects(s.eventsDue(0, now: 0))
+        _ = s.connected(ids[0], now: 0)
+        let actions = s.peerClosed(ids[0], now: 10)
+        XCTAssertEqual(connects(actions), [], "a peer closing every connection is not hammered")
+        XCTAssertEqual(wakeUpTime(actions), 10 + SenderDispatchState.initialBackoffNanos)
+        XCTAssertEqual(s.errors, 0, "still not an error")
+    }
+
+    func testCallbacksAfterStopAreNotErrors() {
+        var s = SenderDispatchState(mode: .perEvent, scope: .connection, maxConnect: 2, totalEvents: 2, intervalNanos: 0, startWallNanos: 0)
+        let ids = connects(s.eventsDue(2, now: 0))
+        _ = s.stop()
+        XCTAssertEqual(s.failed(ids[0], cause: .refused, now: 0), [])
+        XCTAssertEqual(s.peerClosed(ids[1], now: 0), [])
+        XCTAssertEqual(s.errors, 0)
+        XCTAssertEqual(s.unfinished, 2)
+    }
 }
 
 final class SequenceTrackerTests: XCTestCase {
