@@ -246,7 +246,6 @@ public final class VTPSender: @unchecked Sendable {
     }
 
     static func describe(_ error: Error) -> String {
-        if case SenderConnectionError.connectFailed(let underlying) = error { return ErrorText.describe(underlying) }
         if let e = error as? SenderConnectionError { return e.description }
         return ErrorText.describe(error)
     }

@@ -77,6 +77,24 @@ final class SenderBackoffEndToEndTests: XCTestCase {
         XCTAssertTrue(line.contains("connection errors (closed before ack "), line)
     }
 
+    func testRefusedConnectsAreCountedAsRefused() throws {
+        // A port that was just free: nothing listens there, so connects are refused.
+        let probe = try ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).wait()
+        let port = probe.localAddress!.port!
+        try probe.close().wait()
+        var config = BenchConfiguration()
+        config.port = port
+        config.events = 2
+        config.period = 0
+        config.reportInterval = 10
+        config.drainTimeout = 0.5
+        let summary = try VTPSender(options: SenderOptions(configuration: config), group: group, output: { _ in })
+            .start().wait()
+        XCTAssertEqual(summary.failed, 2)
+        XCTAssertGreaterThan(summary.errorsByCause?["refused"] ?? 0, 0, "\(String(describing: summary.errorsByCause))")
+        XCTAssertTrue(SenderSummaryText.lines(summary)[0].contains("connection errors (refused "))
+    }
+
     func testAPeerThatAnswersGarbageIsBackedOffFromAndCountedAsBadReply() throws {
         // A well-formed frame (4-byte length) holding something that is not VTP.
         let body = Array("HTTP/1.1 400 Bad Request\r\n\r\n".utf8)
