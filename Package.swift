@@ -114,17 +114,20 @@ let package = Package(
         .target(name: "CDelayLink", path: "Sources/CDelayLink"),
         // Userspace delay link: release scheduling (pure), TUN forwarder, namespace set-up.
         .target(name: "DelayLink", dependencies: ["CDelayLink", "LatencyStats", "NetworkEmulation"], path: "Sources/DelayLink"),
-        .executableTarget(name: "Netem", dependencies: ["DelayLink", argumentParser], path: "Sources/Netem"),
+        .executableTarget(name: "Netem", dependencies: ["DelayLink", "CommandLineKit", argumentParser], path: "Sources/Netem"),
         .testTarget(name: "DelayLinkTests", dependencies: ["DelayLink", "CDelayLink"]),
         // Delay, jitter, rate and order of an emulated link (pure), shared by vtp-netem and vtp-proxy.
         .target(name: "NetworkEmulation"),
         .testTarget(name: "NetworkEmulationTests", dependencies: ["NetworkEmulation"]),
-        // Namespaced sender/receiver runs over the delay link, sweeps, tables.
+        // Namespaced sender/receiver runs over the delay link, sweeps, tables. It runs the tools as
+        // processes and reads their summary files: no engine (NIO) in here.
         .target(
-            name: "VTPLab", dependencies: ["DelayLink", "CDelayLink", "VTPTransport", "BenchConfig", "LatencyStats"],
+            name: "VTPLab", dependencies: ["DelayLink", "BenchConfig", "LatencyStats", "CommandLineKit"],
             path: "Sources/Lab"),
-        .executableTarget(name: "LabCLI", dependencies: ["VTPLab", "BenchConfig", argumentParser], path: "Sources/LabCLI"),
-        .testTarget(name: "LabTests", dependencies: ["VTPLab", "BenchConfig", "LatencyStats"]),
+        .executableTarget(
+            name: "LabCLI", dependencies: ["VTPLab", "BenchConfig", "CommandLineKit", argumentParser],
+            path: "Sources/LabCLI"),
+        .testTarget(name: "LabTests", dependencies: ["VTPLab", "BenchConfig", "LatencyStats", "CommandLineKit"]),
         // MARK: proxy
         // PostgreSQL wire protocol: incremental framing and decoding, both directions.
         .target(name: "PGWire", dependencies: [nioCore], path: "Sources/PGWire"),

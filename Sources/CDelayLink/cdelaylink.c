@@ -76,36 +76,6 @@ int vtp_timerfd_drain(int fd) {
     return 0;
 }
 
-static int termination_pipe[2] = {-1, -1};
-
-static void on_termination_signal(int signo) {
-    unsigned char byte = (unsigned char)signo;
-    int saved = errno;
-    (void)!write(termination_pipe[1], &byte, 1);
-    errno = saved;
-}
-
-int vtp_termination_pipe(void) {
-    if (termination_pipe[0] >= 0) return termination_pipe[0];
-    if (pipe2(termination_pipe, O_NONBLOCK | O_CLOEXEC) < 0) return -errno;
-    struct sigaction action;
-    memset(&action, 0, sizeof action);
-    action.sa_handler = on_termination_signal;
-    sigemptyset(&action.sa_mask);
-    action.sa_flags = SA_RESTART;
-    int signals[] = {SIGINT, SIGTERM, SIGHUP};
-    for (int i = 0; i < 3; i++)
-        if (sigaction(signals[i], &action, NULL) < 0) return -errno;
-    return termination_pipe[0];
-}
-
-int vtp_termination_pipe_read(int fd) {
-    unsigned char byte;
-    ssize_t n = read(fd, &byte, 1);
-    if (n < 0) return errno == EAGAIN ? 0 : -errno;
-    return n == 1 ? (int)byte : 0;
-}
-
 int64_t vtp_monotonic_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -1,17 +1,21 @@
 import CDelayLink
 import Foundation
+import Synchronization
 
 /// A delay link forwarding on its own thread: for tools (vtp-lab) and tests that run the link
 /// in-process. `stop()` ends forwarding, closes the devices and deletes the namespaces.
+///
+/// Why `@unchecked Sendable` is safe here: the mutable results (`outcome`, `stopped`) live in a
+/// `Mutex`. `forwarder` is used only by the forwarding thread, which receives it at `start()`
+/// (a happens-before edge) and nobody else touches it. `link`'s devices and ends are
+/// immutable; its one mutable part, the namespaces to delete, is changed only by `tearDown()`,
+/// which `stop()` runs once (guarded by `stopped`), after `finished.wait()` has seen the thread end.
 public final class RunningLink: @unchecked Sendable {
     public let link: EmulatedLink
     private let forwarder: DelayLinkForwarder
     private let stopPipe: [Int32]
     private let finished = DispatchSemaphore(value: 0)
-    private let lock = NSLock()
-    private var report: LinkReport?
-    private var failure: DelayLinkError?
-    private var stopped = false
+    private let state = Mutex<(outcome: Result<LinkReport, DelayLinkError>?, stopped: Bool)>((nil, false))
 
     public init(endA: LinkEnd, endB: LinkEnd, settings: ForwarderSettings) throws(DelayLinkError) {
         try settings.aToB.validate(direction: "A→B")
@@ -34,12 +38,7 @@ public final class RunningLink: @unchecked Sendable {
             } catch {
                 outcome = .failure(error)
             }
-            lock.withLock {
-                switch outcome {
-                case .success(let value): report = value
-                case .failure(let error): failure = error
-                }
-            }
+            state.withLock { $0.outcome = outcome }
             finished.signal()
         }
         thread.name = "delay-link"
@@ -49,9 +48,9 @@ public final class RunningLink: @unchecked Sendable {
     /// Stops forwarding and removes everything; idempotent. Returns the link's report.
     @discardableResult
     public func stop() -> LinkReport? {
-        let first = lock.withLock {
-            defer { stopped = true }
-            return !stopped
+        let first = state.withLock { state in
+            defer { state.stopped = true }
+            return !state.stopped
         }
         if first {
             var byte: UInt8 = 1
@@ -61,9 +60,17 @@ public final class RunningLink: @unchecked Sendable {
             close(stopPipe[1])
             link.tearDown()
         }
-        return lock.withLock { report }
+        return state.withLock { state in
+            if case .success(let report)? = state.outcome { return report }
+            return nil
+        }
     }
 
     /// Why forwarding stopped early, if it did.
-    public var error: DelayLinkError? { lock.withLock { failure } }
+    public var error: DelayLinkError? {
+        state.withLock { state in
+            if case .failure(let error)? = state.outcome { return error }
+            return nil
+        }
+    }
 }

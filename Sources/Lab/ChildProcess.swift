@@ -2,7 +2,8 @@ import Foundation
 
 /// A tool started inside a network namespace (`ip netns exec NS TOOL …`; ip execs the tool, so
 /// the pid is the tool's own and signals reach it), its output going to a log file.
-final class ChildProcess: @unchecked Sendable {
+/// Immutable after init; `Process` is Sendable, so any thread may poll or signal it.
+final class ChildProcess: Sendable {
     let name: String
     let logPath: String
     private let process = Process()
@@ -14,7 +15,9 @@ final class ChildProcess: @unchecked Sendable {
             let log = FileHandle(forWritingAtPath: logPath)
         else { throw .setupFailed("cannot create log file \(logPath)") }
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["ip", "netns", "exec", namespace] + arguments
+        // vtp-lab ignores SIGINT/SIGTERM (it watches them with TerminationSignals) and a child
+        // inherits ignored signals across exec: without the reset, tcpdump would not stop on SIGTERM.
+        process.arguments = ["--default-signal=INT,TERM", "ip", "netns", "exec", namespace] + arguments
         process.standardOutput = log
         process.standardError = log
         process.standardInput = FileHandle.nullDevice
@@ -29,6 +32,11 @@ final class ChildProcess: @unchecked Sendable {
     var output: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
     var isRunning: Bool { process.isRunning }
     var exitStatus: Int32? { process.isRunning ? nil : process.terminationStatus }
+
+    /// The last line of the log that starts with `prefix` (the tools' report lines).
+    func lastLine(startingWith prefix: String) -> String? {
+        output.split(separator: "\n").last { $0.hasPrefix(prefix) }.map(String.init)
+    }
 
     /// Waits until the log contains `text`; false on timeout or if the process exited first.
     func waitForOutput(containing text: String, timeout: Double) -> Bool {

@@ -1,51 +1,50 @@
-import CDelayLink
+import CommandLineKit
 import Foundation
+import Synchronization
 
-/// Turns SIGINT/SIGTERM/SIGHUP into an orderly tear-down: the running children are stopped,
-/// the run loop sees `isInterrupted` and unwinds through its clean-up.
-public final class Interruption: @unchecked Sendable {
+/// Turns the first SIGINT/SIGTERM (the kit's `TerminationSignals`; a second one exits at once)
+/// into an orderly stop: the running children get SIGTERM and write their summaries, the run
+/// loop sees `isInterrupted`, keeps the partial row and unwinds through its clean-up.
+public final class Interruption: Sendable {
     public static let shared = Interruption()
-    private let lock = NSLock()
-    private var interrupted = false
-    private var children: [ObjectIdentifier: ChildProcess] = [:]
-    private var installed = false
 
-    public var isInterrupted: Bool { lock.withLock { interrupted } }
+    private struct State {
+        var interrupted = false
+        var children: [ObjectIdentifier: ChildProcess] = [:]
+        var signals: TerminationSignals?
+    }
 
-    /// Installs the handlers and a watcher thread (once).
-    public func install() {
-        let first = lock.withLock {
-            defer { installed = true }
-            return !installed
-        }
-        guard first else { return }
-        let fd = vtp_termination_pipe()
-        guard fd >= 0 else { return }
-        let thread = Thread { [self] in
-            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            while true {
-                guard poll(&poller, 1, -1) > 0 else { continue }
-                let signal = vtp_termination_pipe_read(fd)
-                guard signal > 0 else { continue }
-                let running = lock.withLock {
-                    interrupted = true
-                    return Array(children.values)
-                }
-                FileHandle.standardError.write(Data("vtp-lab: signal \(signal), tearing down\n".utf8))
-                for child in running { child.signal(SIGTERM) }
+    private let state = Mutex(State())
+
+    public var isInterrupted: Bool { state.withLock { $0.interrupted } }
+
+    /// Starts watching the signals (once); `log` gets one line when one arrives.
+    public func install(log: @escaping @Sendable (String) -> Void) {
+        state.withLock { state in
+            guard state.signals == nil else { return }
+            state.signals = TerminationSignals(queueLabel: "vtp-lab.signals") { [self] name in
+                log("vtp-lab: \(name): stopping the tools; the rows so far follow (a second \(name) quits at once)")
+                interrupt()
             }
         }
-        thread.name = "signals"
-        thread.start()
+    }
+
+    /// Marks the run interrupted and asks every running child to stop.
+    func interrupt() {
+        let running = state.withLock { state in
+            state.interrupted = true
+            return Array(state.children.values)
+        }
+        for child in running { child.signal(SIGTERM) }
     }
 
     func track(_ child: ChildProcess) {
-        let stopNow = lock.withLock {
-            children[ObjectIdentifier(child)] = child
-            return interrupted
+        let stopNow = state.withLock { state in
+            state.children[ObjectIdentifier(child)] = child
+            return state.interrupted
         }
         if stopNow { child.signal(SIGTERM) }
     }
 
-    func untrack(_ child: ChildProcess) { _ = lock.withLock { children.removeValue(forKey: ObjectIdentifier(child)) } }
+    func untrack(_ child: ChildProcess) { _ = state.withLock { $0.children.removeValue(forKey: ObjectIdentifier(child)) } }
 }

@@ -1,4 +1,6 @@
 import BenchConfig
+import CommandLineKit
+import Foundation
 
 /// One experiment: a delay, a MAX_CONNECT, a mode and what MAX_CONNECT limits.
 public struct LabCase: Sendable, Equatable, Hashable {
@@ -26,7 +28,11 @@ public struct LabSettings: Sendable, Equatable {
     /// for events already on their way to land when there is no backlog.
     public var graceSeconds: Double?
     public var capture: Bool
+    /// Seconds between the tools' report lines and the lab's progress lines.
     public var reportInterval: Double
+
+    /// More events than this in one case is a typo, not an experiment (and keeps every count an Int).
+    public static let maximumEvents = 100_000_000
 
     public init(
         rate: Double, duration: Double, eventSize: Int = 1024, graceSeconds: Double? = nil, capture: Bool = false,
@@ -40,16 +46,42 @@ public struct LabSettings: Sendable, Equatable {
         self.reportInterval = reportInterval
     }
 
-    /// rate × duration, at least one.
-    public var events: Int { max(1, Int((rate * duration).rounded())) }
+    /// rate × duration, at least one (`validate` bounds it).
+    public var events: Int {
+        let product = (rate * duration).rounded()
+        guard product.isFinite, product >= 1 else { return 1 }
+        return product < Double(Self.maximumEvents) ? Int(product) : Self.maximumEvents
+    }
+
+    /// The sender's spacing between events, as it computes it (period / events).
+    public var intervalNanos: Int64 {
+        let nanos = duration * 1e9 / Double(events)
+        return nanos.isFinite && nanos >= 0 && nanos < 9e18 ? Int64(nanos) : 0
+    }
 
     public func grace(for labCase: LabCase) -> Double { graceSeconds ?? (3 * labCase.delayMs / 1000 + 0.5) }
 
     public func validate() throws(LabError) {
-        guard rate > 0, rate.isFinite else { throw .invalidInput("--rate must be a positive number of events per second") }
-        guard duration > 0, duration.isFinite else { throw .invalidInput("--duration must be > 0 seconds") }
-        guard eventSize >= 512 else { throw .invalidInput("--event-size must be at least 512 bytes") }
-        if let grace = graceSeconds, grace < 0 { throw .invalidInput("--grace must be ≥ 0 seconds") }
+        guard rate > 0, rate.isFinite else {
+            throw .invalidInput("--rate must be a positive number of events per second (got \(rate))")
+        }
+        guard duration > 0, duration <= Durations.maximumSeconds else {
+            throw .invalidInput(
+                "--duration must be more than 0 s and at most a week (got \(Human.duration(seconds: duration)))")
+        }
+        let product = rate * duration
+        guard product <= Double(Self.maximumEvents) else {
+            throw .invalidInput(
+                "--rate × --duration is \(Human.significant(product)) events; at most \(Human.grouped(Int64(Self.maximumEvents))) per case")
+        }
+        guard eventSize >= 512 else { throw .invalidInput("--event-size must be at least 512 bytes (got \(eventSize))") }
+        if let grace = graceSeconds, !(grace >= 0 && grace <= Durations.maximumSeconds) {
+            throw .invalidInput("--grace must be between 0 s and a week (got \(Human.duration(seconds: grace)))")
+        }
+        // The tools refuse shorter report intervals; refused here before any case runs.
+        guard reportInterval >= 0.1, reportInterval <= Durations.maximumSeconds else {
+            throw .invalidInput("--report-interval must be at least 100 ms (got \(Human.duration(seconds: reportInterval)))")
+        }
     }
 }
 
@@ -62,9 +94,11 @@ public enum LabPlan {
             throw .invalidInput("every list (--delay-ms, --max-connect, --mode, --max-connect-scope) needs a value")
         }
         if let bad = delays.first(where: { !($0 >= 0) || $0 > 10_000 }) {
-            throw .invalidInput("--delay-ms values must be between 0 and 10000 (got \(bad))")
+            throw .invalidInput("--delay-ms values must be between 0 and 10 s (got \(Human.duration(seconds: bad / 1000)))")
         }
-        if let bad = maxConnects.first(where: { $0 < 1 }) { throw .invalidInput("--max-connect values must be ≥ 1 (got \(bad))") }
+        if let bad = maxConnects.first(where: { $0 < 1 || $0 > 65_535 }) {
+            throw .invalidInput("--max-connect values must be between 1 and 65535 (got \(bad))")
+        }
         var result: [LabCase] = []
         for delay in delays {
             for maxConnect in maxConnects {
@@ -77,6 +111,20 @@ public enum LabPlan {
             }
         }
         return result
+    }
+
+    /// One-way delays in ms from a comma-separated list of durations (`50,250`, `50ms,0.25s`;
+    /// a bare number is ms); the error names the flag and says what is wrong with the item.
+    public static func delays(_ text: String, flag: String) throws(LabError) -> [Double] {
+        var values: [Double] = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            do {
+                values.append(try Durations.parseSeconds(String(part), bareUnit: .milliseconds) * 1000)
+            } catch {
+                throw .invalidInput("\(flag): \(error.description)")
+            }
+        }
+        return values
     }
 
     /// Parses a comma-separated list, naming the flag in the error.
@@ -97,7 +145,10 @@ public enum LabPlan {
 
 public enum LabError: Error, CustomStringConvertible, Equatable {
     case invalidInput(String)
+    /// A tool is not next to vtp-lab (no --bin-dir given).
     case missingExecutable(String, searched: [String])
+    /// --bin-dir does not exist, is not a directory, or lacks a tool.
+    case badBinDirectory(String, reason: String)
     case setupFailed(String)
     case processFailed(String)
     case interrupted
@@ -106,12 +157,20 @@ public enum LabError: Error, CustomStringConvertible, Equatable {
         switch self {
         case .invalidInput(let message): return message
         case .missingExecutable(let name, let searched):
-            return "cannot find \(name) (looked in \(searched.joined(separator: ", "))); build it with `swift build` or pass --bin-dir"
+            return "cannot find \(name) (looked in \(searched.joined(separator: ", "))); build it with"
+                + " `swift build --product \(name)` or pass --bin-dir"
+        case .badBinDirectory(let path, let reason): return "--bin-dir \(path): \(reason)"
         case .setupFailed(let message): return "setting up the lab failed: \(message)"
         case .processFailed(let message): return message
         case .interrupted: return "interrupted; the lab was torn down"
         }
     }
-}
 
-import Foundation
+    /// Bad flags or paths (64) versus a run that could not be carried out (2).
+    public var isUsage: Bool {
+        switch self {
+        case .invalidInput, .badBinDirectory: return true
+        case .missingExecutable, .setupFailed, .processFailed, .interrupted: return false
+        }
+    }
+}

@@ -1,14 +1,15 @@
 import CDelayLink
 import DelayLink
 import Foundation
+import Synchronization
 import XCTest
 
 /// A delay link between two fresh namespaces, forwarding on its own thread, for tests.
 /// Namespaces are named after the process so parallel runs do not clash, and removed in `stop()`
 /// (tests call it in a defer, so a failing assertion still cleans up).
-final class LinkHarness: @unchecked Sendable {
+final class LinkHarness: Sendable {
     let running: RunningLink
-    private static let counter = Counter()
+    private static let counter = Mutex(0)
 
     var namespaceA: String { running.link.endA.namespace }
     var namespaceB: String { running.link.endB.namespace }
@@ -18,7 +19,11 @@ final class LinkHarness: @unchecked Sendable {
     init(aToBMs: Double, bToAMs: Double) throws {
         try XCTSkipUnless(getuid() == 0, "needs root (network namespaces, TUN)")
         try XCTSkipUnless(FileManager.default.fileExists(atPath: "/dev/net/tun"), "needs /dev/net/tun")
-        let id = "vtptest-\(getpid())-\(Self.counter.next())"
+        let number = Self.counter.withLock { value in
+            value += 1
+            return value
+        }
+        let id = "vtptest-\(getpid())-\(number)"
         running = try RunningLink(
             endA: LinkEnd(namespace: id + "-a", address: "10.201.7.1"),
             endB: LinkEnd(namespace: id + "-b", address: "10.201.7.2"),
@@ -34,17 +39,6 @@ final class LinkHarness: @unchecked Sendable {
     /// Runs a command inside a namespace and returns its output.
     func exec(in namespace: String, _ arguments: [String]) -> (status: Int32, output: String) {
         Shell.execute(["ip", "netns", "exec", namespace] + arguments)
-    }
-
-    final class Counter: @unchecked Sendable {
-        private var value = 0
-        private let lock = NSLock()
-        func next() -> Int {
-            lock.lock()
-            defer { lock.unlock() }
-            value += 1
-            return value
-        }
     }
 }
 

@@ -34,18 +34,29 @@ final class LabRunTests: XCTestCase {
         let perEvent = rows[0]
         XCTAssertEqual(perEvent.received, 60)
         XCTAssertEqual(perEvent.backlog_end, 0)
-        XCTAssertGreaterThanOrEqual(perEvent.latency_s.min, 3 * delay)
+        let perEventLatency = try XCTUnwrap(perEvent.latency_s)
+        XCTAssertGreaterThanOrEqual(perEventLatency.min, 3 * delay)
         // The link never delivers early (lower bound); the median within 15 ms of the ideal
         // (stated slack for a loaded 2-core machine). Maxima and means are left to the benchmarks.
-        XCTAssertLessThan(try XCTUnwrap(perEvent.latency_s.p50), 3 * delay + 0.015)
+        XCTAssertLessThan(try XCTUnwrap(perEventLatency.p50), 3 * delay + 0.015)
 
         let persistent = rows[1]
         XCTAssertEqual(persistent.received, 60)
         XCTAssertEqual(persistent.backlog_end, 0)
-        XCTAssertGreaterThanOrEqual(persistent.latency_s.min, delay)
+        let persistentLatency = try XCTUnwrap(persistent.latency_s)
+        XCTAssertGreaterThanOrEqual(persistentLatency.min, delay)
         // The first event on each of the 4 connections also waits for its set-up (3 × delay):
         // the median is not moved by those 4 of 60.
-        XCTAssertLessThan(try XCTUnwrap(persistent.latency_s.p50), delay + 0.015)
+        XCTAssertLessThan(try XCTUnwrap(persistentLatency.p50), delay + 0.015)
+        for row in rows {
+            // Everything arrived: nothing queued, nothing in flight, and the case kept up.
+            XCTAssertEqual(row.kept_up, true, "\(row)")
+            XCTAssertEqual(row.in_flight, 0, "\(row)")
+            XCTAssertEqual(row.latency_incl_queued_s?.queued, 0, "\(row)")
+            XCTAssertEqual(row.latency_incl_queued_s?.count, 60, "\(row)")
+            XCTAssertEqual(row.acked + row.nakked + row.in_flight + row.backlog_end + row.not_sent, row.events)
+            XCTAssertTrue(row.complete)
+        }
         XCTAssertTrue(ourNamespaces().isEmpty, "left behind: \(ourNamespaces())")
     }
 
@@ -60,7 +71,14 @@ final class LabRunTests: XCTestCase {
         for row in rows {
             XCTAssertGreaterThan(row.backlog_end, 15, "\(row)")
             XCTAssertLessThan(row.received, 45, "\(row)")
-            XCTAssertGreaterThan(row.latency_s.max, 1.0, "latency grows with the backlog: \(row)")
+            XCTAssertGreaterThan(try XCTUnwrap(row.latency_s).max, 1.0, "latency grows with the backlog: \(row)")
+            // The rows say so: not kept up, the identity holds, and the queued events count in
+            // the statistics that include them (every generated event, the queued at ≥ their age).
+            XCTAssertEqual(row.kept_up, false, "\(row)")
+            XCTAssertEqual(row.acked + row.nakked + row.in_flight + row.backlog_end + row.not_sent, row.events)
+            let queued = try XCTUnwrap(row.latency_incl_queued_s)
+            XCTAssertEqual(queued.count, row.events, "\(row)")
+            XCTAssertGreaterThanOrEqual(queued.queued, row.backlog_end, "\(row)")
         }
         XCTAssertGreaterThan(rows[1].received, rows[0].received, "the setup scope carries more")
         XCTAssertTrue(ourNamespaces().isEmpty, "left behind: \(ourNamespaces())")
@@ -79,8 +97,8 @@ final class LabRunTests: XCTestCase {
             XCTAssertTrue(hasNetem, "netem link accepted on a kernel without netem")
             let row = try lab.run(LabCase(delayMs: 50, maxConnect: 16, mode: .perEvent, scope: .connection))
             XCTAssertEqual(row.backlog_end, 0)
-            XCTAssertGreaterThanOrEqual(row.latency_s.min, 0.150)
-            XCTAssertLessThan(try XCTUnwrap(row.latency_s.p50), 0.165)
+            XCTAssertGreaterThanOrEqual(try XCTUnwrap(row.latency_s).min, 0.150)
+            XCTAssertLessThan(try XCTUnwrap(row.latency_s?.p50), 0.165)
         } catch {
             XCTAssertFalse(hasNetem, "netem exists but the link failed: \(error)")
             XCTAssertTrue("\(error)".contains("no netem"), "\(error)")
@@ -89,13 +107,17 @@ final class LabRunTests: XCTestCase {
         XCTAssertTrue(NetworkNamespaces.list().filter { $0.hasPrefix("vtpprobe-") }.isEmpty)
     }
 
-    /// SIGTERM mid-run: vtp-lab stops its children and removes its namespaces and devices.
+    /// SIGTERM mid-run: vtp-lab stops its children and removes its namespaces and devices, and
+    /// the partial row is printed and written; progress lines came while it ran.
     func testSIGTERMTearsEverythingDown() throws {
         try XCTSkipUnless(getuid() == 0, "needs root")
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("vtplab-sigterm-\(getpid())")
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        let json = work.appendingPathComponent("rows.json").path
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binDirectory + "/vtp-lab")
         process.arguments = ["run", "--delay-ms", "20", "--max-connect", "2", "--rate", "10", "--duration", "60",
-                             "--work-dir", FileManager.default.temporaryDirectory.appendingPathComponent("vtplab-sigterm-\(getpid())").path]
+                             "--report-interval", "1", "--json", json, "--work-dir", work.path]
         let output = Pipe()
         process.standardOutput = output
         process.standardError = output
@@ -106,7 +128,7 @@ final class LabRunTests: XCTestCase {
             Thread.sleep(forTimeInterval: 0.1)
         }
         XCTAssertTrue(NetworkNamespaces.list().contains { $0.hasPrefix(prefix) }, "lab never started")
-        Thread.sleep(forTimeInterval: 2)
+        Thread.sleep(forTimeInterval: 3)
         process.terminate()
         let stopBy = Date().addingTimeInterval(20)
         while process.isRunning, Date() < stopBy { Thread.sleep(forTimeInterval: 0.1) }
@@ -116,6 +138,19 @@ final class LabRunTests: XCTestCase {
         XCTAssertEqual(NetworkNamespaces.list().filter { $0.hasPrefix(prefix) }, [])
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         XCTAssertTrue(text.contains("interrupted"), text)
+        XCTAssertEqual(process.terminationStatus, 2, text)
+        XCTAssertTrue(text.contains("vtp-lab: tools: vtp-sender \(binDirectory)/vtp-sender"), text)
+        XCTAssertTrue(text.contains(" of ~"), "a progress line every second: \(text)")
+        let data = try XCTUnwrap(FileManager.default.contents(atPath: json), text)
+        let rows = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [[String: Any]])
+        XCTAssertEqual(rows.count, 1)
+        XCTAssertEqual(rows.first?["complete"] as? Bool, false)
+        XCTAssertNotNil(rows.first?["run_id"] as? String)
+        if let row = rows.first, let events = row["events"] as? Int {
+            let terms = ["acked", "nakked", "in_flight", "backlog_end", "not_sent"].map { row[$0] as? Int ?? -1 }
+            XCTAssertEqual(terms.reduce(0, +), events, "\(row)")
+            XCTAssertGreaterThan(row["not_sent"] as? Int ?? 0, 400, "60 s of events cut after a few: \(row)")
+        }
         let devices = Shell.execute(["ip", "-o", "link"]).output
         XCTAssertFalse(devices.contains("vtpnet"), "a TUN device is left in the root namespace")
     }

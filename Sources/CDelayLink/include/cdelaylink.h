@@ -25,12 +25,6 @@ int vtp_timerfd_arm_abs(int fd, int64_t when_ns);
 /// Reads the expiry count (clears readiness). Returns 0 or -errno.
 int vtp_timerfd_drain(int fd);
 
-/// Installs SIGINT/SIGTERM/SIGHUP handlers that write the signal number into a self-pipe
-/// (works whichever thread the signal lands on); returns the pipe's non-blocking read end.
-int vtp_termination_pipe(void);
-/// Reads one signal number from that pipe; 0 if none, -errno on failure.
-int vtp_termination_pipe_read(int fd);
-
 int64_t vtp_monotonic_ns(void);
 int64_t vtp_realtime_ns(void);
 
