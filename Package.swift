@@ -90,18 +90,15 @@ let package = Package(
         .target(name: "PacketCapture", dependencies: ["CPcap"], path: "Sources/Capture"),
         // VTP on top of PacketCapture: frames with wire times, per-event wire latency analysis.
         .target(
-            name: "VTPWire", dependencies: ["PacketCapture", "VTPProtocol", "LatencyStats", nioCore],
+            name: "VTPWire", dependencies: ["PacketCapture", "VTPProtocol", "LatencyStats", "CommandLineKit", nioCore],
             path: "Sources/WireAnalysis"),
         .executableTarget(
-            name: "CaptureTool", dependencies: ["PacketCapture", "VTPWire", argumentParser],
+            name: "CaptureTool", dependencies: ["PacketCapture", "VTPWire", "CommandLineKit", argumentParser],
             path: "Sources/CaptureTool"),
         // vtp-receiver --capture-interface: pairs the receiver's events with the wire's.
         .target(
             name: "WireCheck",
-            dependencies: [
-                "PacketCapture", "VTPWire", "VTPTransport", "VTPProtocol", "LatencyStats",
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-            ],
+            dependencies: ["PacketCapture", "VTPWire", "VTPTransport", "LatencyStats", "CommandLineKit", nioPosix],
             path: "Sources/WireCheck"),
         .testTarget(
             name: "PacketCaptureTests",
@@ -155,22 +152,27 @@ let package = Package(
         // MARK: pgprobe
         // Packet-only PostgreSQL latency inference (pure value types) and its capture driver.
         .target(
-            name: "PGSniff", dependencies: ["PGWire", "PacketCapture", "LatencyStats", nioCore], path: "Sources/PGSniff"),
+            name: "PGSniff", dependencies: ["PGWire", "PacketCapture", "LatencyStats", "CommandLineKit", nioCore],
+            path: "Sources/PGSniff"),
         // The query probe (postgres-nio) and the probe/sniffer cross-check. Only this
         // target pulls postgres-nio, so the core build stays fast.
         .target(
             name: "PGProbeCore",
             dependencies: [
-                "PGSniff", "LatencyStats", nioCore, nioPosix, logging,
+                "PGSniff", "LatencyStats", "CommandLineKit", nioCore, nioPosix, logging,
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             path: "Sources/PGProbeCore"),
         .executableTarget(
             name: "PGProbe",
-            dependencies: ["PGProbeCore", "PGSniff", "PacketCapture", "LatencyStats", nioCore, nioPosix, argumentParser],
+            dependencies: [
+                "PGProbeCore", "PGSniff", "PacketCapture", "LatencyStats", "CommandLineKit", nioCore, nioPosix,
+                argumentParser,
+            ],
             path: "Sources/PGProbe"),
-        .testTarget(name: "PGSniffTests", dependencies: ["PGSniff", "PacketCapture", nioCore]),
+        .testTarget(name: "PGSniffTests", dependencies: ["PGSniff", "PacketCapture", "LatencyStats", nioCore]),
         .testTarget(
-            name: "PGProbeTests", dependencies: ["PGProbeCore", "PGSniff", "PacketCapture", "LatencyStats"]),
+            name: "PGProbeTests",
+            dependencies: ["PGProbeCore", "PGSniff", "PacketCapture", "LatencyStats", "CommandLineKit"]),
     ]
 )

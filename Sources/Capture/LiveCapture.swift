@@ -12,9 +12,8 @@ public enum LiveCaptureError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .permissionDenied(let interface, let detail):
-            let binary = CommandLine.arguments.first ?? "BINARY"
             return "no permission to capture on \(interface) (\(detail)): run as root, or grant the binary the"
-                + " capability once: sudo setcap cap_net_raw=eip $(readlink -f \(binary))"
+                + " capability once: sudo setcap cap_net_raw=eip \(Self.executablePath)"
         case .noSuchInterface(let interface, let detail):
             return "no capture interface \"\(interface)\" (\(detail)); list them with: ip -brief link"
                 + " (loopback is \"lo\")"
@@ -25,6 +24,14 @@ public enum LiveCaptureError: Error, Equatable, CustomStringConvertible {
         case .captureFailed(let detail):
             return "capture failed: \(detail)"
         }
+    }
+
+    /// The running binary, resolved by the kernel (a library does not read `CommandLine`).
+    static var executablePath: String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let length = readlink("/proc/self/exe", &buffer, Int(PATH_MAX))
+        guard length > 0 else { return "BINARY" }
+        return String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
 
@@ -75,6 +82,8 @@ public final class LiveCapture {
     public let precision: TimestampPrecision
     /// DLT of the interface (Ethernet on Linux `lo`).
     public let linkType: UInt32
+    /// nil in immediate mode; else the longest the kernel holds a block before handing it over.
+    public let blockTimeoutMillis: Int32?
     private let handle: PcapHandle
     private let selectableFD: Int32
 
@@ -89,6 +98,7 @@ public final class LiveCapture {
     ) throws(LiveCaptureError) {
         self.interface = interface
         self.filter = filter
+        self.blockTimeoutMillis = blockTimeoutMillis
         var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
         guard let raw = pcap_create(interface, &errbuf) else {
             throw .activationFailed(interface: interface, code: -1, detail: Self.text(errbuf))

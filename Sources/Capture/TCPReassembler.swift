@@ -92,6 +92,8 @@ public struct TCPReassembler: Sendable {
     public private(set) var connections: [Int: TCPConnection] = [:]
     /// Connections removed from `connections`, kept only as counts.
     public private(set) var forgottenConnections = 0
+    /// Of those, the ones forgotten after `idleRetentionNanos` of silence without being closed.
+    public private(set) var expiredConnections = 0
     /// Running totals over every connection, including forgotten ones.
     public private(set) var totals = Totals()
     private var byFlow: [FlowPair: Int] = [:]
@@ -139,6 +141,9 @@ public struct TCPReassembler: Sendable {
             let sameSyn = connection.clientISN == segment.sequence && connection.key.client == segment.source
             if !sameSyn && (connection.isClosed || connection.clientISN != nil || connection.handshake.ackNanos != nil) {
                 if !connection.isClosed { events.append(.closed(connectionID: existing)) }
+                // The 4-tuple now names the new connection: nothing can reach the old one.
+                connections[existing] = nil
+                forgottenConnections += 1
                 id = nil
             }
         }
@@ -261,7 +266,10 @@ public struct TCPReassembler: Sendable {
             let idle = nowNanos - c.lastSeenNanos
             guard (c.isClosed && idle > closedRetentionNanos) || (idleRetentionNanos > 0 && idle > idleRetentionNanos)
             else { continue }
-            if !c.isClosed { events.append(.closed(connectionID: id)) }
+            if !c.isClosed {
+                events.append(.closed(connectionID: id))
+                expiredConnections += 1
+            }
             connections[id] = nil
             byFlow[pair] = nil
             forgottenConnections += 1

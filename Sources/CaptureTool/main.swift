@@ -1,13 +1,19 @@
 import ArgumentParser
+import CommandLineKit
 import Foundation
-import LatencyStats
 import PacketCapture
+import Synchronization
 import VTPWire
 
 struct CaptureCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vtp-capture",
         abstract: "Cross-check VTP event timing from packet captures.",
+        discussion: """
+            Exit status: 0 done, 2 the capture could not be carried out (no permission, no such \
+            interface, I/O error), 64 bad arguments or an unreadable capture file.
+            """,
+        version: VTPBenchVersion.string,
         subcommands: [Analyze.self, Record.self])
 }
 
@@ -23,143 +29,108 @@ struct Analyze: ParsableCommand {
             """)
 
     @Argument(help: "pcap file to read.") var file: String
-    @Option(help: "Only TCP traffic to or from this port (the receiver's); also decides which side is the server when a capture misses the SYN.")
+    @Option(
+        parsing: .unconditional,
+        help: "Only TCP traffic to or from this port (the receiver's); also decides which side is the server when a capture misses the SYN.")
     var port: Int?
     @Flag(help: "Print machine-readable JSON instead of text.") var json = false
     @Option(name: .customLong("events-csv"), help: "Write one row per event: seq, ivorn, client, sent_ns, wire_ns, wire_latency_s, ack_rtt_s.")
     var eventsCSV: String?
 
     func validate() throws {
-        if let port, !(1...65535).contains(port) { throw ValidationError("--port must be 1-65535") }
+        if let port, !(1...65535).contains(port) { throw ValidationError("--port must be 1-65535 (got \(port))") }
     }
 
     func run() throws {
-        let reader: PcapFileReader
+        try checkOutputs([("--events-csv", eventsCSV)])
+        let analysis: WireFileAnalysis
         do {
-            reader = try PcapFileReader(path: file)
+            analysis = try WireFileAnalysis.run(path: file, port: port.flatMap { UInt16(exactly: $0) })
         } catch {
-            throw fail(error)
+            throw fail(error, status: ExitStatus.usage)
         }
-        guard LinkType.isSupported(reader.linkType) else {
-            throw fail("\(file): unsupported link type \(LinkType.name(reader.linkType)); capture on an Ethernet, loopback or 'any' interface")
-        }
-        var analyzer = VTPWireAnalyzer(port: port.map { UInt16($0) })
-        var readError: PcapFileError?
-        do {
-            while let packet = try reader.next() { _ = analyzer.add(packet, linkType: reader.linkType) }
-        } catch {
-            readError = error  // report what was read, then fail
-        }
-        _ = analyzer.finish()
-        let report = analyzer.report()
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            let output = AnalyzeJSON(
-                file: file, linkType: LinkType.name(reader.linkType), precision: reader.precision,
-                error: readError.map { "\($0)" }, report: report)
-            print(String(decoding: try encoder.encode(output), as: UTF8.self))
+            print(String(decoding: try analysis.json(port: port.flatMap { UInt16(exactly: $0) }), as: UTF8.self))
         } else {
-            print("\(file): \(LinkType.name(reader.linkType)), \(reader.precision) timestamps")
-            WireReportText.lines(report, source: file).forEach { print($0) }
+            analysis.lines.forEach { print($0) }
         }
-        if let eventsCSV { try writeCSV(analyzer.events, to: eventsCSV) }
-        if let readError { throw fail("\(readError) (statistics above cover the records before it)") }
-    }
-
-    func writeCSV(_ events: [WireEvent], to path: String) throws {
-        var text = "seq,ivorn,client,sent_ns,wire_ns,wire_latency_s,ack_rtt_s\n"
-        for e in events {
-            let latency = e.wireLatencyNanos.map { Fixed.format(Double($0) / 1e9, decimals: 9) } ?? ""
-            let rtt = e.ackRoundTripNanos.map { Fixed.format(Double($0) / 1e9, decimals: 9) } ?? ""
-            let ivorn = e.ivorn.contains(",") || e.ivorn.contains("\"") ? "\"\(e.ivorn.replacingOccurrences(of: "\"", with: "\"\""))\"" : e.ivorn
-            text += "\(e.sequence.map(String.init) ?? ""),\(ivorn),\(e.client),\(e.sentNanos.map(String.init) ?? ""),\(e.wireNanos),\(latency),\(rtt)\n"
+        var status = ExitStatus.success
+        if let eventsCSV {
+            do { try WireEventsCSV.write(analysis.events, to: eventsCSV) } catch { status = fail(error, status: ExitStatus.runFailed) }
         }
-        do {
-            try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
-        } catch {
-            throw fail("cannot write \(path): \(error.localizedDescription)")
+        if let readError = analysis.readError {
+            status = fail("\(readError) (statistics above cover the records before it)", status: ExitStatus.usage)
         }
-    }
-}
-
-struct AnalyzeJSON: Encodable {
-    var file: String
-    var linkType: String
-    var precision: TimestampPrecision
-    var error: String?
-    var report: WireAnalysisReport
-
-    enum CodingKeys: String, CodingKey { case file, error, precision, linkType = "link_type" }
-
-    func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(file, forKey: .file)
-        try container.encode(linkType, forKey: .linkType)
-        try container.encode(precision, forKey: .precision)
-        try container.encodeIfPresent(error, forKey: .error)
-        try report.encode(to: encoder)  // the report's keys sit beside these, flat
+        if status != ExitStatus.success { throw status }
     }
 }
 
 struct Record: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Capture a port's TCP traffic to a pcap file (nanosecond timestamps when available).",
-        discussion: "Needs root or CAP_NET_RAW. Stops after --seconds or --packets, or on SIGINT.")
+        discussion: "Needs root or CAP_NET_RAW. Stops after --seconds or --packets, or on SIGINT/SIGTERM.")
 
     @Option(help: "Interface to capture on (lo for loopback).") var interface: String = "lo"
-    @Option(help: "TCP port to capture (both directions).") var port: Int
+    @Option(parsing: .unconditional, help: "TCP port to capture (both directions).") var port: Int
     @Option(help: "Output pcap file.") var output: String
-    @Option(help: "Stop after this many seconds.") var seconds: Double = 10
-    @Option(help: "Stop after this many packets.") var packets: Int?
+    @Option(parsing: .unconditional, help: "Stop after this long: 10 = 10 s, or with a unit (500ms, 2m).")
+    var seconds = SecondsArgument(seconds: 10)
+    @Option(parsing: .unconditional, help: "Stop after this many packets.") var packets: Int?
 
     func validate() throws {
-        if !(1...65535).contains(port) { throw ValidationError("--port must be 1-65535") }
-        if !(seconds > 0) { throw ValidationError("--seconds must be positive") }
+        if !(1...65535).contains(port) { throw ValidationError("--port must be 1-65535 (got \(port))") }
+        if !(seconds.seconds > 0) { throw ValidationError("--seconds must be more than 0") }
+        if let packets, packets < 1 { throw ValidationError("--packets must be at least 1 (got \(packets))") }
     }
 
     func run() throws {
+        try checkOutputs([("--output", output)])
         let capture: LiveCapture
         do {
             capture = try LiveCapture(interface: interface, filter: "tcp port \(port)")
         } catch {
-            throw fail(error)
+            throw fail(error, status: ExitStatus.runFailed)
         }
         let note = capture.precisionNote.map { " (\($0))" } ?? ""
-        FileHandle.standardError.write(Data(
-            "vtp-capture: capturing tcp port \(port) on \(interface), \(LiveCapture.linkTypeName(capture.linkType)), \(capture.precision) timestamps\(note)\n".utf8))
-        var writer = PcapFileWriter(linkType: capture.linkType == LinkType.rawDLT ? LinkType.raw : capture.linkType, precision: capture.precision)
-        let deadline = Date().addingTimeInterval(seconds)
-        var count = 0
-        StopFlag.install()
-        while Date() < deadline && !StopFlag.isSet && (packets.map { count < $0 } ?? true) {
-            do {
-                try capture.poll(timeoutMillis: 100) { packet in
-                    writer.append(packet)
-                    count += 1
-                }
-            } catch {
-                throw fail(error)
+        inform(
+            "capturing tcp port \(port) on \(interface), \(LiveCapture.linkTypeName(capture.linkType)), "
+                + "\(capture.precision) timestamps\(note)")
+        // The first SIGINT/SIGTERM ends the recording; the file is still written.
+        let stop = Atomic(false)
+        let signals = TerminationSignals { _ in stop.store(true, ordering: .relaxed) }
+        defer { signals.cancel() }
+        let recording: PcapRecording
+        do {
+            recording = try PcapRecording.record(from: capture, seconds: seconds.seconds, packetLimit: packets) {
+                stop.load(ordering: .relaxed)
             }
+        } catch {
+            throw fail(error, status: ExitStatus.runFailed)
         }
-        let stats = try? capture.statistics()
-        capture.close()
-        do { try writer.write(to: output) } catch { throw fail(error) }
-        FileHandle.standardError.write(Data(
-            "vtp-capture: wrote \(count) packets to \(output); kernel dropped \(stats?.dropped ?? 0)\n".utf8))
+        do { try recording.writer.write(to: output) } catch { throw fail(error, status: ExitStatus.runFailed) }
+        let dropped = recording.statistics.map { String($0.dropped + $0.interfaceDropped) } ?? Human.notAvailable
+        inform("wrote \(recording.packets) packets to \(output); kernel dropped \(dropped)")
     }
 }
 
-/// SIGINT ends `record` cleanly (the file is still written).
-enum StopFlag {
-    nonisolated(unsafe) static var flag: sig_atomic_t = 0
-    static var isSet: Bool { flag != 0 }
-    static func install() { signal(SIGINT) { _ in StopFlag.flag = 1 } }
+/// Output paths are checked before anything is read or captured.
+func checkOutputs(_ outputs: [(flag: String, path: String?)]) throws {
+    do { try OutputPaths.check(outputs) } catch { throw fail(error, status: ExitStatus.usage) }
 }
 
-func fail(_ error: Any) -> ExitCode {
-    FileHandle.standardError.write(Data("vtp-capture: \(error)\n".utf8))
-    return ExitCode(1)
+func inform(_ line: String) {
+    FileHandle.standardError.write(Data("vtp-capture: \(line)\n".utf8))
 }
 
+/// Prints one error line and returns the exit status to throw.
+func fail(_ error: Any, status: ExitCode) -> ExitCode {
+    let text = (error as? any Error).map(UserMessage.describe) ?? "\(error)"
+    inform(text)
+    return status
+}
+
+if let message = CaptureCommand.unknownSubcommandMessage(Array(CommandLine.arguments.dropFirst())) {
+    inform(message)
+    exit(ExitStatus.usage.rawValue)
+}
 CaptureCommand.main()

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandLineKit
 import Foundation
 import PGProbeCore
 import PGSniff
@@ -12,77 +13,71 @@ struct CrosscheckCommand: AsyncParsableCommand {
             found among any other traffic. Per query: the client timer (send → result complete),
             the wire round trip (request packet → ReadyForQuery packet, on --interface) and their
             difference, the client-side overhead. Capture on the client's host (lo for a local
-            server). Needs root or CAP_NET_RAW. Exit status 1 when a query failed or was not seen.
+            server). Needs root or CAP_NET_RAW. Exit status: 0 every query matched, 1 a query
+            failed or was not seen, 2 the capture or the login failed, 64 bad arguments.
             """)
 
-    @Option(help: "Connection string (see pgprobe query --help); the capture watches its port.")
-    var dsn: String
+    @OptionGroup var options: ProbeOptions<CrosscheckDefaults>
 
     @Option(help: "Capture on this interface: the one the probe's packets leave by (lo for a local server).")
     var interface: String
 
-    @Option(help: "SQL to run each time.")
-    var query: String = "SELECT 1"
-
-    @Option(help: "Number of queries.")
-    var count: Int = 100
-
-    @Option(help: "Pause between queries in milliseconds.")
-    var interval: Double = 20
-
-    @Option(help: "Seconds before a connection attempt or a query counts as failed.")
-    var timeout: Double = 10
-
-    @Option(name: .customLong("summary-json"), help: "Write {\"matched\",\"unmatched\",\"client_s\",\"wire_rtt_s\",\"client_minus_wire_s\"} here.")
-    var summaryJSON: String?
-
-    func validate() throws {
-        do { _ = try DSN(parsing: dsn) } catch { throw ValidationError(error.description) }
-        guard count > 0 else { throw ValidationError("--count must be at least 1") }
-        guard interval >= 0, interval.isFinite else { throw ValidationError("--interval must be ≥ 0 milliseconds") }
-        guard timeout > 0, timeout.isFinite else { throw ValidationError("--timeout must be > 0 seconds") }
-    }
-
     func run() async throws {
-        let parsed = try DSN(parsing: dsn)  // checked in validate()
-        let options = CrosscheckOptions(
-            probe: QueryProbeOptions(
-                dsn: parsed, query: query, count: count, intervalNanos: Int64(interval * 1e6),
-                timeoutNanos: Int64(timeout * 1e9)),
-            interface: interface)
-        emit("pgprobe crosscheck: \(parsed.redacted), \(count) queries, capturing on \(interface) port \(parsed.port)")
-        let outcome: Crosscheck.Outcome
-        do {
-            let crosscheck = Crosscheck(options: options)
-            let box = OutcomeBox()
-            let result = await runUntilInterrupted {
-                let value = try await crosscheck.run { outcome in
-                    if let failure = outcome.failure { emit("query \(outcome.index + 1) FAILED: \(failure)") }
-                }
-                await box.set(value)
+        try checkOutputs("crosscheck", [("--summary-json", options.summaryJSON)])
+        let probe = try options.probeOptions()  // checked in validate()
+        let crosscheck = Crosscheck(options: CrosscheckOptions(probe: probe, interface: interface))
+        emit(
+            "pgprobe crosscheck: \(probe.dsn.redacted), \(options.describe(probe)), capturing on \(interface) port "
+                + "\(probe.dsn.port)")
+        let metadata = RunMetadata()
+        let started = ContinuousClock.now
+        let result = await runUntilInterrupted { () -> Result<Crosscheck.Outcome, CrosscheckFailure> in
+            do {
+                return .success(
+                    try await crosscheck.run { outcome in
+                        if let failure = outcome.failure { emit("query \(outcome.index + 1) FAILED: \(failure)") }
+                    })
+            } catch {
+                return .failure(CrosscheckFailure(description: UserMessage.describe(error)))
             }
-            if case .failed(let error) = result {
-                emitError("pgprobe crosscheck: \(error)")
-                throw ExitCode(2)
-            }
-            guard let value = await box.value else { throw ExitCode(2) }
-            outcome = value
         }
-        for row in outcome.matcher.rows { emit(CrosscheckMatcher.line(row)) }
-        let summary = outcome.matcher.summary
-        emit("pgprobe crosscheck: \(summary.matched) matched, \(summary.unmatched) not seen on the wire, \(outcome.matcher.failedQueries) failed")
-        emit("  client       " + summary.client_s.runningLine)
-        emit("  wire rtt     " + summary.wire_rtt_s.runningLine)
-        emit("  client-wire  " + summary.client_minus_wire_s.runningLine)
-        if let failure = outcome.sniff.failure { emitError("pgprobe crosscheck: capture: \(failure)") }
+        let elapsed = Double((ContinuousClock.now - started).nanoseconds) / 1e9
+        let outcome: Crosscheck.Outcome
+        switch result {
+        case .success(let value): outcome = value
+        case .failure(let failure):
+            emitError("pgprobe crosscheck: \(failure)")
+            throw ExitStatus.runFailed
+        }
+        // What stopped the run comes before any summary.
         if let error = outcome.probeError { emitError("pgprobe crosscheck: \(error)") }
-        if let summaryJSON { try writeSummaryJSON(summary, to: summaryJSON) }
-        if outcome.probeError != nil { throw ExitCode(2) }
-        if summary.unmatched > 0 || outcome.matcher.failedQueries > 0 { throw ExitCode(1) }
+        if let failure = outcome.sniff.failure { emitError("pgprobe crosscheck: capture: \(failure)") }
+        if !options.quiet { for row in outcome.matcher.rows { emit(CrosscheckMatcher.line(row)) } }
+        let summary = outcome.matcher.summary
+        let attempts = outcome.matcher.rows.count + outcome.matcher.failedQueries
+        let rate = elapsed > 0 ? Double(attempts) / elapsed : nil
+        emit(
+            "pgprobe crosscheck: \(summary.matched) matched, \(summary.unmatched) not seen on the wire, "
+                + "\(outcome.matcher.failedQueries) failed in \(Human.duration(seconds: elapsed)) "
+                + "(\(Human.rate(rate, unit: "queries")))")
+        emit("  client       " + summary.client_s.humanLine)
+        emit("  wire rtt     " + summary.wire_rtt_s.humanLine)
+        emit("  client-wire  " + summary.client_minus_wire_s.humanLine)
+        emit("  " + outcome.sniff.decode.line)
+        if let advice = outcome.interfaceAdvice { emitError("pgprobe crosscheck: \(advice)") }
+        var written = true
+        if let path = options.summaryJSON {
+            var settings = options.settings(probe)
+            settings["interface"] = interface
+            written = writeSummary(
+                summary, command: "crosscheck", metadata: metadata, settings: settings,
+                extra: ["queries_per_s": rate ?? NSNull()], to: path)
+        }
+        if outcome.probeError != nil || outcome.sniff.failure != nil || !written { throw ExitStatus.runFailed }
+        if summary.unmatched > 0 || outcome.matcher.failedQueries > 0 { throw ExitStatus.measurementFailed }
     }
 }
 
-actor OutcomeBox {
-    var value: Crosscheck.Outcome?
-    func set(_ value: Crosscheck.Outcome) { self.value = value }
+struct CrosscheckFailure: Error, CustomStringConvertible {
+    var description: String
 }

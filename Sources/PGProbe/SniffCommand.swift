@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandLineKit
 import Foundation
 import LatencyStats
 import PGProbeCore
@@ -6,8 +7,8 @@ import PGSniff
 import PacketCapture
 import Synchronization
 
-/// `pgprobe sniff --summary-json`: the figures and the counters behind them.
-struct SniffSummary: Codable {
+/// `pgprobe sniff --summary-json`: the figures and the counters behind them (empty figures are null).
+struct SniffSummary: Encodable {
     var requests: Int
     var response_s: LatencySummary
     var complete_s: LatencySummary
@@ -15,6 +16,23 @@ struct SniffSummary: Codable {
     var counters: PGSniffCounters
     var decode: DecodeCounters
     var capture_dropped: UInt64?
+    var requests_per_s: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case requests, response_s, complete_s, ack_s, counters, decode, capture_dropped, requests_per_s
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(requests, forKey: .requests)
+        try c.encode(response_s, nullIf: response_s.count == 0, forKey: .response_s)
+        try c.encode(complete_s, nullIf: complete_s.count == 0, forKey: .complete_s)
+        try c.encode(ack_s, nullIf: ack_s.count == 0, forKey: .ack_s)
+        try c.encode(counters, forKey: .counters)
+        try c.encode(decode, forKey: .decode)
+        try c.encode(capture_dropped, forKey: .capture_dropped)
+        try c.encode(requests_per_s, forKey: .requests_per_s)
+    }
 }
 
 struct SniffCommand: AsyncParsableCommand {
@@ -44,16 +62,18 @@ struct SniffCommand: AsyncParsableCommand {
     @Option(help: "The PostgreSQL server's TCP port (repeat for several).")
     var port: [Int] = [5432]
 
-    @Option(name: .customLong("stop-after-seconds"), help: "Stop a live capture after this many seconds.")
-    var stopAfterSeconds: Double?
+    @Option(
+        name: .customLong("stop-after-seconds"), parsing: .unconditional,
+        help: "Stop a live capture after this long; a bare number is seconds (30, or 500ms, 2m).")
+    var stopAfterSeconds: SecondsArgument?
 
-    @Option(name: .customLong("stop-after-queries"), help: "Stop a live capture after this many requests.")
+    @Option(name: .customLong("stop-after-queries"), parsing: .unconditional, help: "Stop a live capture after this many requests.")
     var stopAfterQueries: Int?
 
     @Flag(name: .customLong("include-startup"), help: "Count connection set-up (startup → first ReadyForQuery) in the statistics.")
     var includeStartup = false
 
-    @Option(name: .customLong("buffer-mb"), help: "Kernel capture buffer in MiB (raise it if 'capture drops' is not 0).")
+    @Option(name: .customLong("buffer-mb"), parsing: .unconditional, help: "Kernel capture buffer in MiB (raise it if 'capture drops' is not 0).")
     var bufferMB: Int = 64
 
     @Flag(help: "No line per request: only the final statistics (for heavy traffic).")
@@ -69,13 +89,22 @@ struct SniffCommand: AsyncParsableCommand {
         for value in port where !(1...65535).contains(value) {
             throw ValidationError("--port \(value) is not between 1 and 65535")
         }
-        if let stopAfterSeconds, !(stopAfterSeconds > 0) { throw ValidationError("--stop-after-seconds must be > 0") }
-        if let stopAfterQueries, stopAfterQueries < 1 { throw ValidationError("--stop-after-queries must be ≥ 1") }
-        guard (1...2047).contains(bufferMB) else { throw ValidationError("--buffer-mb must be between 1 and 2047") }
+        if let stopAfterSeconds, !(stopAfterSeconds.seconds > 0) {
+            throw ValidationError("--stop-after-seconds must be more than 0")
+        }
+        if let stopAfterQueries, stopAfterQueries < 1 {
+            throw ValidationError("--stop-after-queries must be at least 1 (got \(stopAfterQueries))")
+        }
+        guard (1...2047).contains(bufferMB) else {
+            throw ValidationError("--buffer-mb must be between 1 and 2047 (got \(bufferMB))")
+        }
     }
 
     func run() async throws {
-        let ports = Set(port.map { UInt16($0) })
+        try checkOutputs("sniff", [("--summary-json", summaryJSON)])
+        let metadata = RunMetadata()
+        let ports = Set(port.compactMap { UInt16(exactly: $0) })
+        // Updated on the capture thread (or this one for a file); read here at the end.
         let statistics = Mutex(SniffStatistics(includeStartup: includeStartup))
         let quiet = self.quiet
         let record: @Sendable (PGQueryTiming) -> Int = { timing in
@@ -86,20 +115,23 @@ struct SniffCommand: AsyncParsableCommand {
         var counters: PGSniffCounters
         var decode: DecodeCounters
         var dropped: UInt64?
+        var captureFailed = false
         if let file {
             do {
                 (counters, decode) = try sniffFile(path: file, serverPorts: ports) { _ = record($0) }
             } catch {
-                emitError("pgprobe sniff: \(error)")
-                throw ExitCode(2)
+                emitError("pgprobe sniff: \(UserMessage.describe(error))")
+                // A file that cannot be read is bad input; a failing disk is a failed run.
+                if case .readFailed = error as? PcapFileError { throw ExitStatus.runFailed }
+                throw ExitStatus.usage
             }
         } else {
             let sniffer: LiveSniffer
             do {
-                sniffer = try LiveSniffer(interface: interface!, serverPorts: ports, bufferBytes: Int32(bufferMB) << 20)
+                sniffer = try LiveSniffer(interface: interface ?? "lo", serverPorts: ports, bufferBytes: Int32(bufferMB) << 20)
             } catch {
-                emitError("pgprobe sniff: \(error)")
-                throw ExitCode(2)
+                emitError("pgprobe sniff: \(UserMessage.describe(error))")
+                throw ExitStatus.runFailed
             }
             emit(
                 "pgprobe sniff: capturing on \(sniffer.interface) (\(LinkType.name(sniffer.linkType)), "
@@ -109,14 +141,14 @@ struct SniffCommand: AsyncParsableCommand {
             sniffer.start { timing in
                 if record(timing) >= (limit ?? .max) { done.continuation.yield() }
             }
-            let seconds = stopAfterSeconds
-            _ = await runUntilInterrupted {
+            let seconds = stopAfterSeconds?.seconds
+            await runUntilInterrupted {
                 await withTaskGroup(of: Void.self) { group in
                     group.addTask { for await _ in done.stream { return } }
-                    if let seconds { group.addTask { try? await Task.sleep(nanoseconds: UInt64(seconds * 1e9)) } }
+                    if let seconds { group.addTask { try? await Task.sleep(for: .milliseconds(Int64(seconds * 1000))) } }
                     group.addTask {
                         // Ctrl-C cancels this task: stop waiting then.
-                        while !Task.isCancelled { try? await Task.sleep(nanoseconds: 50_000_000) }
+                        while !Task.isCancelled { try? await Task.sleep(for: .milliseconds(50)) }
                     }
                     await group.next()
                     group.cancelAll()
@@ -125,35 +157,45 @@ struct SniffCommand: AsyncParsableCommand {
             let result = sniffer.stop()
             counters = result.counters
             decode = result.decode
-            dropped = result.capture?.dropped
-            if let failure = result.failure { emitError("pgprobe sniff: \(failure)") }
+            dropped = result.capture.map { _ in result.decode.captureDropped }
+            if let failure = result.failure {
+                emitError("pgprobe sniff: \(failure)")
+                captureFailed = true
+            }
         }
         let final = statistics.withLock { $0 }
+        let rate = final.requestsPerSecond
         emit(
-            "pgprobe sniff: \(counters.requests) requests on \(counters.flows) connections; response "
-                + final.response.summary.shortLine + "; ack " + final.ackDelay.summary.shortLine)
-        emit(Self.countersLine(counters, decode: decode, dropped: dropped))
+            "pgprobe sniff: \(counters.requests) requests on \(counters.flows) connections (\(Human.rate(rate, unit: "requests")));"
+                + " response " + final.response.summary.humanLine + "; ack " + final.ackDelay.summary.humanLine)
+        emit(Self.countersLine(counters))
+        emit("pgprobe sniff: " + decode.line)
+        var written = true
         if let summaryJSON {
-            try writeSummaryJSON(
+            var settings: [String: Any] = ["ports": ports.sorted().map(Int.init), "include_startup": includeStartup]
+            if let file { settings["file"] = file }
+            if let interface {
+                settings["interface"] = interface
+                settings["buffer_mb"] = bufferMB
+            }
+            written = writeSummary(
                 SniffSummary(
                     requests: counters.requests, response_s: final.response.summary, complete_s: final.completion.summary,
-                    ack_s: final.ackDelay.summary, counters: counters, decode: decode, capture_dropped: dropped),
-                to: summaryJSON)
+                    ack_s: final.ackDelay.summary, counters: counters, decode: decode, capture_dropped: dropped,
+                    requests_per_s: rate),
+                command: "sniff", metadata: metadata, settings: settings, to: summaryJSON)
         }
+        if captureFailed || !written { throw ExitStatus.runFailed }
     }
 
-    static func countersLine(_ c: PGSniffCounters, decode: DecodeCounters, dropped: UInt64?) -> String {
-        var parts = [
+    static func countersLine(_ c: PGSniffCounters) -> String {
+        let parts = [
             "segments \(c.segments)", "pure acks \(c.pureAcks)", "piggybacked acks \(c.piggybackedAcks)",
             "unacknowledged \(c.unacknowledged)", "unanswered \(c.unanswered)",
             "retransmitted \(c.retransmittedSegments)", "out-of-order \(c.outOfOrderSegments)",
             "mid-stream connections \(c.midStreamFlows)", "encrypted connections \(c.encryptedFlows)",
             "protocol errors \(c.protocolErrors)", "expired connections \(c.expiredFlows)",
         ]
-        if decode.truncated + decode.malformed + decode.fragments > 0 {
-            parts.append("undecodable frames \(decode.truncated + decode.malformed + decode.fragments)")
-        }
-        if let dropped { parts.append("capture drops \(dropped)") }
         return "pgprobe sniff: " + parts.joined(separator: ", ")
     }
 }

@@ -5,4 +5,4 @@ import NIOPosix
 // and the awaiting probe (p99 several times lower; docs/pgprobe.md). Must come first.
 _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
 
-await PGProbeCommand.runSelected()
+await PGProbeCommand.runSelected(Array(CommandLine.arguments.dropFirst()))

@@ -1,9 +1,12 @@
+import CommandLineKit
 import LatencyStats
 import PGSniff
 import Synchronization
 
 /// `pgprobe crosscheck --summary-json`: `{"matched","unmatched","client_s","wire_rtt_s","client_minus_wire_s"}`.
-public struct CrosscheckSummary: Codable, Sendable, Equatable {
+/// `client_s` covers every successful probe query, seen on the wire or not; the other two only
+/// the matched ones. Empty statistics are null.
+public struct CrosscheckSummary: Encodable, Sendable, Equatable {
     /// Successful probe queries found on the wire.
     public var matched: Int
     /// Successful probe queries whose packets were not found (capture drops, wrong interface).
@@ -11,6 +14,17 @@ public struct CrosscheckSummary: Codable, Sendable, Equatable {
     public var client_s: LatencySummary
     public var wire_rtt_s: LatencySummary
     public var client_minus_wire_s: LatencySummary
+
+    enum CodingKeys: String, CodingKey { case matched, unmatched, client_s, wire_rtt_s, client_minus_wire_s }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(matched, forKey: .matched)
+        try c.encode(unmatched, forKey: .unmatched)
+        try c.encode(client_s, nullIf: client_s.count == 0, forKey: .client_s)
+        try c.encode(wire_rtt_s, nullIf: wire_rtt_s.count == 0, forKey: .wire_rtt_s)
+        try c.encode(client_minus_wire_s, nullIf: client_minus_wire_s.count == 0, forKey: .client_minus_wire_s)
+    }
 }
 
 /// One probe query next to its packets.
@@ -79,11 +93,12 @@ public struct CrosscheckMatcher: Sendable {
         var difference = LatencyRecorder()
         var unmatched = 0
         for row in rows {
+            // The client timer counts whether or not the wire saw the query: it was measured.
+            client.record(nanos: row.clientNanos)
             guard let timing = row.wire, let delta = row.differenceNanos else {
                 unmatched += 1
                 continue
             }
-            client.record(nanos: row.clientNanos)
             wire.record(nanos: timing.completionNanos)
             difference.record(nanos: delta)
         }
@@ -94,13 +109,13 @@ public struct CrosscheckMatcher: Sendable {
 
     public static func line(_ row: CrosscheckRow) -> String {
         let label = "query \(row.index + 1)"
-        let client = Fixed.format(Double(row.clientNanos) / 1e9, decimals: 6)
+        let client = Human.duration(seconds: Double(row.clientNanos) / 1e9)
         guard let wire = row.wire, let delta = row.differenceNanos else {
-            return "\(label) client \(client)s wire NOT SEEN"
+            return "\(label) client \(client) wire NOT SEEN"
         }
-        return "\(label) \(wire.flow.client) client \(client)s wire "
-            + Fixed.format(Double(wire.completionNanos) / 1e9, decimals: 6) + "s client-wire "
-            + Fixed.format(Double(delta) / 1e9, decimals: 6) + "s"
+        return "\(label) \(wire.flow.client) client \(client) wire "
+            + Human.duration(seconds: Double(wire.completionNanos) / 1e9) + " client-wire "
+            + Human.duration(seconds: Double(delta) / 1e9)
     }
 }
 
@@ -130,32 +145,40 @@ public struct Crosscheck: Sendable {
         public var sniff: LiveSniffer.Result
         /// Why the probe stopped early (a rejected login), if it did.
         public var probeError: String?
+        /// Set when the capture saw none of the successful probe queries: where the traffic goes.
+        public var interfaceAdvice: String?
     }
 
-    /// `onOutcome` sees each probe query as it completes (for progress lines).
-    public func run(onOutcome: @escaping @Sendable (QueryOutcome) -> Void = { _ in }) async throws -> Outcome {
+    /// `onOutcome` sees each probe query as it completes (for progress lines), on this task.
+    public func run(onOutcome: (QueryOutcome) async -> Void = { _ in }) async throws -> Outcome {
         let sniffer = try LiveSniffer(interface: options.interface, serverPorts: [UInt16(options.probe.dsn.port)])
+        // Filled by the capture thread, read here once it has stopped.
         let wire = Mutex<[PGQueryTiming]>([])
         sniffer.start { timing in wire.withLock { $0.append(timing) } }
         var probeOptions = options.probe
         let tagger = self.tagger
         let userSQL = probeOptions.sqlForIndex
         probeOptions.sqlForIndex = { index, query in tagger.sql(index, userSQL(index, query)) }
-        let matcher = Mutex(CrosscheckMatcher(tagger: tagger))
+        var matcher = CrosscheckMatcher(tagger: tagger)
         var probeError: String?
         do {
             try await QueryProbe(options: probeOptions).run { outcome in
-                matcher.withLock { $0.addProbe(outcome) }
-                onOutcome(outcome)
+                matcher.addProbe(outcome)
+                await onOutcome(outcome)
             }
         } catch {
-            probeError = "\(error)"
+            probeError = describe(error)
         }
-        try? await Task.sleep(nanoseconds: UInt64(options.drainNanos))
+        try? await Task.sleep(nanoseconds: UInt64(max(options.drainNanos, 0)))
         let sniffResult = sniffer.stop()
-        var result = matcher.withLock { $0 }
-        for timing in wire.withLock({ $0 }) { result.addWire(timing) }
-        result.resolve()
-        return Outcome(matcher: result, sniff: sniffResult, probeError: probeError)
+        for timing in wire.withLock({ $0 }) { matcher.addWire(timing) }
+        matcher.resolve()
+        let summary = matcher.summary
+        var advice: String?
+        if summary.matched == 0 && summary.unmatched > 0 {
+            advice = InterfaceAdvice.text(
+                captured: options.interface, host: options.probe.dsn.host, port: options.probe.dsn.port)
+        }
+        return Outcome(matcher: matcher, sniff: sniffResult, probeError: probeError, interfaceAdvice: advice)
     }
 }

@@ -1,17 +1,11 @@
+import CommandLineKit
 import Foundation
 import LatencyStats
-
-extension LatencySummary {
-    /// `min/max/avg 0.000250/0.000900/0.000300s stddev 0.000040s p50/p90/p99/p99.9 …s`
-    public var runningLine: String {
-        "min/max/avg " + [min, max, mean].map { Fixed.format($0, decimals: 6) }.joined(separator: "/")
-            + "s stddev " + Fixed.format(stddev, decimals: 6) + "s " + percentileLine
-    }
-}
+import PGSniff
 
 /// `pgprobe query --summary-json`: `{"count","failed","latency_s":{…}}`.
 /// `count` is the number of attempts, `failed` how many of them failed; `latency_s.count`
-/// is the number of successful, timed queries.
+/// is the number of successful, timed queries (`latency_s` is null when there was none).
 public struct QuerySummary: Codable, Sendable, Equatable {
     public var count: Int
     public var failed: Int
@@ -21,6 +15,22 @@ public struct QuerySummary: Codable, Sendable, Equatable {
         self.count = count
         self.failed = failed
         self.latency_s = latency_s
+    }
+
+    enum CodingKeys: String, CodingKey { case count, failed, latency_s }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(count, forKey: .count)
+        try c.encode(failed, forKey: .failed)
+        try c.encode(latency_s, nullIf: latency_s.count == 0, forKey: .latency_s)
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        count = try c.decode(Int.self, forKey: .count)
+        failed = try c.decode(Int.self, forKey: .failed)
+        latency_s = try c.decode(LatencySummary.self, nullAs: .empty, forKey: .latency_s)
     }
 }
 
@@ -32,49 +42,43 @@ public struct QueryStatistics: Sendable {
 
     public init() {}
 
-    /// Records an outcome and returns its report line.
-    public mutating func add(_ outcome: QueryOutcome) -> String {
+    /// Records an outcome.
+    public mutating func record(_ outcome: QueryOutcome) {
         attempts += 1
+        if let nanos = outcome.latencyNanos { recorder.record(nanos: nanos) } else { failed += 1 }
+    }
+
+    /// The report line of an outcome just recorded (with the running statistics).
+    public func line(for outcome: QueryOutcome) -> String {
         let label = "query \(outcome.index + 1)"
         guard let nanos = outcome.latencyNanos else {
-            failed += 1
             return "\(label) FAILED: \(outcome.failure ?? "unknown error") (failed so far: \(failed))"
         }
-        recorder.record(nanos: nanos)
-        return "\(label) " + Fixed.format(Double(nanos) / 1e9, decimals: 6) + "s | " + recorder.summary.runningLine
+        return "\(label) " + Human.duration(seconds: Double(nanos) / 1e9) + " | " + recorder.summary.humanLine
+    }
+
+    /// Records an outcome and returns its report line.
+    public mutating func add(_ outcome: QueryOutcome) -> String {
+        record(outcome)
+        return line(for: outcome)
     }
 
     public var summary: QuerySummary { QuerySummary(count: attempts, failed: failed, latency_s: recorder.summary) }
 
-    public var finalLine: String {
-        "pgprobe query: \(attempts) queries, \(attempts - failed) ok, \(failed) failed; latency "
-            + (recorder.count > 0 ? recorder.summary.runningLine : "not measured (no query succeeded)")
+    /// Attempts per second of wall time.
+    public func rate(elapsedSeconds: Double) -> Double? {
+        elapsedSeconds > 0 && elapsedSeconds.isFinite ? Double(attempts) / elapsedSeconds : nil
+    }
+
+    /// `pgprobe query: 1000 queries, 1000 ok, 0 failed in 1.25 s (800 queries/s); latency n=1,000 min/avg/max …`
+    public func finalLine(elapsedSeconds: Double) -> String {
+        "pgprobe query: \(attempts) queries, \(attempts - failed) ok, \(failed) failed in "
+            + Human.duration(seconds: elapsedSeconds) + " (" + Human.rate(rate(elapsedSeconds: elapsedSeconds), unit: "queries")
+            + "); latency " + (recorder.count > 0 ? recorder.summary.humanLine : "n/a (no query succeeded)")
     }
 }
 
-public struct SummaryFileError: Error, CustomStringConvertible {
-    public var description: String
-}
-
-/// Writes a summary as pretty, key-sorted JSON (atomically: no half-written file).
+/// Writes a summary as pretty, key-sorted JSON (atomically: no half-written file), nothing added.
 public func writeSummaryJSON<T: Encodable>(_ value: T, to path: String) throws {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    do {
-        var data = try encoder.encode(value)
-        data.append(0x0A)
-        try data.write(to: URL(fileURLWithPath: path), options: .atomic)
-    } catch {
-        throw SummaryFileError(description: "cannot write summary JSON to \(path): \(error.localizedDescription)")
-    }
-}
-
-/// Prints a line and flushes, so report lines reach a pipe as they happen.
-public func emit(_ line: String) {
-    print(line)
-    fflush(nil)  // all C streams; `stdout` itself is a global Swift 6 rejects
-}
-
-public func emitError(_ line: String) {
-    FileHandle.standardError.write(Data((line + "\n").utf8))
+    try SummaryJSON.write(value, to: path)
 }

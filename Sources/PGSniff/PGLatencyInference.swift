@@ -79,28 +79,41 @@ public struct PGSniffCounters: Sendable, Equatable, Codable {
 
 /// Infers PostgreSQL latency from TCP segments alone.
 ///
-/// Feed it every captured segment in capture order. It follows each connection (by
-/// 5-tuple) separately, reassembles both directions by sequence number (dropping
-/// retransmitted bytes, holding out-of-order segments until the gap fills), frames the
-/// PostgreSQL protocol with PGWire, pairs requests with responses in order (so pipelined
-/// requests are right), and pairs each ReadyForQuery with the first client segment whose
-/// acknowledgment number covers it. A pure value type: tests drive it with crafted segments.
+/// Feed it every captured segment in capture order. PacketCapture's `TCPReassembler` follows
+/// each connection and reassembles both directions (retransmitted bytes dropped, out-of-order
+/// segments held until the hole fills, sequence numbers unwrapped); this type frames the
+/// PostgreSQL protocol on the reassembled bytes with PGWire, pairs requests with responses in
+/// order (so pipelined requests are right), and pairs each ReadyForQuery with the first client
+/// segment whose acknowledgment number covers it.
+///
+/// Capture loss is treated one way: a hole the reassembly gives up on (open for
+/// `maximumHoleAgeNanos` of capture time, or at the end) is counted (`TCPReassembler.Totals.gaps`,
+/// reported as the decode counters' reassembly gaps), the connection's outstanding requests are
+/// dropped (`unanswered`) and both directions are resynchronised on the next clean run of
+/// messages, as for a connection joined mid-stream. A pure value type: tests drive it with
+/// crafted segments.
 public struct PGLatencyInference: Sendable {
     public let serverPorts: Set<UInt16>
     public private(set) var counters = PGSniffCounters()
-    private var flows: [PGFlowKey: FlowState] = [:]
+    private var reassembler: TCPReassembler
+    /// Per connection of the reassembler, by its id.
+    private var flows: [Int: FlowState] = [:]
+    private var flowIDs: [PGFlowKey: Int] = [:]
     /// Longest SQL text kept per timing.
     static let maximumTextLength = 1024
-    /// Out-of-order segments held per direction before the gap is declared lost.
-    static let maximumHeldSegments = 512
+    /// A hole in a stream open this long (capture time) is capture loss: skipped, and the
+    /// connection resynchronised. Far longer than a retransmission on loopback or a LAN.
+    public static let maximumHoleAgeNanos: Int64 = 3_000_000_000
     /// A connection silent this long (capture time) is forgotten, so that a long live run
     /// whose capture missed some FIN/RST does not grow without bound.
     public let idleTimeoutNanos: Int64
-    private var lastSweepNanos: Int64?
 
     public init(serverPorts: Set<UInt16>, idleTimeoutNanos: Int64 = 600_000_000_000) {
         self.serverPorts = serverPorts
         self.idleTimeoutNanos = idleTimeoutNanos
+        reassembler = TCPReassembler(serverPorts: serverPorts)
+        reassembler.idleRetentionNanos = idleTimeoutNanos
+        reassembler.maximumHoleAgeNanos = Self.maximumHoleAgeNanos
     }
 
     public init(serverPort: UInt16) { self.init(serverPorts: [serverPort]) }
@@ -108,29 +121,12 @@ public struct PGLatencyInference: Sendable {
     /// Connections currently tracked.
     public var openFlows: Int { flows.count }
 
+    /// The reassembly's totals (retransmissions, holes given up on).
+    public var reassemblyTotals: TCPReassembler.Totals { reassembler.totals }
+
     /// Processes one segment; returns the timings it completed (usually zero or one).
     public mutating func ingest(_ segment: TCPSegment) -> [PGQueryTiming] {
         counters.segments += 1
-        var expired: [PGQueryTiming] = []
-        if lastSweepNanos == nil { lastSweepNanos = segment.timestampNanos }
-        if segment.timestampNanos - lastSweepNanos! >= idleTimeoutNanos / 10 {
-            lastSweepNanos = segment.timestampNanos
-            expired = expireIdleFlows(now: segment.timestampNanos)
-        }
-        return expired + process(segment)
-    }
-
-    private mutating func expireIdleFlows(now: Int64) -> [PGQueryTiming] {
-        var output: [PGQueryTiming] = []
-        for (key, flow) in flows where now - flow.lastSeenNanos > idleTimeoutNanos {
-            flows.removeValue(forKey: key)
-            counters.expiredFlows += 1
-            output += close(flow)
-        }
-        return output
-    }
-
-    private mutating func process(_ segment: TCPSegment) -> [PGQueryTiming] {
         let fromClient: Bool
         let key: PGFlowKey
         if serverPorts.contains(segment.destination.port) {
@@ -144,74 +140,76 @@ public struct PGLatencyInference: Sendable {
             return []
         }
         var output: [PGQueryTiming] = []
-        let flags = segment.flags
+        // The acknowledgment first: it answers server data framed before this segment.
+        if fromClient, segment.flags.contains(.ack), let id = flowIDs[key], var flow = flows[id],
+            let ackOffset = serverStream(of: flow, id: id)?.offset(ofSequence: segment.acknowledgment)
+        {
+            output += flow.acknowledge(segment, ackOffset: ackOffset, counters: &counters)
+            flows[id] = flow
+        }
+        output += apply(reassembler.process(segment), openedBy: segment, key: key)
+        let totals = reassembler.totals
+        counters.retransmittedSegments = totals.retransmittedSegments
+        counters.outOfOrderSegments = totals.outOfOrderSegments
+        counters.expiredFlows = reassembler.expiredConnections
+        return output
+    }
 
-        if flags.contains(.syn) {
-            if fromClient && !flags.contains(.ack) {
-                // A new connection (or the port reused): start from scratch, parsing from the startup packet.
-                if let old = flows.removeValue(forKey: key) { output += close(old) }
-                var flow = FlowState(key: key, midStream: false)
-                flow.client.startAt(sequence: segment.sequence &+ 1)
-                flow.lastSeenNanos = segment.timestampNanos
-                flows[key] = flow
+    /// The server → client byte stream of a connection, as the reassembler holds it.
+    private func serverStream(of flow: FlowState, id: Int) -> TCPByteStream? {
+        reassembler.connections[id].map { flow.flipped ? $0.clientStream : $0.serverStream }
+    }
+
+    /// Follows the reassembler: new connections, their bytes, holes and ends.
+    private mutating func apply(_ events: [ReassemblyEvent], openedBy segment: TCPSegment?, key: PGFlowKey?) -> [PGQueryTiming] {
+        var output: [PGQueryTiming] = []
+        for event in events {
+            switch event {
+            case .opened(let id, let reassemblerKey):
+                guard let segment, let key else { continue }
+                // Only a SYN or SYN-ACK shows where the streams begin; anything else joins mid-stream.
+                let midStream = !segment.flags.contains(.syn)
+                flows[id] = FlowState(key: key, midStream: midStream, flipped: reassemblerKey.client != key.client)
+                flowIDs[key] = id
                 counters.flows += 1
-            } else if !fromClient {
-                if flows[key] == nil {
-                    // Capture began between SYN and SYN-ACK: the SYN-ACK still pins both sides.
-                    var flow = FlowState(key: key, midStream: false)
-                    flow.client.startAt(sequence: segment.acknowledgment)
-                    flows[key] = flow
-                    counters.flows += 1
-                }
-                flows[key]!.server.startAt(sequence: segment.sequence &+ 1)
-                flows[key]!.lastSeenNanos = segment.timestampNanos
+                if midStream { counters.midStreamFlows += 1 }
+            case .data(let id, let direction, let chunk):
+                guard var flow = flows[id], !flow.encrypted else { continue }
+                let clientBytes = (direction == .clientToServer) != flow.flipped
+                let serverStart = clientBytes ? nil : serverStream(of: flow, id: id)?.initialSequence
+                flow.receive(chunk, fromClient: clientBytes, serverInitialSequence: serverStart, counters: &counters)
+                flows[id] = flow
+            case .gap(let id, _, _):
+                // Counted by the reassembler (reassembly gaps); the connection starts over.
+                flows[id]?.lostSync(&counters)
+            case .closed(let id):
+                guard let flow = flows.removeValue(forKey: id) else { continue }
+                if flowIDs[flow.key] == id { flowIDs[flow.key] = nil }
+                output += close(flow)
+            case .handshakeCompleted:
+                break
             }
-            return output
-        }
-
-        if flows[key] == nil {
-            // Only data can start following a connection joined mid-stream (a bare ACK or FIN
-            // is often the tail of one that just closed).
-            if segment.payload.isEmpty || flags.contains(.rst) { return [] }
-            flows[key] = FlowState(key: key, midStream: true)
-            flows[key]!.lastSeenNanos = segment.timestampNanos
-            counters.flows += 1
-            counters.midStreamFlows += 1
-        }
-        var flow = flows.removeValue(forKey: key)!
-        flow.lastSeenNanos = segment.timestampNanos
-
-        if fromClient && flags.contains(.ack) {
-            output += flow.acknowledge(segment, counters: &counters)
-        }
-        if !segment.payload.isEmpty && !flow.encrypted {
-            flow.receive(segment, fromClient: fromClient, counters: &counters)
-        }
-        if flags.contains(.fin) {
-            if fromClient { flow.clientFinished = true } else { flow.serverFinished = true }
-        }
-        if flags.contains(.rst) || (flow.clientFinished && flow.serverFinished) {
-            output += close(flow)
-        } else {
-            flows[key] = flow
         }
         return output
     }
 
-    /// End of capture: reports what is still waiting for an ACK (without one) and forgets everything.
+    /// End of capture: frames what follows remaining holes, reports what is still waiting for an
+    /// ACK (without one) and forgets everything.
     public mutating func finish() -> [PGQueryTiming] {
-        var output: [PGQueryTiming] = []
-        for key in flows.keys.sorted(by: { ($0.client, $0.server) < ($1.client, $1.server) }) {
-            output += close(flows[key]!)
-        }
+        var output = apply(reassembler.flush(), openedBy: nil, key: nil)
+        let remaining = flows.values.sorted { ($0.key.client, $0.key.server) < ($1.key.client, $1.key.server) }
+        for flow in remaining { output += close(flow) }
         flows.removeAll()
+        flowIDs.removeAll()
+        counters.retransmittedSegments = reassembler.totals.retransmittedSegments
+        counters.outOfOrderSegments = reassembler.totals.outOfOrderSegments
         return output
     }
 
     private mutating func close(_ flow: FlowState) -> [PGQueryTiming] {
         counters.unacknowledged += flow.awaitingAck.count
         counters.unanswered += flow.requests.count
-        return flow.awaitingAck
+        return flow.awaitingAck.map(\.timing)
     }
 }
 
@@ -226,119 +224,84 @@ struct PendingRequest {
     var error: String?
 }
 
-/// One direction's byte stream: reassembly by sequence number, then message framing.
-struct StreamState {
-    /// Sequence number of the next byte expected; nil until the stream's start is known.
-    var nextSequence: UInt32?
-    /// Sequence number of stream offset 0.
-    var baseSequence: UInt32 = 0
-    /// Bytes received in order and not yet framed.
+/// One direction's reassembled bytes, framed into PostgreSQL messages.
+struct DirectionFramer {
+    /// A message boundary is known: the stream's start, or a clean run of messages mid-stream.
+    var synced: Bool
     var buffer = ByteBuffer()
     /// Stream offset of `buffer.readerIndex`.
-    var consumedOffset: Int64 = 0
-    var deliveredOffset: Int64 = 0
-    /// Capture time of each delivered segment, by the stream offset just past it.
-    var chunks: [(endOffset: Int64, nanos: Int64)] = []
-    var held: [UInt32: (payload: [UInt8], nanos: Int64)] = [:]
+    var offset: UInt64 = 0
+    var timeline = StreamTimeline()
 
-    var synced: Bool { nextSequence != nil }
+    init(synced: Bool) { self.synced = synced }
 
-    mutating func startAt(sequence: UInt32) {
-        self = StreamState()
-        nextSequence = sequence
-        baseSequence = sequence
+    static func starting(at offset: UInt64) -> DirectionFramer {
+        var framer = DirectionFramer(synced: true)
+        framer.offset = offset
+        return framer
     }
 
-    /// Adds a segment's payload; returns false if the gap before it grew too long to wait for.
-    mutating func add(_ payload: [UInt8], sequence: UInt32, nanos: Int64, counters: inout PGSniffCounters) -> Bool {
-        guard let expected = nextSequence else { return true }
-        let offset = SequenceNumber.distance(from: expected, to: sequence)
-        if offset + Int64(payload.count) <= 0 {
-            counters.retransmittedSegments += 1
-            return true
-        }
-        if offset > 0 {
-            counters.outOfOrderSegments += 1
-            if held[sequence] == nil || held[sequence]!.payload.count < payload.count {
-                held[sequence] = (payload, nanos)
-            }
-            return held.count <= PGLatencyInference.maximumHeldSegments
-        }
-        if offset < 0 { counters.retransmittedSegments += 1 }  // partly new: keep the new tail
-        deliver(payload[Int(-offset)...], nanos: nanos)
-        // Held segments that now fit (in sequence order).
-        while !held.isEmpty, let next = nextSequence {
-            var progressed = false
-            for (sequence, entry) in held {
-                let offset = SequenceNumber.distance(from: next, to: sequence)
-                guard offset <= 0 else { continue }
-                held.removeValue(forKey: sequence)
-                if offset + Int64(entry.payload.count) > 0 {
-                    deliver(entry.payload[Int(-offset)...], nanos: entry.nanos)
-                }
-                progressed = true
-                break
-            }
-            if !progressed { break }
-        }
+    /// Adds in-order bytes; false when they do not continue what is buffered.
+    mutating func append(_ chunk: StreamChunk) -> Bool {
+        guard chunk.offset == offset + UInt64(buffer.readableBytes) else { return false }
+        buffer.writeBytes(chunk.bytes)
+        timeline.append(chunk)
         return true
     }
 
-    private mutating func deliver(_ bytes: ArraySlice<UInt8>, nanos: Int64) {
-        guard !bytes.isEmpty else { return }
-        buffer.writeBytes(bytes)
-        deliveredOffset += Int64(bytes.count)
-        nextSequence = nextSequence! &+ UInt32(truncatingIfNeeded: bytes.count)
-        chunks.append((deliveredOffset, nanos))
-    }
-
-    /// Capture time of the segment that carried the byte at `offset`.
-    func nanos(ofByteAt offset: Int64) -> Int64 {
-        for chunk in chunks where chunk.endOffset > offset { return chunk.nanos }
-        return chunks.last?.nanos ?? 0
-    }
-
-    /// After framing a message that ended at `consumedOffset`: forget what is behind us.
-    mutating func trim() {
-        while let first = chunks.first, first.endOffset <= consumedOffset { chunks.removeFirst() }
+    /// After a message of `size` bytes was read from the buffer: where it sat in time and in the stream.
+    mutating func framed(size: Int) -> (timing: StreamTimeline.MessageTiming, endOffset: UInt64)? {
+        let start = offset
+        offset += UInt64(size)
         if buffer.readerIndex > 65_536 { buffer.discardReadBytes() }
+        return timeline.consume(from: start, to: offset).map { ($0, offset) }
     }
 }
 
-/// A framed message with where it sat in time and sequence space.
+/// A framed message with where it sat in time and in the stream.
 struct FramedMessage<Message> {
     var message: Message
     var firstByteNanos: Int64
     var lastByteNanos: Int64
-    /// Sequence number just past the message's last byte.
-    var endSequence: UInt32
+    /// Stream offset just past the message's last byte.
+    var endOffset: UInt64
+}
+
+/// An answered request waiting for the client's ACK of its ReadyForQuery.
+struct AwaitingAck {
+    var timing: PGQueryTiming
+    /// Server stream offset just past ReadyForQuery: the ACK must reach it.
+    var endOffset: UInt64
 }
 
 struct FlowState {
     let key: PGFlowKey
-    var client = StreamState()
-    var server = StreamState()
+    /// The reassembler named the other side the client (it saw no SYN and guessed otherwise).
+    let flipped: Bool
+    var client: DirectionFramer
+    var server: DirectionFramer
     /// Both directions' decoders from the startup packet on; nil for connections joined
     /// mid-stream, which are framed message by message after resynchronising.
     var conversation: PGConversation?
     var encrypted = false
     var requests: [PendingRequest] = []
-    var awaitingAck: [PGQueryTiming] = []
-    var clientFinished = false
-    var serverFinished = false
-    var lastSeenNanos: Int64 = 0
+    var awaitingAck: [AwaitingAck] = []
 
-    init(key: PGFlowKey, midStream: Bool) {
+    init(key: PGFlowKey, midStream: Bool, flipped: Bool) {
         self.key = key
+        self.flipped = flipped
         conversation = midStream ? nil : PGConversation()
+        client = midStream ? DirectionFramer(synced: false) : .starting(at: 0)
+        server = midStream ? DirectionFramer(synced: false) : .starting(at: 0)
     }
 
-    mutating func acknowledge(_ segment: TCPSegment, counters: inout PGSniffCounters) -> [PGQueryTiming] {
+    /// `ackOffset`: the server stream offset the segment's acknowledgment number names.
+    mutating func acknowledge(_ segment: TCPSegment, ackOffset: Int64, counters: inout PGSniffCounters) -> [PGQueryTiming] {
         guard !awaitingAck.isEmpty else { return [] }
         var done: [PGQueryTiming] = []
         let pure = segment.isPureAck
-        while let first = awaitingAck.first, SequenceNumber.lessOrEqual(first.readyEndSequence, segment.acknowledgment) {
-            var timing = awaitingAck.removeFirst()
+        while let first = awaitingAck.first, ackOffset >= 0, UInt64(ackOffset) >= first.endOffset {
+            var timing = awaitingAck.removeFirst().timing
             if pure {
                 timing.ackNanos = segment.timestampNanos
                 counters.pureAcks += 1
@@ -351,51 +314,53 @@ struct FlowState {
         return done
     }
 
-    mutating func receive(_ segment: TCPSegment, fromClient: Bool, counters: inout PGSniffCounters) {
+    /// In-order bytes of one direction. `serverInitialSequence`: the sequence number of the
+    /// server stream's offset 0 (for the timings' `readyEndSequence`).
+    mutating func receive(
+        _ chunk: StreamChunk, fromClient: Bool, serverInitialSequence: UInt32?, counters: inout PGSniffCounters
+    ) {
         if fromClient {
             if !client.synced {
-                guard Self.tiles(segment.payload, allowedTypes: Self.frontendTypes) else {
+                guard Self.tiles(chunk.bytes, allowedTypes: Self.frontendTypes) else {
                     counters.unsyncedSegments += 1
                     return
                 }
-                client.startAt(sequence: segment.sequence)
+                client = .starting(at: chunk.offset)
             }
-            guard client.add(segment.payload, sequence: segment.sequence, nanos: segment.timestampNanos, counters: &counters)
-            else { return lostSync(&counters) }
+            guard client.append(chunk) else { return lostSync(&counters) }
         } else {
             if !server.synced {
                 // Only worth locking on once there is a request for the answer to belong to.
-                guard client.synced, !requests.isEmpty, Self.tiles(segment.payload, allowedTypes: Self.backendTypes) else {
+                guard client.synced, !requests.isEmpty, Self.tiles(chunk.bytes, allowedTypes: Self.backendTypes) else {
                     counters.unsyncedSegments += 1
                     return
                 }
-                server.startAt(sequence: segment.sequence)
+                server = .starting(at: chunk.offset)
             }
-            guard server.add(segment.payload, sequence: segment.sequence, nanos: segment.timestampNanos, counters: &counters)
-            else { return lostSync(&counters) }
+            guard server.append(chunk) else { return lostSync(&counters) }
         }
         do {
             if fromClient {
                 while let framed = try nextClientMessage() { handleClient(framed) }
             } else {
                 while let framed = try nextServerMessage() {
-                    handleServer(framed, counters: &counters)
+                    handleServer(framed, serverInitialSequence: serverInitialSequence, counters: &counters)
                     if encrypted { return }
                 }
             }
         } catch {
+            counters.protocolErrors += 1
             lostSync(&counters)
         }
     }
 
-    /// Undecodable bytes or a gap that never filled: drop what is outstanding and
-    /// find message boundaries again as for a connection joined mid-stream.
-    private mutating func lostSync(_ counters: inout PGSniffCounters) {
-        counters.protocolErrors += 1
+    /// Undecodable bytes or lost ones: drop what is outstanding and find message boundaries
+    /// again as for a connection joined mid-stream.
+    mutating func lostSync(_ counters: inout PGSniffCounters) {
         counters.unanswered += requests.count
         requests.removeAll()
-        client = StreamState()
-        server = StreamState()
+        client = DirectionFramer(synced: false)
+        server = DirectionFramer(synced: false)
         conversation = nil
     }
 
@@ -408,7 +373,7 @@ struct FlowState {
             message = try PGFraming.nextTypedMessage(from: &client.buffer).map(PGFrontendDecoder.decode)
         }
         guard let message else { return nil }
-        return framed(message, size: client.buffer.readerIndex - start, stream: &client)
+        return Self.framed(message, size: client.buffer.readerIndex - start, in: &client)
     }
 
     private mutating func nextServerMessage() throws -> FramedMessage<PGBackendMessage>? {
@@ -420,19 +385,17 @@ struct FlowState {
             message = try PGFraming.nextTypedMessage(from: &server.buffer).map(PGBackendDecoder.decode)
         }
         guard let message else { return nil }
-        return framed(message, size: server.buffer.readerIndex - start, stream: &server)
+        return Self.framed(message, size: server.buffer.readerIndex - start, in: &server)
     }
 
-    private func framed<Message>(_ message: Message, size: Int, stream: inout StreamState) -> FramedMessage<Message> {
-        let startOffset = stream.consumedOffset
-        stream.consumedOffset += Int64(size)
-        let result = FramedMessage(
-            message: message,
-            firstByteNanos: stream.nanos(ofByteAt: startOffset),
-            lastByteNanos: stream.nanos(ofByteAt: max(startOffset, stream.consumedOffset - 1)),
-            endSequence: stream.baseSequence &+ UInt32(truncatingIfNeeded: stream.consumedOffset))
-        stream.trim()
-        return result
+    private static func framed<Message>(_ message: Message, size: Int, in framer: inout DirectionFramer)
+        -> FramedMessage<Message>?
+    {
+        // Every framed byte came from an appended chunk, so the timeline covers it.
+        guard let (timing, end) = framer.framed(size: size) else { return nil }
+        return FramedMessage(
+            message: message, firstByteNanos: timing.firstByteCapturedNanos, lastByteNanos: timing.lastByteCapturedNanos,
+            endOffset: end)
     }
 
     private mutating func handleClient(_ framed: FramedMessage<PGFrontendMessage>) {
@@ -478,7 +441,9 @@ struct FlowState {
         }
     }
 
-    private mutating func handleServer(_ framed: FramedMessage<PGBackendMessage>, counters: inout PGSniffCounters) {
+    private mutating func handleServer(
+        _ framed: FramedMessage<PGBackendMessage>, serverInitialSequence: UInt32?, counters: inout PGSniffCounters
+    ) {
         switch framed.message {
         case .encryptionResponse(let accepted):
             if accepted {
@@ -505,12 +470,13 @@ struct FlowState {
         case .readyForQuery:
             let request = requests.removeFirst()
             counters.requests += 1
-            awaitingAck.append(
-                PGQueryTiming(
-                    flow: key, kind: request.kind, text: request.text, requestNanos: request.requestNanos,
-                    firstResponseNanos: request.firstResponseNanos ?? framed.firstByteNanos,
-                    readyNanos: framed.lastByteNanos, readyEndSequence: framed.endSequence, ackNanos: nil,
-                    ackPiggybacked: false, error: request.error))
+            let endSequence = (serverInitialSequence ?? 0) &+ UInt32(truncatingIfNeeded: framed.endOffset)
+            let timing = PGQueryTiming(
+                flow: key, kind: request.kind, text: request.text, requestNanos: request.requestNanos,
+                firstResponseNanos: request.firstResponseNanos ?? framed.firstByteNanos,
+                readyNanos: framed.lastByteNanos, readyEndSequence: endSequence, ackNanos: nil,
+                ackPiggybacked: false, error: request.error)
+            awaitingAck.append(AwaitingAck(timing: timing, endOffset: framed.endOffset))
         default:
             break
         }

@@ -1,9 +1,17 @@
+import CommandLineKit
 import LatencyStats
 
 extension LatencySummary {
-    /// `avg 0.000300s stddev 0.000040s p50/p90/p99/p99.9 …s`, for lines carrying two figures.
-    public var shortLine: String {
-        "avg " + Fixed.format(mean, decimals: 6) + "s sd " + Fixed.format(stddev, decimals: 6) + "s " + percentileLine
+    /// `n=… min/avg/max …/…/… ms sd … ms p50/p90/p99/p99.9 …`, or `n/a` when empty.
+    public var humanLine: String {
+        Human.statistics(
+            count: count, min: min, avg: mean, max: max, stddev: stddev, p50: p50, p90: p90, p99: p99, p999: p999)
+    }
+
+    /// `p50/p90/p99/p99.9 …/…/…/… ms`
+    var humanPercentiles: String {
+        guard count > 0 else { return "p50/p90/p99/p99.9 \(Human.notAvailable)" }
+        return Human.percentiles([("p50", p50), ("p90", p90), ("p99", p99), ("p99.9", p999)])
     }
 }
 
@@ -54,10 +62,11 @@ public struct RunningFigure: Sendable {
         }
     }
 
-    /// `avg 0.000300s sd 0.000040s p50/p90/p99/p99.9 …s`
+    /// `avg 0.300 ms sd 0.0400 ms p50/p90/p99/p99.9 …/…/…/… ms`
     public var line: String {
-        "avg " + Fixed.format(moments.average, decimals: 6) + "s sd "
-            + Fixed.format(moments.standardDeviation, decimals: 6) + "s " + percentiles.percentileLine
+        guard count > 0 else { return Human.notAvailable }
+        return "avg " + Human.duration(seconds: moments.average) + " sd "
+            + Human.duration(seconds: moments.standardDeviation) + " " + percentiles.humanPercentiles
     }
 }
 
@@ -71,6 +80,9 @@ public struct SniffStatistics: Sendable {
     public var ackDelay = RunningFigure()
     /// Also count connection set-up (startup → first ReadyForQuery) in the statistics.
     public var includeStartup: Bool
+    /// Capture times of the first counted request and of the last counted answer.
+    private var firstRequestNanos: Int64?
+    private var lastReadyNanos: Int64?
 
     public init(includeStartup: Bool = false) { self.includeStartup = includeStartup }
 
@@ -78,16 +90,18 @@ public struct SniffStatistics: Sendable {
     public mutating func add(_ timing: PGQueryTiming) -> String {
         let counted = timing.kind != .startup || includeStartup
         if counted {
+            firstRequestNanos = min(firstRequestNanos ?? timing.requestNanos, timing.requestNanos)
+            lastReadyNanos = max(lastReadyNanos ?? timing.readyNanos, timing.readyNanos)
             response.record(nanos: timing.responseNanos, at: timing.readyNanos)
             completion.record(nanos: timing.completionNanos, at: timing.readyNanos)
             if let ack = timing.ackDelayNanos, let at = timing.ackNanos { ackDelay.record(nanos: ack, at: at) }
         }
         var line = "\(timing.flow) \(timing.kind.rawValue)"
         if timing.kind != .startup { line += " \(Self.quoted(timing.text))" }
-        line += " response " + Fixed.format(Double(timing.responseNanos) / 1e9, decimals: 6) + "s"
-        line += " complete " + Fixed.format(Double(timing.completionNanos) / 1e9, decimals: 6) + "s"
+        line += " response " + Human.duration(seconds: Double(timing.responseNanos) / 1e9)
+        line += " complete " + Human.duration(seconds: Double(timing.completionNanos) / 1e9)
         if let ack = timing.ackDelayNanos {
-            line += " ack " + Fixed.format(Double(ack) / 1e9, decimals: 6) + "s"
+            line += " ack " + Human.duration(seconds: Double(ack) / 1e9)
         } else {
             line += timing.ackPiggybacked ? " ack piggybacked" : " ack none"
         }
@@ -99,6 +113,12 @@ public struct SniffStatistics: Sendable {
             line += " (connection set-up, not in the statistics)"
         }
         return line
+    }
+
+    /// Counted requests per second of capture time, first request to last answer (nil below two).
+    public var requestsPerSecond: Double? {
+        guard response.count > 1, let first = firstRequestNanos, let last = lastReadyNanos, last > first else { return nil }
+        return Double(response.count) / (Double(last - first) / 1e9)
     }
 
     /// SQL shown on one line: whitespace collapsed, at most 60 characters.

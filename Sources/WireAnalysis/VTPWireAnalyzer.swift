@@ -1,3 +1,4 @@
+import CommandLineKit
 import LatencyStats
 import NIOCore
 import PacketCapture
@@ -44,13 +45,11 @@ public struct WireEvent: Sendable, Equatable {
 }
 
 /// Counters of everything the analysis saw or skipped.
-public struct WireAnalysisCounts: Sendable, Equatable, Codable {
-    public var packets = 0
+public struct WireAnalysisCounts: Sendable, Equatable, Encodable {
+    /// The frames, as every capture tool counts them.
+    public var decode = DecodeCounters()
+    /// TCP segments to or from the analysed port.
     public var tcpSegments = 0
-    public var notTCP = 0
-    public var ipFragments = 0
-    public var truncatedPackets = 0
-    public var malformedPackets = 0
     public var frames = 0
     public var events = 0
     public var acks = 0
@@ -65,8 +64,16 @@ public struct WireAnalysisCounts: Sendable, Equatable, Codable {
     public var framingErrors = 0
     public var abandonedDirections = 0
 
+    public init() {}
+
+    public var packets: Int { decode.packets }
+    public var notTCP: Int { decode.notTCP }
+    public var ipFragments: Int { decode.fragments }
+    public var truncatedPackets: Int { decode.truncated }
+    public var malformedPackets: Int { decode.malformed }
+
     enum CodingKeys: String, CodingKey {
-        case packets, frames, events, acks, naks
+        case packets, bytes, frames, events, acks, naks
         case tcpSegments = "tcp_segments"
         case notTCP = "not_tcp"
         case ipFragments = "ip_fragments"
@@ -78,6 +85,28 @@ public struct WireAnalysisCounts: Sendable, Equatable, Codable {
         case unmatchedResponses = "unmatched_responses"
         case framingErrors = "framing_errors"
         case abandonedDirections = "abandoned_directions"
+    }
+
+    // The decode counters sit flat beside the others, under the keys this JSON has always had.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(decode.packets, forKey: .packets)
+        try c.encode(decode.bytes, forKey: .bytes)
+        try c.encode(decode.notTCP, forKey: .notTCP)
+        try c.encode(decode.fragments, forKey: .ipFragments)
+        try c.encode(decode.truncated, forKey: .truncatedPackets)
+        try c.encode(decode.malformed, forKey: .malformedPackets)
+        try c.encode(tcpSegments, forKey: .tcpSegments)
+        try c.encode(frames, forKey: .frames)
+        try c.encode(events, forKey: .events)
+        try c.encode(acks, forKey: .acks)
+        try c.encode(naks, forKey: .naks)
+        try c.encode(otherTransportMessages, forKey: .otherTransportMessages)
+        try c.encode(unparsableFrames, forKey: .unparsableFrames)
+        try c.encode(eventsWithoutTimestamp, forKey: .eventsWithoutTimestamp)
+        try c.encode(unmatchedResponses, forKey: .unmatchedResponses)
+        try c.encode(framingErrors, forKey: .framingErrors)
+        try c.encode(abandonedDirections, forKey: .abandonedDirections)
     }
 }
 
@@ -119,23 +148,21 @@ public struct VTPWireAnalyzer: Sendable {
 
     /// Processes one captured packet; returns the events whose frames completed in it.
     public mutating func add(_ packet: CapturedPacket, linkType: UInt32) -> [WireEvent] {
-        counts.packets += 1
-        switch PacketDecoder.decode(packet, linkType: linkType) {
-        case .segment(let segment):
-            if let port, segment.source.port != port && segment.destination.port != port { return [] }
-            counts.tcpSegments += 1
-            return handle(reassembler.process(segment))
-        case .notTCP: counts.notTCP += 1
-        case .ipFragment: counts.ipFragments += 1
-        case .truncated: counts.truncatedPackets += 1
-        case .malformed: counts.malformedPackets += 1
-        }
-        return []
+        guard let segment = counts.decode.segment(from: packet, linkType: linkType) else { return [] }
+        return add(segment)
+    }
+
+    /// Processes one TCP segment already decoded (and counted) by a capture driver.
+    public mutating func add(_ segment: TCPSegment) -> [WireEvent] {
+        if let port, segment.source.port != port && segment.destination.port != port { return [] }
+        counts.tcpSegments += 1
+        return handle(reassembler.process(segment))
     }
 
     /// End of capture: gives up on holes and frames what follows them.
     public mutating func finish() -> [WireEvent] {
-        handle(reassembler.flush())
+        defer { counts.decode.update(from: reassembler.totals) }
+        return handle(reassembler.flush())
     }
 
     private mutating func handle(_ reassembly: [ReassemblyEvent]) -> [WireEvent] {
@@ -218,22 +245,29 @@ public struct VTPWireAnalyzer: Sendable {
         var wire = LatencyRecorder()
         var ack = LatencyRecorder()
         var withoutResponse = 0
+        var first = Int64.max
+        var last = Int64.min
         for event in events {
             if let n = event.wireLatencyNanos { wire.record(nanos: n) }
             if let n = event.ackRoundTripNanos { ack.record(nanos: n) } else { withoutResponse += 1 }
+            first = min(first, event.wireNanos)
+            last = max(last, event.wireNanos)
         }
+        // Events per second of capture time, first event to last (none below two events).
+        let rate = events.count > 1 && last > first ? Double(events.count - 1) / (Double(last - first) / 1e9) : nil
         let totals = reassembler.totals
         return WireAnalysisReport(
             counts: counts, connections: totals.connections, handshakes: totals.handshakesCompleted,
             retransmittedSegments: totals.retransmittedSegments, retransmittedBytes: totals.retransmittedBytes,
             outOfOrderSegments: totals.outOfOrderSegments, captureGaps: totals.gaps, gapBytes: totals.gapBytes,
             eventsWithoutResponse: withoutResponse, wireLatency: wire.summary, ackRoundTrip: ack.summary,
-            handshakeSynToSynAck: handshakeSynToSynAck.summary, handshakeSynAckToAck: handshakeSynAckToAck.summary)
+            handshakeSynToSynAck: handshakeSynToSynAck.summary, handshakeSynAckToAck: handshakeSynAckToAck.summary,
+            eventsPerSecond: rate)
     }
 }
 
 /// What `vtp-capture analyze --json` prints.
-public struct WireAnalysisReport: Sendable, Equatable, Codable {
+public struct WireAnalysisReport: Sendable, Equatable, Encodable {
     public var counts: WireAnalysisCounts
     public var connections: Int
     public var handshakes: Int
@@ -249,9 +283,12 @@ public struct WireAnalysisReport: Sendable, Equatable, Codable {
     public var ackRoundTrip: LatencySummary
     public var handshakeSynToSynAck: LatencySummary
     public var handshakeSynAckToAck: LatencySummary
+    /// Events per second of capture time (nil below two events).
+    public var eventsPerSecond: Double?
 
     enum CodingKeys: String, CodingKey {
         case counts, connections, handshakes
+        case eventsPerSecond = "events_per_s"
         case retransmittedSegments = "retransmitted_segments"
         case retransmittedBytes = "retransmitted_bytes"
         case outOfOrderSegments = "out_of_order_segments"
@@ -262,5 +299,23 @@ public struct WireAnalysisReport: Sendable, Equatable, Codable {
         case ackRoundTrip = "ack_rtt_s"
         case handshakeSynToSynAck = "handshake_syn_to_synack_s"
         case handshakeSynAckToAck = "handshake_synack_to_ack_s"
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(counts, forKey: .counts)
+        try c.encode(connections, forKey: .connections)
+        try c.encode(handshakes, forKey: .handshakes)
+        try c.encode(retransmittedSegments, forKey: .retransmittedSegments)
+        try c.encode(retransmittedBytes, forKey: .retransmittedBytes)
+        try c.encode(outOfOrderSegments, forKey: .outOfOrderSegments)
+        try c.encode(captureGaps, forKey: .captureGaps)
+        try c.encode(gapBytes, forKey: .gapBytes)
+        try c.encode(eventsWithoutResponse, forKey: .eventsWithoutResponse)
+        try c.encode(wireLatency, nullIf: wireLatency.count == 0, forKey: .wireLatency)
+        try c.encode(ackRoundTrip, nullIf: ackRoundTrip.count == 0, forKey: .ackRoundTrip)
+        try c.encode(handshakeSynToSynAck, nullIf: handshakeSynToSynAck.count == 0, forKey: .handshakeSynToSynAck)
+        try c.encode(handshakeSynAckToAck, nullIf: handshakeSynAckToAck.count == 0, forKey: .handshakeSynAckToAck)
+        try c.encode(eventsPerSecond, forKey: .eventsPerSecond)
     }
 }

@@ -1,3 +1,4 @@
+import CommandLineKit
 import LatencyStats
 import PacketCapture
 
@@ -9,9 +10,11 @@ public enum WireReportText {
             "\(source): \(c.packets) packets, \(c.tcpSegments) TCP segments, \(r.connections) connections "
                 + "(\(r.handshakes) complete handshakes)",
             "VTP: \(c.frames) frames: \(c.events) events, \(c.acks) acks, \(c.naks) naks; "
-                + "\(r.eventsWithoutResponse) events without ack/nak in the capture",
+                + "\(r.eventsWithoutResponse) events without ack/nak in the capture; "
+                + Human.rate(r.eventsPerSecond, unit: "events"),
             "TCP: \(r.retransmittedSegments) retransmitted segments (\(r.retransmittedBytes) bytes), "
                 + "\(r.outOfOrderSegments) out-of-order segments, \(r.captureGaps) capture gaps (\(r.gapBytes) bytes lost)",
+            c.decode.line,
         ]
         lines.append(stat("wire latency (capture time of last byte - embedded send time)", r.wireLatency))
         lines.append(stat("ack round trip (event last byte -> ack last byte, capture clock)", r.ackRoundTrip))
@@ -30,9 +33,14 @@ public enum WireReportText {
     }
 
     public static func stat(_ label: String, _ s: LatencySummary) -> String {
-        guard s.count > 0 else { return "\(label): none" }
-        return "\(label): n=\(s.count) min/avg/max \(Fixed.milliseconds(s.min))/\(Fixed.milliseconds(s.mean))/"
-            + "\(Fixed.milliseconds(s.max)) stddev \(Fixed.milliseconds(s.stddev)) p50/p90/p99/p99.9 "
-            + [s.p50, s.p90, s.p99, s.p999].map { Fixed.milliseconds($0) }.joined(separator: "/")
+        "\(label): " + s.humanLine
+    }
+}
+
+extension LatencySummary {
+    /// `n=… min/avg/max …/…/… ms sd … ms p50/p90/p99/p99.9 …`, or `n/a` when empty.
+    public var humanLine: String {
+        Human.statistics(
+            count: count, min: min, avg: mean, max: max, stddev: stddev, p50: p50, p90: p90, p99: p99, p999: p999)
     }
 }

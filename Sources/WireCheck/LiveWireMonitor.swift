@@ -1,49 +1,52 @@
-import Dispatch
-import Foundation
-import NIOConcurrencyHelpers
+import NIOPosix
 import PacketCapture
-import VTPProtocol
+import Synchronization
 import VTPTransport
 import VTPWire
 
-/// Captures a receiver's own port on a dedicated thread while it runs and pairs every event
-/// seen on the wire with the application's reading of it (`vtp-receiver --capture-interface`).
+/// Captures a receiver's own port on PacketCapture's capture thread while it runs and pairs every
+/// event seen on the wire with the application's reading of it (`vtp-receiver --capture-interface`).
 ///
 /// Open it before the receiver binds (so nothing is missed), `start(port:)` once the port is
-/// known, feed it the receiver's events with `recordApp`, and `stop()` at the end.
-public final class LiveWireMonitor: @unchecked Sendable {
+/// known, feed it the receiver's events with `recordApp` (from the event loops), and `stop()` at
+/// the end. The correlation lives on the capture thread; the event loops hand their events over
+/// through per-thread inboxes, so the per-event path takes no lock another event loop takes.
+public final class LiveWireMonitor: Sendable {
     public let interface: String
-    public var precision: TimestampPrecision { capture.precision }
-    public var linkTypeName: String { LiveCapture.linkTypeName(capture.linkType) }
+    public var precision: TimestampPrecision { thread.precision }
+    public var linkTypeName: String { LiveCapture.linkTypeName(thread.linkType) }
     /// Set when the interface fell back to microsecond timestamps.
-    public var precisionNote: String? { capture.precisionNote }
-    private let capture: LiveCapture  // touched only by the capture thread once started
-    private let lock = NIOLock()
-    private var correlator: WireAppCorrelator
-    private var stopRequested = false
-    private var drainDeadline = DispatchTime.distantFuture
-    private var statistics = CaptureStatistics()
-    private var totals = TCPReassembler.Totals()
-    private var packets = 0
-    private var failure: String?
-    private let finished = DispatchSemaphore(value: 0)
-    private var started = false
+    public var precisionNote: String? { thread.precisionNote }
+    private let thread: CaptureThread<WireMonitorConsumer>
+    private let inbox = AppEventInbox()
+    private let keepsPairs: Bool
+    /// Written once by `stop`.
+    private let result = Mutex<(summary: WireCheckSummary, pairs: [WireAppPair], failure: String?)?>(nil)
 
     /// Opens the capture (root or CAP_NET_RAW needed); `keepsPairs` keeps every pair for `pairs`.
     public init(interface: String, keepsPairs: Bool = false) throws(LiveCaptureError) {
         self.interface = interface
+        self.keepsPairs = keepsPairs
         // Everything TCP until the port is known; `start` narrows it.
-        capture = try LiveCapture(interface: interface, filter: "tcp", bufferBytes: 64 << 20)
-        correlator = WireAppCorrelator(keepsPairs: keepsPairs)
+        let capture = try LiveCapture(interface: interface, filter: "tcp", bufferBytes: 64 << 20)
+        thread = CaptureThread(capture: capture, threadName: "vtp-wire-capture")
     }
 
     /// Narrows the capture to `port` and starts the capture thread.
     public func start(port: Int) throws(LiveCaptureError) {
-        try capture.setFilter(Self.filter(port: port))
-        lock.withLock { started = true }
-        let thread = Thread { [self] in run(port: UInt16(port)) }
-        thread.name = "vtp-wire-capture"
-        thread.start()
+        guard let serverPort = UInt16(exactly: port) else {
+            throw .badFilter(filter: "port \(port)", detail: "not a TCP port")
+        }
+        var analyzer = VTPWireAnalyzer(port: serverPort, keepsEvents: false)
+        analyzer.identifiesEventsOnly = true  // the app supplies each event's send time
+        // A capture drop must not stall a persistent connection: give up on a hole after 3 s
+        // (well past loopback/LAN retransmission timeouts).
+        analyzer.reassembler.maximumHoleAgeNanos = 3_000_000_000
+        let consumer = WireMonitorConsumer(
+            analyzer: analyzer, correlator: WireAppCorrelator(keepsPairs: keepsPairs), inbox: inbox)
+        try thread.start(consumer: consumer) { capture throws(LiveCaptureError) in
+            try capture.setFilter(Self.filter(port: port))
+        }
     }
 
     /// The receiver's port, minus IPv4 pure ACKs (no payload, no SYN/FIN/RST): about half of
@@ -53,12 +56,10 @@ public final class LiveWireMonitor: @unchecked Sendable {
         "tcp port \(port) and (ip6 or tcp[13] & 7 != 0 or ip[2:2] - ((ip[0] & 0xf) << 2) - ((tcp[12] & 0xf0) >> 2) != 0)"
     }
 
-    /// The application's reading of one event (call from any thread).
+    /// The application's reading of one event (call from any thread; meant for event loops).
     public func recordApp(_ event: ReceivedEvent) {
-        lock.withLock {
-            correlator.recordApp(
-                ivorn: event.ivorn, sentNanos: event.sentNanos, appNanos: event.receivedNanos, inWarmup: event.inWarmup)
-        }
+        inbox.post(
+            AppEvent(ivorn: event.ivorn, sentNanos: event.sentNanos, appNanos: event.receivedNanos, inWarmup: event.inWarmup))
     }
 
     /// `recordApp` as a receiver observer.
@@ -67,63 +68,102 @@ public final class LiveWireMonitor: @unchecked Sendable {
     /// Stops capturing once every application event has been seen on the wire (or after
     /// `drainSeconds`: the capture may lag the application by its buffer) and summarises.
     public func stop(drainSeconds: Double = 2) -> WireCheckSummary {
-        let wasStarted = lock.withLock {
-            stopRequested = true
-            drainDeadline = .now() + drainSeconds
-            return started
+        if let done = result.withLock({ $0 }) { return done.summary }
+        let outcome = thread.stop(drainSeconds: drainSeconds)
+        var correlator = outcome.consumer?.correlator ?? WireAppCorrelator()
+        let totals = outcome.consumer?.analyzer.reassembler.totals ?? TCPReassembler.Totals()
+        if outcome.consumer == nil {
+            // Never started: the events the app reported were never looked for on the wire.
+            for event in inbox.takeAll() {
+                correlator.recordApp(ivorn: event.ivorn, sentNanos: event.sentNanos, appNanos: event.appNanos, inWarmup: event.inWarmup)
+            }
         }
-        if wasStarted { finished.wait() }
-        capture.close()
-        return lock.withLock {
-            WireCheckSummary(
-                wireLatency: correlator.wireLatency.summary, appMinusWire: correlator.appMinusWire.summary,
-                wireOnly: correlator.wireOnly, appOnly: correlator.appOnly, matched: correlator.matched,
-                wireAfterApp: correlator.wireAfterApp, captureInterface: interface, capturePrecision: capture.precision,
-                capturePackets: packets, captureReceived: statistics.received, captureDropped: statistics.dropped + statistics.interfaceDropped,
-                retransmittedSegments: totals.retransmittedSegments, captureGaps: totals.gaps)
+        let statistics = outcome.statistics ?? CaptureStatistics()
+        let summary = WireCheckSummary(
+            wireLatency: correlator.wireLatency.summary, appMinusWire: correlator.appMinusWire.summary,
+            wireOnly: correlator.wireOnly, appOnly: correlator.appOnly, matched: correlator.matched,
+            wireAfterApp: correlator.wireAfterApp, captureInterface: interface, capturePrecision: thread.precision,
+            capturePackets: outcome.decode.packets, captureReceived: statistics.received,
+            captureDropped: outcome.decode.captureDropped, retransmittedSegments: totals.retransmittedSegments,
+            captureGaps: outcome.decode.reassemblyGaps, decode: outcome.decode)
+        result.withLock { $0 = (summary, correlator.pairs, outcome.failure) }
+        return summary
+    }
+
+    /// Every pair seen (only with `keepsPairs`; after `stop`).
+    public var pairs: [WireAppPair] { result.withLock { $0?.pairs ?? [] } }
+    /// Why the capture thread ended early, if it did (after `stop`).
+    public var captureError: String? { result.withLock { $0?.failure } }
+}
+
+/// One application reading, on its way to the capture thread.
+struct AppEvent: Sendable {
+    var ivorn: String
+    var sentNanos: Int64
+    var appNanos: Int64
+    var inWarmup: Bool
+}
+
+/// The application's events on their way to the capture thread. Each thread that posts (an
+/// event loop) gets its own buffer, found through a thread-local without any shared lookup; its
+/// lock is taken by that thread per event and by the capture thread once per poll to swap the
+/// buffer out, never by another event loop. The registry lock is taken once per thread.
+final class AppEventInbox: Sendable {
+    final class Buffer: Sendable {
+        let events = Mutex<[AppEvent]>([])
+    }
+
+    private let current = ThreadSpecificVariable<Buffer>()
+    private let buffers = Mutex<[Buffer]>([])
+
+    func post(_ event: AppEvent) {
+        let buffer: Buffer
+        if let existing = current.currentValue {
+            buffer = existing
+        } else {
+            buffer = Buffer()
+            current.currentValue = buffer
+            buffers.withLock { $0.append(buffer) }
+        }
+        buffer.events.withLock { $0.append(event) }
+    }
+
+    /// Everything posted so far, each thread's events in the order it posted them.
+    func takeAll() -> [AppEvent] {
+        var taken: [AppEvent] = []
+        for buffer in buffers.withLock({ $0 }) {
+            var events: [AppEvent] = []
+            buffer.events.withLock { swap(&$0, &events) }  // O(1) under the lock
+            taken += events
+        }
+        return taken
+    }
+}
+
+/// The wire check's work on the capture thread: VTP events off the wire, paired with the
+/// application's as they arrive.
+struct WireMonitorConsumer: CaptureConsumer {
+    var analyzer: VTPWireAnalyzer
+    var correlator: WireAppCorrelator
+    let inbox: AppEventInbox
+
+    mutating func consume(_ segment: TCPSegment) {
+        for event in analyzer.add(segment) { correlator.recordWire(event) }
+    }
+
+    mutating func afterPoll() {
+        for event in inbox.takeAll() {
+            correlator.recordApp(ivorn: event.ivorn, sentNanos: event.sentNanos, appNanos: event.appNanos, inWarmup: event.inWarmup)
         }
     }
 
-    /// Every pair seen (only with `keepsPairs`).
-    public var pairs: [WireAppPair] { lock.withLock { correlator.pairs } }
-    /// Why the capture thread ended early, if it did.
-    public var captureError: String? { lock.withLock { failure } }
+    /// Drained when every application event has been seen on the wire.
+    var isDrained: Bool { correlator.appOnly == 0 }
 
-    private func run(port: UInt16) {
-        var analyzer = VTPWireAnalyzer(port: port, keepsEvents: false)
-        analyzer.identifiesEventsOnly = true  // the app supplies each event's send time
-        // A capture drop must not stall a persistent connection: give up on a hole after 3 s
-        // (well past loopback/LAN retransmission timeouts).
-        analyzer.reassembler.maximumHoleAgeNanos = 3_000_000_000
-        let linkType = capture.linkType
-        var batch: [WireEvent] = []
-        defer { finished.signal() }
-        while true {
-            let delivered: Int
-            do {
-                delivered = try capture.poll(timeoutMillis: 20) { packet in
-                    batch += analyzer.add(packet, linkType: linkType)
-                }
-            } catch {
-                lock.withLock { failure = "\(error)" }
-                break
-            }
-            let done: Bool = lock.withLock {
-                for event in batch { correlator.recordWire(event) }
-                guard stopRequested else { return false }
-                // Drained: the kernel had nothing more and every app event was matched.
-                return (delivered == 0 && correlator.appOnly == 0) || DispatchTime.now() >= drainDeadline
-            }
-            batch.removeAll(keepingCapacity: true)
-            if done { break }
-        }
-        let tail = analyzer.finish()
-        let stats = try? capture.statistics()
-        lock.withLock {
-            for event in tail { correlator.recordWire(event) }
-            if let stats { statistics = stats }
-            totals = analyzer.reassembler.totals
-            packets = analyzer.counts.packets
-        }
+    mutating func finish() {
+        afterPoll()
+        for event in analyzer.finish() { correlator.recordWire(event) }
     }
+
+    var reassemblyTotals: TCPReassembler.Totals { analyzer.reassembler.totals }
 }

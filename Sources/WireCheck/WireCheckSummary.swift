@@ -1,10 +1,11 @@
+import CommandLineKit
 import Foundation
 import LatencyStats
 import PacketCapture
 import VTPTransport
 
 /// What `--capture-interface` adds to the receiver's summary (text and `--summary-json`).
-public struct WireCheckSummary: Codable, Sendable, Equatable {
+public struct WireCheckSummary: Encodable, Sendable, Equatable {
     /// Capture time of each event's last byte − its embedded send time.
     public var wireLatency: LatencySummary
     /// Application reading − capture time: the receiver's own overhead.
@@ -24,6 +25,8 @@ public struct WireCheckSummary: Codable, Sendable, Equatable {
     public var captureDropped: UInt64
     public var retransmittedSegments: Int
     public var captureGaps: Int
+    /// The capture's packets as every capture tool counts them.
+    public var decode = DecodeCounters()
 
     enum CodingKeys: String, CodingKey {
         case matched
@@ -39,6 +42,25 @@ public struct WireCheckSummary: Codable, Sendable, Equatable {
         case captureDropped = "capture_dropped"
         case retransmittedSegments = "retransmitted_segments"
         case captureGaps = "capture_gaps"
+        case decode = "capture_decode"
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(wireLatency, nullIf: wireLatency.count == 0, forKey: .wireLatency)
+        try c.encode(appMinusWire, nullIf: appMinusWire.count == 0, forKey: .appMinusWire)
+        try c.encode(wireOnly, forKey: .wireOnly)
+        try c.encode(appOnly, forKey: .appOnly)
+        try c.encode(matched, forKey: .matched)
+        try c.encode(wireAfterApp, forKey: .wireAfterApp)
+        try c.encode(captureInterface, forKey: .captureInterface)
+        try c.encode(capturePrecision, forKey: .capturePrecision)
+        try c.encode(capturePackets, forKey: .capturePackets)
+        try c.encode(captureReceived, forKey: .captureReceived)
+        try c.encode(captureDropped, forKey: .captureDropped)
+        try c.encode(retransmittedSegments, forKey: .retransmittedSegments)
+        try c.encode(captureGaps, forKey: .captureGaps)
+        try c.encode(decode, forKey: .decode)
     }
 
     public var lines: [String] {
@@ -46,8 +68,9 @@ public struct WireCheckSummary: Codable, Sendable, Equatable {
             "wire check (\(captureInterface), \(capturePrecision) timestamps): \(matched) events on wire and in app, "
                 + "wire_only \(wireOnly), app_only \(appOnly); capture \(capturePackets) packets, "
                 + "\(captureDropped) dropped, \(retransmittedSegments) TCP retransmissions",
-            "  " + Self.line("wire latency (capture of last byte - send time)", wireLatency),
-            "  " + Self.line("app latency - wire latency (receiver overhead)", appMinusWire),
+            "  wire latency (capture of last byte - send time): " + wireLatency.humanLine,
+            "  app latency - wire latency (receiver overhead): " + appMinusWire.humanLine,
+            "  " + decode.line,
         ]
         if wireOnly > 0 || appOnly > 0 || captureDropped > 0 || captureGaps > 0 {
             lines.append(
@@ -56,12 +79,6 @@ public struct WireCheckSummary: Codable, Sendable, Equatable {
         }
         if wireAfterApp > 0 { lines.append("  warning: \(wireAfterApp) events read by the app before their capture time") }
         return lines
-    }
-
-    static func line(_ label: String, _ s: LatencySummary) -> String {
-        guard s.count > 0 else { return "\(label): none" }
-        return "\(label): min/avg/max \(Fixed.format(s.min, decimals: 6))/\(Fixed.format(s.mean, decimals: 6))/"
-            + "\(Fixed.format(s.max, decimals: 6))s, " + s.percentileLine
     }
 }
 
@@ -88,11 +105,11 @@ public enum WirePairsCSV {
     public static func text(_ pairs: [WireAppPair]) -> String {
         var text = header + "\n"
         for p in pairs {
-            let ivorn = p.ivorn.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" })
-                ? "\"" + p.ivorn.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : p.ivorn
-            text += "\(ivorn),\(p.sentNanos),\(p.wireNanos),\(p.appNanos),"
-                + [p.wireLatencyNanos, p.appLatencyNanos, p.appMinusWireNanos]
-                .map { Fixed.format(Double($0) / 1e9, decimals: 9) }.joined(separator: ",") + "\n"
+            text += CSV.row(
+                [p.ivorn, String(p.sentNanos), String(p.wireNanos), String(p.appNanos)]
+                    + [p.wireLatencyNanos, p.appLatencyNanos, p.appMinusWireNanos].map {
+                        Fixed.format(Double($0) / 1e9, decimals: 9)
+                    }) + "\n"
         }
         return text
     }
@@ -101,7 +118,7 @@ public enum WirePairsCSV {
         do {
             try Data(text(pairs).utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
-            throw TransportError.cannotWrite(path: path, reason: error.localizedDescription)
+            throw TransportError.cannotWrite(path: path, reason: UserMessage.describe(error))
         }
     }
 }

@@ -47,7 +47,7 @@ final class DSNTests: XCTestCase {
     func testQueryStatisticsLines() {
         var statistics = QueryStatistics()
         let ok = statistics.add(QueryOutcome(index: 0, latencyNanos: 250_000, sql: "SELECT 1"))
-        XCTAssertTrue(ok.hasPrefix("query 1 0.000250s | min/max/avg 0.000250/0.000250/0.000250s stddev 0.000000s"), ok)
+        XCTAssertTrue(ok.hasPrefix("query 1 0.250 ms | n=1 min/avg/max 0.250/0.250/0.250 ms sd 0 ms"), ok)
         let failed = statistics.add(QueryOutcome(index: 1, failure: "connect: refused", sql: "SELECT 1"))
         XCTAssertEqual(failed, "query 2 FAILED: connect: refused (failed so far: 1)")
         _ = statistics.add(QueryOutcome(index: 2, latencyNanos: 350_000, sql: "SELECT 1"))

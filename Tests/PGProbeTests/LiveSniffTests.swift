@@ -6,24 +6,9 @@ import XCTest
 @testable import PGProbeCore
 
 /// Sniffing and cross-checking a real server on loopback (needs root or CAP_NET_RAW).
-final class LiveSniffTests: XCTestCase {
-    nonisolated(unsafe) static var cluster: PGCluster?
-    nonisolated(unsafe) static var clusterError: (any Error)?
-
-    override class func setUp() {
-        super.setUp()
-        do { cluster = try PGCluster() } catch { clusterError = error }
-    }
-
-    override class func tearDown() {
-        cluster?.destroy()
-        cluster = nil
-        super.tearDown()
-    }
-
+final class LiveSniffTests: ClusterTestCase {
     func clusterOrThrow() throws -> PGCluster {
-        guard let cluster = Self.cluster else { throw Self.clusterError ?? PGCluster.ClusterError(message: "no cluster") }
-        return cluster
+        try cluster()
     }
 
     final class TimingSink: Sendable {
@@ -121,7 +106,7 @@ final class LiveSniffTests: XCTestCase {
     /// and the sniffer's p50 rise by the injected 10 ms round trip, within 1 ms.
     func testLatencyExperimentSmoke() throws {
         guard geteuid() == 0 else { throw XCTSkip("live capture needs root or CAP_NET_RAW") }
-        let binDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
+        let binDirectory = productsDirectory
         for tool in ["pgprobe", "vtp-proxy"] {
             XCTAssertTrue(
                 FileManager.default.isExecutableFile(atPath: binDirectory + "/" + tool),

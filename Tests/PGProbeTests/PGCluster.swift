@@ -1,8 +1,9 @@
 import Foundation
+import Synchronization
 import XCTest
 
 /// A throwaway PostgreSQL cluster started with scripts/pg-cluster (one per test class).
-final class PGCluster: @unchecked Sendable {
+final class PGCluster: Sendable {
     let directory: String
     let port: Int
     let dsn: String
@@ -44,10 +45,20 @@ final class PGCluster: @unchecked Sendable {
     }
 
     /// Runs a command, returns its stdout; throws with its stderr when it fails.
-    /// (posix_spawn + waitpid: Foundation's Process.waitUntilExit was seen to hang here
-    /// after the child had exited.)
     @discardableResult
     static func run(_ arguments: [String]) throws -> String {
+        let result = try spawn(arguments)
+        guard result.status == 0 else {
+            throw ClusterError(
+                message: "\(arguments.joined(separator: " ")) failed (status \(result.status)): \(result.stderr)\(result.stdout)")
+        }
+        return result.stdout
+    }
+
+    /// Runs a command to its end: exit status, stdout and stderr (`mergeOutput`: stderr into
+    /// stdout, to see the order of lines across both). (posix_spawn + waitpid: Foundation's
+    /// Process.waitUntilExit was seen to hang here after the child had exited.)
+    static func spawn(_ arguments: [String], mergeOutput: Bool = false) throws -> (status: Int32, stdout: String, stderr: String) {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("pgprobe-run-\(UUID().uuidString)").path
         let outPath = base + ".out"
         let errPath = base + ".err"
@@ -60,7 +71,11 @@ final class PGCluster: @unchecked Sendable {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        if mergeOutput {
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        }
         let argv = (["/usr/bin/env"] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
@@ -72,10 +87,56 @@ final class PGCluster: @unchecked Sendable {
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         let stdout = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
         let stderr = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
-        // WIFEXITED && WEXITSTATUS == 0
-        guard status & 0x7f == 0, (status >> 8) & 0xff == 0 else {
-            throw ClusterError(message: "\(arguments.joined(separator: " ")) failed (status \(status)): \(stderr)\(stdout)")
-        }
-        return stdout
+        // WIFEXITED ? WEXITSTATUS : 128 + signal
+        let exitStatus = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return (exitStatus, stdout, stderr)
     }
 }
+
+/// A test class with its own cluster: started before its first test, destroyed after its last.
+class ClusterTestCase: XCTestCase {
+    private static let fixtures = Mutex<[ObjectIdentifier: ClusterFixture]>([:])
+
+    /// This class's fixture.
+    class var fixture: ClusterFixture {
+        fixtures.withLock { $0[ObjectIdentifier(self), default: ClusterFixture()] }
+    }
+
+    override class func setUp() {
+        super.setUp()
+        let fixture = ClusterFixture()
+        fixtures.withLock { $0[ObjectIdentifier(self)] = fixture }
+        fixture.start()
+    }
+
+    override class func tearDown() {
+        fixtures.withLock { $0.removeValue(forKey: ObjectIdentifier(self)) }?.destroy()
+        super.tearDown()
+    }
+
+    /// The running cluster, or why it could not start.
+    func cluster() throws -> PGCluster { try Self.fixture.cluster() }
+}
+
+/// One cluster: started in a class's `setUp`, destroyed in its `tearDown`.
+final class ClusterFixture: Sendable {
+    private let state = Mutex<Result<PGCluster, any Error>?>(nil)
+
+    func start() { state.withLock { $0 = Result { try PGCluster() } } }
+
+    func destroy() {
+        state.withLock { state in
+            if case .success(let cluster) = state { cluster.destroy() }
+            state = nil
+        }
+    }
+
+    /// The running cluster, or why it could not start.
+    func cluster() throws -> PGCluster {
+        guard let result = state.withLock({ $0 }) else { throw PGCluster.ClusterError(message: "no cluster") }
+        return try result.get()
+    }
+}
+
+/// The directory holding the built products (the test bundle sits beside them).
+var productsDirectory: String { URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path }

@@ -29,26 +29,9 @@ func freeLoopbackPort() -> Int {
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
-final class QueryProbeTests: XCTestCase {
-    nonisolated(unsafe) static var cluster: PGCluster?
-    nonisolated(unsafe) static var clusterError: (any Error)?
-
-    override class func setUp() {
-        super.setUp()
-        do { cluster = try PGCluster() } catch { clusterError = error }
-    }
-
-    override class func tearDown() {
-        cluster?.destroy()
-        cluster = nil
-        super.tearDown()
-    }
-
+final class QueryProbeTests: ClusterTestCase {
     func dsn() throws -> DSN {
-        guard let cluster = Self.cluster else {
-            throw Self.clusterError ?? PGCluster.ClusterError(message: "no cluster")
-        }
-        return try DSN(parsing: cluster.dsn)
+        try DSN(parsing: cluster().dsn)
     }
 
     func testQuery200TimesAgainstARealServer() async throws {
@@ -119,7 +102,7 @@ final class QueryProbeTests: XCTestCase {
 
     func testServerRestartMidProbe() async throws {
         let dsn = try dsn()
-        let cluster = Self.cluster!
+        let cluster = try self.cluster()
         let probe = Task { try await collect(QueryProbeOptions(dsn: dsn, count: 160, intervalNanos: 50_000_000)) }
         try await Task.sleep(nanoseconds: 700_000_000)
         try cluster.stop()

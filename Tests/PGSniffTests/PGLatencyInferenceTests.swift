@@ -14,6 +14,13 @@ final class PGLatencyInferenceTests: XCTestCase {
     func sniff(
         _ segments: [TCPSegment], linkType: UInt32 = LinkType.ethernet, file: StaticString = #filePath, line: UInt = #line
     ) throws -> (timings: [PGQueryTiming], counters: PGSniffCounters) {
+        let (timings, counters, _) = try sniffWithDecode(segments, linkType: linkType, file: file, line: line)
+        return (timings, counters)
+    }
+
+    func sniffWithDecode(
+        _ segments: [TCPSegment], linkType: UInt32 = LinkType.ethernet, file: StaticString = #filePath, line: UInt = #line
+    ) throws -> (timings: [PGQueryTiming], counters: PGSniffCounters, decode: DecodeCounters) {
         var writer = PcapFileWriter(linkType: linkType, precision: .nanoseconds)
         for segment in segments {
             writer.append(CapturedPacket(timestampNanos: segment.timestampNanos, data: PacketBuilder.frame(for: segment, linkType: linkType)))
@@ -25,7 +32,7 @@ final class PGLatencyInferenceTests: XCTestCase {
         let (counters, decode) = try sniffFile(path: path, serverPorts: [5432]) { timings.append($0) }
         XCTAssertEqual(decode.packets, segments.count, file: file, line: line)
         XCTAssertEqual(counters.protocolErrors, 0, file: file, line: line)
-        return (timings, counters)
+        return (timings, counters, decode)
     }
 
     /// A connected, logged-in dialogue: handshake at 0, startup at 100 µs, login answer at 300 µs.
@@ -270,6 +277,35 @@ final class PGLatencyInferenceTests: XCTestCase {
         for segment in d.segments { timings += inference.ingest(segment) }
         XCTAssertEqual(inference.counters.protocolErrors, 1)
         XCTAssertEqual(timings.filter { $0.kind == .simpleQuery }.map(\.text), ["SELECT 1"])
+    }
+
+    /// One treatment of capture loss (PacketCapture's reassembly): the hole is waited for 3 s of
+    /// capture time, then counted as a reassembly gap; what was outstanding is unanswered and the
+    /// connection resynchronises on the next clean run of messages.
+    func testCaptureLossIsCountedAndTheConnectionResynchronised() throws {
+        var d = loggedIn(clientA)
+        d.clientSends(Wire.query("SELECT 1"), at: 1_000)
+        d.serverSends(Wire.selectOneResponse(), at: 1_100, cuts: [10])
+        let lost = d.segments.count - 2  // the answer's first 10 bytes never reach the capture
+        d.clientAcks(at: 1_200)
+        // 4 s later, past the hole's 3 s: this answer arrives behind the hole, which is given up.
+        d.clientSends(Wire.query("SELECT 2"), at: 4_000_000)
+        d.serverSends(Wire.selectOneResponse("2"), at: 4_000_100)
+        d.clientAcks(at: 4_000_200)
+        d.clientSends(Wire.query("SELECT 3"), at: 5_000_000)
+        d.serverSends(Wire.selectOneResponse("3"), at: 5_000_080)
+        d.clientAcks(at: 5_000_120)
+        var segments = d.segments
+        segments.remove(at: lost)
+        let (timings, counters, decode) = try sniffWithDecode(segments)
+        XCTAssertEqual(decode.reassemblyGaps, 1)
+        XCTAssertEqual(decode.gapBytes, 10)
+        XCTAssertEqual(counters.unanswered, 2, "SELECT 1 and SELECT 2 were outstanding at the hole")
+        XCTAssertEqual(timings.map(\.kind), [.startup, .simpleQuery])
+        let after = try XCTUnwrap(timings.last)
+        XCTAssertEqual(after.text, "SELECT 3")
+        XCTAssertEqual(us(after.responseNanos), 80)
+        XCTAssertEqual(us(after.ackDelayNanos), 40)
     }
 
     func testSequenceNumbersWrapAround() throws {

@@ -18,11 +18,21 @@ final class SniffStatisticsTests: XCTestCase {
         let line = statistics.add(timing(response: 300_000, ack: nil, at: 1_000_000))
         XCTAssertEqual(
             line,
-            "127.0.0.1:40000 -> [::1]:5432 simple \"SELECT 1\" response 0.000300s complete 0.000300s ack piggybacked"
-                + " | response avg 0.000200s sd 0.000141s p50/p90/p99/p99.9 0.000100/0.000300/0.000300/0.000300s"
-                + " | ack avg 0.000040s sd 0.000000s p50/p90/p99/p99.9 0.000040/0.000040/0.000040/0.000040s")
+            "127.0.0.1:40000 -> [::1]:5432 simple \"SELECT 1\" response 0.300 ms complete 0.300 ms ack piggybacked"
+                + " | response avg 0.200 ms sd 0.141 ms p50/p90/p99/p99.9 0.100/0.300/0.300/0.300 ms"
+                + " | ack avg 0.0400 ms sd 0 ms p50/p90/p99/p99.9 0.0400/0.0400/0.0400/0.0400 ms")
         XCTAssertEqual(statistics.response.count, 2)
         XCTAssertEqual(statistics.ackDelay.count, 1)
+    }
+
+    func testRequestsPerSecondOverCaptureTime() {
+        var statistics = SniffStatistics()
+        XCTAssertNil(statistics.requestsPerSecond)
+        _ = statistics.add(timing(response: 100_000, ack: nil, at: 0))
+        XCTAssertNil(statistics.requestsPerSecond, "one request has no rate")
+        _ = statistics.add(timing(response: 100_000, ack: nil, at: 999_900_000))
+        // First request at 0, last answer at 1 s: two requests in one second.
+        XCTAssertEqual(statistics.requestsPerSecond ?? 0, 2, accuracy: 1e-9)
     }
 
     func testStartupIsShownButNotCounted() {
@@ -35,13 +45,13 @@ final class SniffStatisticsTests: XCTestCase {
     func testPercentilesRefreshEvery250msOfCaptureTimeAfter100Samples() {
         var figure = RunningFigure()
         for index in 0..<100 { figure.record(nanos: 100_000, at: Int64(index)) }
-        XCTAssertTrue(figure.line.contains("p50/p90/p99/p99.9 0.000100/"), figure.line)
+        XCTAssertTrue(figure.line.contains("p50/p90/p99/p99.9 0.100/"), figure.line)
         // 100 slow samples within 1 ms of capture time: average moves, percentiles wait.
         for index in 0..<100 { figure.record(nanos: 900_000, at: 1_000 + Int64(index)) }
-        XCTAssertTrue(figure.line.hasPrefix("avg 0.000500s"), figure.line)
-        XCTAssertTrue(figure.line.contains("p50/p90/p99/p99.9 0.000100/0.000100/"), figure.line)
+        XCTAssertTrue(figure.line.hasPrefix("avg 0.500 ms"), figure.line)
+        XCTAssertTrue(figure.line.contains("p50/p90/p99/p99.9 0.100/0.100/"), figure.line)
         figure.record(nanos: 900_000, at: 300_000_000)
-        XCTAssertTrue(figure.line.contains("/0.000900/0.000900/0.000900s"), figure.line)
+        XCTAssertTrue(figure.line.contains("/0.900/0.900/0.900 ms"), figure.line)
         XCTAssertEqual(figure.summary.count, 201)
     }
 }

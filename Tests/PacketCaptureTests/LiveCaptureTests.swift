@@ -26,7 +26,7 @@ final class LiveCaptureTests: XCTestCase {
         let result = try runProcess(
             "/usr/bin/setpriv",
             ["--bounding-set", "-net_raw,-net_admin", tool, "record", "--port", "9", "--output", "/dev/null", "--seconds", "0.1"])
-        XCTAssertEqual(result.status, 1)
+        XCTAssertEqual(result.status, 2, "the run could not be carried out")
         XCTAssertTrue(result.stderr.contains("no permission to capture on lo"), result.stderr)
         XCTAssertTrue(result.stderr.contains("setcap cap_net_raw"), result.stderr)
     }
@@ -223,7 +223,7 @@ final class CaptureToolTests: XCTestCase {
         defer { unlink(path) }
         XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(file[..<(file.count - 100)])))
         let cut = try runProcess(tool, ["analyze", path, "--json"])
-        XCTAssertEqual(cut.status, 1)
+        XCTAssertEqual(cut.status, 64, "a cut file is bad input")
         XCTAssertTrue(cut.stderr.contains("truncated at offset"), cut.stderr)
         XCTAssertTrue(cut.stdout.contains("\"connections\" : 1"), cut.stdout)  // what was read is still reported
 
@@ -233,7 +233,7 @@ final class CaptureToolTests: XCTestCase {
         XCTAssertTrue(whole.stdout.contains("1 events, 0 acks"), whole.stdout)
 
         let missing = try runProcess(tool, ["analyze", "/nonexistent/capture.pcap"])
-        XCTAssertEqual(missing.status, 1)
+        XCTAssertEqual(missing.status, 64, "a missing file is bad input")
         XCTAssertTrue(missing.stderr.contains("/nonexistent/capture.pcap: cannot open"), missing.stderr)
     }
 }
