@@ -48,6 +48,10 @@ struct SenderCommand: ParsableCommand {
     }
 
     func run() throws {
+        try OneLineFailure.reporting(tool: "vtp-sender") { try send() }
+    }
+
+    private func send() throws {
         let configuration = try resolvedConfiguration()
         if printEvent {
             let builder = TestEventBuilder(localIVO: configuration.localIVO, eventSize: configuration.eventSize)
@@ -58,8 +62,7 @@ struct SenderCommand: ParsableCommand {
         do {
             try OutputPaths.check([(flag: "--summary-json", path: summaryJSON)])
         } catch {
-            LineOutput.printError("vtp-sender: \(error)")
-            throw ExitStatus.usage
+            throw OneLineFailure(error.description, status: ExitStatus.usage)
         }
         // At most max_connect connections, and never more than events (per-event: one
         // each; persistent: one per unfinished event). The setup scope may exceed
@@ -86,16 +89,14 @@ struct SenderCommand: ParsableCommand {
         do {
             summary = try sender.start().wait()
         } catch let error as SenderRunError {
-            LineOutput.printError("vtp-sender: \(error)")
-            throw ExitStatus.runFailed
+            throw OneLineFailure(error.description, status: ExitStatus.runFailed)
         }
         for line in SenderSummaryText.lines(summary) { LineOutput.print(line) }
         if let summaryJSON {
             do {
                 try SummaryJSON.write(summary, metadata: metadata, settings: sender.settings(for: summary), to: summaryJSON)
             } catch {
-                LineOutput.printError("vtp-sender: \(error)")
-                throw ExitStatus.runFailed
+                throw OneLineFailure(error.description, status: ExitStatus.runFailed)
             }
         }
         if summary.acked < summary.events { throw ExitStatus.measurementFailed }
