@@ -48,17 +48,17 @@ let package = Package(
             dependencies: [.product(name: "Histogram", package: "hdrhistogram-swift")],
             path: "Sources/Stats"),
         // config.json loading and validation.
-        .target(name: "BenchConfig", path: "Sources/Config"),
+        .target(name: "BenchConfig", dependencies: ["CommandLineKit", argumentParser], path: "Sources/Config"),
         // Sender engine and receiver server over NIO.
         .target(
             name: "VTPTransport",
             dependencies: [
-                "VTPProtocol", "LatencyStats", "BenchConfig", nioCore, nioPosix, logging,
+                "VTPProtocol", "LatencyStats", "BenchConfig", "CommandLineKit", nioCore, nioPosix, logging,
                 .product(name: "DequeModule", package: "swift-collections"),
             ],
             path: "Sources/Transport"),
         .executableTarget(
-            name: "Sender", dependencies: ["VTPTransport", "VTPProtocol", "BenchConfig", argumentParser],
+            name: "Sender", dependencies: ["VTPTransport", "VTPProtocol", "BenchConfig", "CommandLineKit", argumentParser],
             path: "Sources/Sender"),
         .executableTarget(
             name: "Receiver", dependencies: ["VTPTransport", "BenchConfig", argumentParser, "WireCheck" /* capture */],
@@ -72,7 +72,7 @@ let package = Package(
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ]),
         .testTarget(name: "LatencyStatsTests", dependencies: ["LatencyStats"]),
-        .testTarget(name: "BenchConfigTests", dependencies: ["BenchConfig"]),
+        .testTarget(name: "BenchConfigTests", dependencies: ["BenchConfig", "CommandLineKit", argumentParser]),
         .testTarget(
             name: "VTPTransportTests",
             dependencies: [

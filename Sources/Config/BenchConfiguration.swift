@@ -1,3 +1,4 @@
+import CommandLineKit
 import Foundation
 
 public enum SenderMode: String, Sendable, CaseIterable, Codable {
@@ -44,11 +45,67 @@ public struct BenchConfiguration: Sendable, Equatable {
     public static let defaults = BenchConfiguration()
 
     /// Every key `config.json` may hold, in the order the README documents them.
-    public static let keys = [
-        "host", "port", "max_connect", "events", "period", "local_ivo", "receiver_ivo", "report_interval",
-        "event_size", "mode", "max_connect_scope", "connect_timeout", "ack_timeout", "idle_timeout",
-        "drain_timeout", "max_frame_size",
+    public static var keys: [String] { table.map(\.name) }
+
+    /// Every key, declared once: what it sets, what it may hold, and the flags that override it.
+    public static let table: [ConfigKey] = [
+        .text("host", \.host, expected: "a host name or address", flags: .init(sender: "Receiver host.", receiver: "Address to listen on.")) {
+            !$0.isEmpty
+        },
+        .integer(
+            "port", \.port,
+            flags: .init(sender: "Receiver port.", receiver: "Port to listen on; 0 picks a free port and prints it."),
+            range: { _ in 0...65535 }, expected: { _ in "a port number from 0 to 65535" }),
+        .integer(
+            "max_connect", \.maxConnect, flags: .sender("Maximum simultaneous TCP connections (at most 65535)."),
+            range: { _ in 1...maximumMaxConnect }, expected: { _ in "an integer from 1 to \(maximumMaxConnect)" }),
+        .integer(
+            "events", \.events, flags: .sender("Number of events to send."), range: { _ in 1...Int.max },
+            expected: { _ in "at least 1" }),
+        .duration(
+            "period", \.period, .nonNegative,
+            flags: .sender("Time over which the events are spread evenly; 0 sends them all at once.")),
+        .text(
+            "local_ivo", \.localIVO, expected: "an IVO identifier like ivo://example.org/sender, without '#'",
+            flags: .sender("IVO identifier the event ivorns are built from.")
+        ) { $0.hasPrefix("ivo://") && !$0.contains("#") },
+        .text(
+            "receiver_ivo", \.receiverIVO, expected: "an IVO identifier like ivo://example.org/receiver",
+            flags: .receiver("This receiver's IVO, sent as Response in acks.")
+        ) { $0.hasPrefix("ivo://") },
+        .duration(
+            "report_interval", \.reportInterval, .reportInterval,
+            flags: .both("Time between report lines (at least 0.1 s).")),
+        // Checked after max_frame_size: its range is bounded by it.
+        .integer(
+            "event_size", \.eventSize,
+            flags: .sender("Size of each event document in bytes (padded; the unpadded event, about 630 bytes, is the least sent)."),
+            readsOtherKeys: true, range: { 0...$0.maxFrameSize },
+            expected: { "a size in bytes from 0 to max_frame_size (\($0.maxFrameSize))" }),
+        .choice(
+            "mode", \.mode,
+            flags: .sender("per-event (connect, send, await ack, close) or persistent (long-lived connections).")),
+        .choice(
+            "max_connect_scope", \.maxConnectScope,
+            flags: .sender(
+                "What --max-connect limits: connection (whole connections, default) or setup (connection set-ups only, as the 2012 benchmark).")),
+        .duration(
+            "connect_timeout", \.connectTimeout, .positive,
+            flags: .sender("Time to wait for a TCP connection; if none has ever opened by then, the run stops (exit 2).")),
+        .duration(
+            "ack_timeout", \.ackTimeout, .positive, flags: .sender("Time to wait for an event's ack before retrying it.")),
+        .duration(
+            "idle_timeout", \.idleTimeout, .nonNegative, flags: .receiver("Close connections silent this long; 0 = never.")),
+        .duration(
+            "drain_timeout", \.drainTimeout, .nonNegative,
+            flags: .sender("Time to keep delivering the backlog after the last event is scheduled.")),
+        .integer(
+            "max_frame_size", \.maxFrameSize, flags: .receiver("Largest accepted frame in bytes."),
+            range: { _ in 64...Int(UInt32.max) }, expected: { _ in "a size in bytes from 64 to 4294967295" }),
     ]
+
+    /// The table's keys in the order their rules are checked: rules that read other keys last.
+    static var validationOrder: [ConfigKey] { table.filter { !$0.readsOtherKeys } + table.filter(\.readsOtherKeys) }
 
     public static func load(path: String) throws -> BenchConfiguration {
         let data: Data
@@ -74,93 +131,43 @@ public struct BenchConfiguration: Sendable, Equatable {
             throw ConfigError.duplicateKey(source: source, key: duplicate)
         }
         var config = BenchConfiguration()
-        for key in dictionary.keys.sorted() {
-            guard let value = dictionary[key] else { continue }
-            try config.apply(key: key, jsonValue: value, source: source)
+        for name in dictionary.keys.sorted() {
+            guard let json = dictionary[name] else { continue }
+            guard let key = table.first(where: { $0.name == name }) else {
+                throw ConfigError.unknownKey(source: source, key: name, suggestion: closestKey(to: name))
+            }
+            guard let value = key.value(json: json) else {
+                throw ConfigError.invalidValue(source: source, key: name, value: describe(json), expected: key.expected(config))
+            }
+            key.write(&config, value)
         }
         try config.validate(source: source)
         return config
     }
 
-    private mutating func apply(key: String, jsonValue value: Any, source: String) throws {
-        func string() throws -> String {
-            guard let s = value as? String else { throw ConfigError.invalidValue(source: source, key: key, value: describe(value), expected: "a string") }
-            return s
-        }
-        func integer() throws -> Int {
-            guard let n = value as? NSNumber, !isBool(n), let i = Int(exactly: n.doubleValue) else {
-                throw ConfigError.invalidValue(source: source, key: key, value: describe(value), expected: "an integer")
+    /// Checks ranges; `source` names where the values came from (file or flags).
+    public func validate(source: String = "config") throws {
+        for key in Self.validationOrder {
+            if let problem = key.problem(in: self) {
+                throw ConfigError.invalidValue(source: source, key: key.name, value: problem.value, expected: problem.expected)
             }
-            return i
-        }
-        func number() throws -> Double {
-            guard let n = value as? NSNumber, !isBool(n), n.doubleValue.isFinite else {
-                throw ConfigError.invalidValue(source: source, key: key, value: describe(value), expected: "a number")
-            }
-            return n.doubleValue
-        }
-        switch key {
-        case "host": host = try string()
-        case "port": port = try integer()
-        case "max_connect": maxConnect = try integer()
-        case "events": events = try integer()
-        case "period": period = try number()
-        case "local_ivo": localIVO = try string()
-        case "receiver_ivo": receiverIVO = try string()
-        case "report_interval": reportInterval = try number()
-        case "event_size": eventSize = try integer()
-        case "mode":
-            let raw = try string()
-            guard let m = SenderMode(rawValue: raw) else {
-                throw ConfigError.invalidValue(source: source, key: key, value: describe(value), expected: "one of per-event, persistent")
-            }
-            mode = m
-        case "max_connect_scope":
-            let raw = try string()
-            guard let s = MaxConnectScope(rawValue: raw) else {
-                throw ConfigError.invalidValue(source: source, key: key, value: describe(value), expected: "one of connection, setup")
-            }
-            maxConnectScope = s
-        case "connect_timeout": connectTimeout = try number()
-        case "ack_timeout": ackTimeout = try number()
-        case "idle_timeout": idleTimeout = try number()
-        case "drain_timeout": drainTimeout = try number()
-        case "max_frame_size": maxFrameSize = try integer()
-        default:
-            throw ConfigError.unknownKey(source: source, key: key, suggestion: Self.closestKey(to: key))
         }
     }
 
-    /// Checks ranges; `source` names where the values came from (file or flags).
-    public func validate(source: String = "config") throws {
-        func fail(_ key: String, _ value: String, _ expected: String) -> ConfigError {
-            .invalidValue(source: source, key: key, value: value, expected: expected)
+    /// Sets the keys given on the command line (flag text as typed): each value is checked
+    /// against its key's rule and any error names the flag; then the whole is validated.
+    public mutating func apply(flags: [(key: ConfigKey, text: String)]) throws {
+        for (key, text) in flags {
+            guard let value = key.value(text: text) else {
+                throw ConfigError.invalidFlag(flag: key.flag, value: text, expected: key.expected(self))
+            }
+            key.write(&self, value)
         }
-        if host.isEmpty { throw fail("host", "\"\"", "a host name or address") }
-        if !(0...65535).contains(port) { throw fail("port", String(port), "a port number from 0 to 65535") }
-        if maxConnect < 1 || maxConnect > Self.maximumMaxConnect {
-            throw fail("max_connect", String(maxConnect), "an integer from 1 to \(Self.maximumMaxConnect)")
+        for key in Self.validationOrder {
+            guard let given = flags.first(where: { $0.key.name == key.name }), let problem = key.problem(in: self) else { continue }
+            throw ConfigError.invalidFlag(flag: key.flag, value: given.text, expected: problem.expected)
         }
-        if events < 0 { throw fail("events", String(events), "a non-negative integer") }
-        if !localIVO.hasPrefix("ivo://") || localIVO.contains("#") {
-            throw fail("local_ivo", "\"\(localIVO)\"", "an IVO identifier like ivo://example.org/sender, without '#'")
-        }
-        if !receiverIVO.hasPrefix("ivo://") { throw fail("receiver_ivo", "\"\(receiverIVO)\"", "an IVO identifier like ivo://example.org/receiver") }
-        // max_frame_size first: event_size is checked against it.
-        if maxFrameSize < 64 || maxFrameSize > Int(UInt32.max) {
-            throw fail("max_frame_size", String(maxFrameSize), "a size in bytes from 64 to 4294967295")
-        }
-        if eventSize < 0 || eventSize > maxFrameSize {
-            throw fail("event_size", String(eventSize), "a size in bytes from 0 to max_frame_size (\(maxFrameSize))")
-        }
-        let durations: [(String, Double, DurationRule)] = [
-            ("period", period, .nonNegative), ("report_interval", reportInterval, .reportInterval),
-            ("connect_timeout", connectTimeout, .positive), ("ack_timeout", ackTimeout, .positive),
-            ("idle_timeout", idleTimeout, .nonNegative), ("drain_timeout", drainTimeout, .nonNegative),
-        ]
-        for (key, value, rule) in durations where !rule.accepts(value) {
-            throw fail(key, DurationRule.format(value), rule.expected)
-        }
+        try validate(source: "settings (config file + flags)")
     }
 
     /// One TCP client address holds at most one connection per local port to one
@@ -169,41 +176,15 @@ public struct BenchConfiguration: Sendable, Equatable {
 
     /// The built-in defaults as JSON (what `config.json` ships with).
     public var jsonObject: [String: Any] {
-        [
-            "host": host, "port": port, "max_connect": maxConnect, "events": events, "period": period,
-            "local_ivo": localIVO, "receiver_ivo": receiverIVO, "report_interval": reportInterval,
-            "event_size": eventSize, "mode": mode.rawValue, "max_connect_scope": maxConnectScope.rawValue,
-            "connect_timeout": connectTimeout, "ack_timeout": ackTimeout, "idle_timeout": idleTimeout,
-            "drain_timeout": drainTimeout, "max_frame_size": maxFrameSize,
-        ]
+        Dictionary(uniqueKeysWithValues: Self.table.map { ($0.name, $0.jsonValue(self)) })
     }
 
     static func closestKey(to key: String) -> String? {
         let normalised = key.lowercased().replacingOccurrences(of: "-", with: "_")
         if keys.contains(normalised) { return normalised }
-        let best = keys.map { ($0, editDistance($0, normalised)) }.min { $0.1 < $1.1 }
-        guard let best, best.1 <= max(2, key.count / 3) else { return nil }
-        return best.0
-    }
-
-    private static func editDistance(_ a: String, _ b: String) -> Int {
-        let a = Array(a), b = Array(b)
-        if a.isEmpty { return b.count }
-        if b.isEmpty { return a.count }
-        var previous = Array(0...b.count)
-        for i in 1...a.count {
-            var current = [i] + Array(repeating: 0, count: b.count)
-            for j in 1...b.count {
-                current[j] = Swift.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
-            }
-            previous = current
-        }
-        return previous[b.count]
+        return Suggestions.closest(to: normalised, among: keys)
     }
 }
-
-// JSONSerialization hands back booleans as NSNumber; their Objective-C type is "c" (char).
-private func isBool(_ n: NSNumber) -> Bool { String(cString: n.objCType) == "c" }
 
 private func describe(_ value: Any) -> String {
     if let s = value as? String { return "\"\(s)\"" }
@@ -220,6 +201,8 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible {
     case unknownKey(source: String, key: String, suggestion: String?)
     case invalidValue(source: String, key: String, value: String, expected: String)
     case duplicateKey(source: String, key: String)
+    /// A flag's value (as typed) that its key does not accept.
+    case invalidFlag(flag: String, value: String, expected: String)
 
     public var description: String {
         switch self {
@@ -233,6 +216,8 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible {
             return "\(source): invalid value for \"\(key)\": \(value); expected \(expected)"
         case .duplicateKey(let source, let key):
             return "\(source): key \"\(key)\" appears more than once; keep one"
+        case .invalidFlag(let flag, let value, let expected):
+            return "\(flag) must be \(expected) (got \(value))"
         }
     }
 }

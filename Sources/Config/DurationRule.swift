@@ -1,14 +1,17 @@
-/// The accepted range of every duration setting (seconds), for both tools' flags and
-/// config.json. Everything later converts seconds to integer nanoseconds, so values
-/// must be finite and bounded: an unchecked 1e300 traps in that conversion.
+import CommandLineKit
+
+/// The accepted range of a duration setting (seconds), for flags and config.json alike.
+/// Text is read by the command-line kit's `Durations` (units, finite, not negative, at most a
+/// week); this rule adds each setting's own lower bound. Everything later converts seconds to
+/// integer nanoseconds, so accepted values are always finite and bounded.
 public struct DurationRule: Sendable, Equatable {
     /// Smallest accepted value; `inclusive` says whether it is itself accepted.
     public var minimum: Double
     public var inclusive: Bool
     public var maximum: Double
 
-    /// A week: far beyond any benchmark run, far below Int64 nanoseconds (292 years).
-    public static let maximumSeconds: Double = 604_800
+    /// A week (the kit's limit): far beyond any run, far below Int64 nanoseconds (292 years).
+    public static let maximumSeconds: Double = Durations.maximumSeconds
     /// Shorter report intervals only flood the output and starve the event loops.
     public static let minimumReportInterval: Double = 0.1
 
@@ -32,6 +35,13 @@ public struct DurationRule: Sendable, Equatable {
                 ? "a number of seconds from 0 to \(limit)" : "a positive number of seconds up to \(limit)"
         }
         return "a number of seconds from \(Self.format(minimum)) (the minimum) to \(limit)"
+    }
+
+    /// Seconds from flag or config text (`250ms`, `2s`, `1m`; a bare number is seconds), or nil
+    /// when the text is not a duration this rule accepts.
+    public func seconds(from text: String) -> Double? {
+        guard let seconds = try? Durations.parseSeconds(text, bareUnit: .seconds), accepts(seconds) else { return nil }
+        return seconds
     }
 
     /// "604800" rather than "604800.0"; non-finite values as Swift prints them.

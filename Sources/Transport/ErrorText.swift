@@ -3,28 +3,65 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CommandLineKit
 import NIOCore
 import NIOPosix
 
-/// Turns socket errors into the words a user can act on ("Connection refused"),
-/// without NIO's syscall signature.
+/// The one place where socket and NIO errors become words a user can act on ("connection
+/// refused", "unknown host nosuch.invalid") — no NIO type names, syscall signatures or
+/// `(error -2)` — and where a failed connect is given its cause.
 public enum ErrorText {
     public static func describe(_ error: Error) -> String {
-        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)) }
-        if let connect = error as? NIOConnectionError {
+        switch error {
+        case let io as IOError:
+            return sentence(strerror(io.errnoCode))
+        case let connect as NIOConnectionError:
+            // A connect error says more than a failed lookup of the other address family.
             if let first = connect.connectionErrors.first { return describe(first.error) }
             if let dns = connect.dnsAError ?? connect.dnsAAAAError { return describe(dns) }
             return "cannot connect to \(connect.host):\(connect.port)"
+        case let unknown as SocketAddressError.UnknownHost:
+            return "unknown host \(unknown.host) (\(sentence(unknown.errorDescription)))"
+        case let channel as ChannelError:
+            return describe(channel)
+        default:
+            return UserMessage.describe(error)
         }
-        if let unknown = error as? SocketAddressError.UnknownHost {
-            return "cannot resolve host \(unknown.host): \(unknown.errorDescription)"
+    }
+
+    /// The cause a failed connect is counted under in reports and summaries.
+    public static func connectFailure(_ error: Error) -> ConnectionFailure {
+        switch error {
+        case let connect as NIOConnectionError:
+            if let first = connect.connectionErrors.first { return connectFailure(first.error) }
+            return (connect.dnsAError ?? connect.dnsAAAAError) != nil ? .unknownHost : .connectError
+        case is SocketAddressError.UnknownHost: return .unknownHost
+        case let io as IOError where io.errnoCode == ECONNREFUSED: return .refused
+        case ChannelError.connectTimeout: return .connectTimeout
+        default: return .connectError
         }
-        if let channel = error as? ChannelError {
-            switch channel {
-            case .connectTimeout(let t): return "connect timed out after \(Double(t.nanoseconds) / 1e9)s"
-            default: return "\(channel)"
-            }
+    }
+
+    private static func describe(_ error: ChannelError) -> String {
+        switch error {
+        case .connectTimeout(let t): return "connect timed out after \(Human.duration(seconds: Double(t.nanoseconds) / 1e9))"
+        case .eof: return "connection closed by the peer"
+        case .ioOnClosedChannel, .alreadyClosed: return "connection already closed"
+        case .outputClosed: return "connection closed for writing"
+        case .inputClosed: return "connection closed for reading"
+        case .writeHostUnreachable: return "host unreachable"
+        default: return "connection error: " + sentence(error.description)
         }
-        return "\(error)"
+    }
+
+    /// "Connection refused" → "connection refused": these are read mid-sentence.
+    private static func sentence(_ text: UnsafeMutablePointer<CChar>?) -> String {
+        guard let text else { return "unknown error" }
+        return sentence(String(cString: text))
+    }
+
+    private static func sentence(_ text: String) -> String {
+        guard let first = text.first, first.isUppercase, !(text.dropFirst().first?.isUppercase ?? false) else { return text }
+        return first.lowercased() + text.dropFirst()
     }
 }

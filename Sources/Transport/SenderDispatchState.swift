@@ -11,7 +11,9 @@ public struct ConnectionID: Hashable, Sendable, CustomStringConvertible {
 public enum ConnectionFailure: String, Sendable, CaseIterable, Codable, Comparable {
     case refused = "refused"
     case connectTimeout = "connect timeout"
-    /// Any other connect failure (unreachable, no such host, too many open files, ...).
+    /// The host name did not resolve.
+    case unknownHost = "unknown host"
+    /// Any other connect failure (unreachable network, too many open files, ...).
     case connectError = "connect error"
     /// Closed or reset by the peer with an event in flight (or before any reply).
     case closedBeforeAck = "closed before ack"
@@ -49,6 +51,8 @@ public struct SenderDispatchState: Sendable {
         case wakeUp(atNanos: Int64)
         /// Every event has been acked or nak'd.
         case finished
+        /// No connection ever opened before the connect deadline: the run stops here.
+        case unreachable
     }
 
     enum ConnectionState: Equatable, Sendable {
@@ -103,6 +107,7 @@ public struct SenderDispatchState: Sendable {
     public private(set) var nakked = 0
     public private(set) var errors = 0
     public private(set) var errorsByCause: [ConnectionFailure: Int] = [:]
+    /// Connections that opened (connect attempts that failed are not counted).
     public private(set) var connectionsOpened = 0
     /// Idle persistent connections the peer closed (not errors).
     public private(set) var peerClosedIdle = 0
@@ -134,6 +139,10 @@ public struct SenderDispatchState: Sendable {
     public var isFinished: Bool { UInt64(acked + nakked) == totalEvents }
     /// Events neither acked nor nak'd (meaningful once the run is over).
     public var unfinished: Int { Int(totalEvents) - acked - nakked }
+    /// Of those, the ones that were scheduled: failed, once the run is over.
+    public var scheduledUnfinished: Int { Int(due) - acked - nakked }
+    /// Events never scheduled (the run was stopped first): not sent, rather than failed.
+    public var notScheduled: Int { Int(totalEvents - due) }
 
     // MARK: inputs
 
@@ -148,6 +157,7 @@ public struct SenderDispatchState: Sendable {
     public mutating func connected(_ id: ConnectionID, now: Int64) -> [Action] {
         guard var connection = connections[id], case .connecting(let event) = connection.state else { return [] }
         connecting -= 1
+        connectionsOpened += 1
         var actions: [Action] = []
         if let event {
             connection.state = .busy(event)
@@ -232,6 +242,14 @@ public struct SenderDispatchState: Sendable {
         return fill(now: now)
     }
 
+    /// The connect deadline (connect_timeout after the start) has come: if no connection has
+    /// ever opened, the receiver is unreachable and retrying would only hide that, so stop.
+    /// A receiver that was reachable and went away is retried as before.
+    public mutating func connectDeadlineReached() -> [Action] {
+        guard !stopped, connectionsOpened == 0 else { return [] }
+        return stop() + [.unreachable]
+    }
+
     /// Stop (SIGINT or drain timeout): close everything, send nothing more.
     public mutating func stop() -> [Action] {
         stopped = true
@@ -278,7 +296,6 @@ public struct SenderDispatchState: Sendable {
         connections[id] = Connection(state: .connecting(event), holdsSlot: true)
         slotsUsed += 1
         connecting += 1
-        connectionsOpened += 1
         if consecutiveFailures > 0 { probe = id }
         return id
     }

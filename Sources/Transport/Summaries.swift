@@ -40,19 +40,23 @@ public struct ReceiverSummary: Codable, Sendable, Equatable {
     }
 }
 
-/// `vtp-sender --summary-json`.
+/// `vtp-sender --summary-json`. Statistics that were not measured encode as `null`.
 public struct SenderSummary: Codable, Sendable, Equatable {
     public var events: Int
     public var sent: Int
     public var acked: Int
     public var nakked: Int
+    /// Scheduled events neither acked nor nak'd when the run ended.
     public var failed: Int
+    /// Events never scheduled because the run was stopped first (absent in older summaries).
+    public var notSent: Int?
     public var maxBacklog: Int
     public var backlogEnd: Int
+    /// Connections that opened (failed connect attempts are `errors`).
     public var connectionsOpened: Int
     public var durationSeconds: Double
-    /// Round trip from the event's write to its ack, on the monotonic clock.
-    public var ackRoundTrip: LatencySummary
+    /// Round trip from the event's write to its ack, on the monotonic clock (nil: none acked).
+    public var ackRoundTripStatistics: LatencySummary?
     public var retries: Int
     public var errors: Int
     /// `errors` by cause (`refused`, `closed before ack`, ...); absent in older summaries.
@@ -62,18 +66,68 @@ public struct SenderSummary: Codable, Sendable, Equatable {
     public var maxConnectScope: String
     /// Receiver clock − sender clock, from the acks' receive/reply times (nil without them).
     public var clockOffset: ClockOffsetSummary?
+    /// Smallest and largest event document written, in bytes (nil when none was).
+    public var eventBytes: ByteRange?
+
+    public struct ByteRange: Codable, Sendable, Equatable {
+        public var min: Int
+        public var max: Int
+        public init(min: Int, max: Int) {
+            self.min = min
+            self.max = max
+        }
+    }
+
+    /// The ack round trips, empty (count 0) when none was measured.
+    public var ackRoundTrip: LatencySummary { ackRoundTripStatistics ?? .empty }
+
+    /// Acked events per second over the run (nil for a run of no duration).
+    public var ackedPerSecond: Double? {
+        durationSeconds > 0 ? Double(acked) / durationSeconds : nil
+    }
 
     enum CodingKeys: String, CodingKey {
         case events, sent, acked, nakked, failed, retries, errors, mode
+        case notSent = "not_sent"
         case clockOffset = "clock_offset_s"
         case maxBacklog = "max_backlog"
         case backlogEnd = "backlog_end"
         case connectionsOpened = "connections_opened"
         case durationSeconds = "duration_s"
-        case ackRoundTrip = "ack_rtt_s"
+        case ackRoundTripStatistics = "ack_rtt_s"
         case maxConnect = "max_connect"
         case maxConnectScope = "max_connect_scope"
         case errorsByCause = "errors_by_cause"
+        case eventBytes = "event_bytes"
+    }
+
+    /// Written, not read back: derived from the other keys.
+    private enum DerivedKeys: String, CodingKey { case ackedPerSecond = "acked_per_s" }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(events, forKey: .events)
+        try c.encode(sent, forKey: .sent)
+        try c.encode(acked, forKey: .acked)
+        try c.encode(nakked, forKey: .nakked)
+        try c.encode(failed, forKey: .failed)
+        try c.encode(notSent, forKey: .notSent)
+        try c.encode(maxBacklog, forKey: .maxBacklog)
+        try c.encode(backlogEnd, forKey: .backlogEnd)
+        try c.encode(connectionsOpened, forKey: .connectionsOpened)
+        try c.encode(durationSeconds, forKey: .durationSeconds)
+        // Optionals encoded as null, not left out: "not measured" is stated.
+        try c.encode(ackRoundTripStatistics, forKey: .ackRoundTripStatistics)
+        try c.encode(retries, forKey: .retries)
+        try c.encode(errors, forKey: .errors)
+        try c.encode(errorsByCause, forKey: .errorsByCause)
+        try c.encode(mode, forKey: .mode)
+        try c.encode(maxConnect, forKey: .maxConnect)
+        try c.encode(maxConnectScope, forKey: .maxConnectScope)
+        try c.encode(clockOffset, forKey: .clockOffset)
+        try c.encode(eventBytes, forKey: .eventBytes)
+        var derived = encoder.container(keyedBy: DerivedKeys.self)
+        try derived.encode(ackedPerSecond, forKey: .ackedPerSecond)
     }
 }
 

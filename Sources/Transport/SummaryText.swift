@@ -1,29 +1,40 @@
+import BenchConfig
+import CommandLineKit
 import LatencyStats
 
 public enum SenderSummaryText {
+    /// What the run will do, printed before it starts; the event size is the size sent.
+    public static func startLine(_ c: BenchConfiguration, eventSizeSent: Int, runID: String) -> String {
+        let schedule = c.period > 0
+            ? "over \(Human.duration(seconds: c.period)) (\(Human.rate(Double(c.events) / c.period, unit: "events")))"
+            : "all at once"
+        let size = eventSizeSent > c.eventSize
+            ? "\(eventSizeSent)-byte events (event_size \(c.eventSize) is below the unpadded event)"
+            : "\(eventSizeSent)-byte events"
+        return "vtp-sender: \(c.events) events \(schedule) to \(c.host):\(c.port), mode \(c.mode.rawValue), "
+            + "max_connect \(c.maxConnect) (scope \(c.maxConnectScope.rawValue)), \(size), run \(runID)"
+    }
+
     public static func lines(_ s: SenderSummary) -> [String] {
+        let causes = Dictionary(
+            (s.errorsByCause ?? [:]).compactMap { k, v in ConnectionFailure(rawValue: k).map { ($0, v) } },
+            uniquingKeysWith: +)
         var lines = [
             "vtp-sender summary: \(s.events) events, \(s.sent) sent, \(s.acked) acked, \(s.nakked) nak'd, "
-                + "\(s.failed) failed; \(s.retries) retries, \(s.errors) connection errors"
-                + causes(Dictionary(
-                    (s.errorsByCause ?? [:]).compactMap { k, v in ConnectionFailure(rawValue: k).map { ($0, v) } },
-                    uniquingKeysWith: +))
-                + "; max backlog \(s.maxBacklog), "
-                + "backlog at end \(s.backlogEnd); \(s.connectionsOpened) connections opened; "
-                + "\(Fixed.format(s.durationSeconds, decimals: 3))s"
+                + "\(s.failed) failed" + ((s.notSent ?? 0) > 0 ? ", \(s.notSent ?? 0) not sent" : "")
+                + "; \(s.retries) retries, \(s.errors) connection errors" + Self.causes(causes)
+                + "; max backlog \(s.maxBacklog), backlog at end \(s.backlogEnd); "
+                + "\(s.connectionsOpened) connections opened; \(Human.duration(seconds: s.durationSeconds)), "
+                + "\(Human.rate(s.ackedPerSecond, unit: "events")) acked" + (s.eventBytes.map { "; " + eventSize($0) } ?? "")
         ]
-        let r = s.ackRoundTrip
-        if r.count > 0 {
+        if let r = s.ackRoundTripStatistics, r.count > 0 {
             lines.append(
                 "ack round trip (write -> ack read, sender's monotonic clock; not one-way latency): "
-                    + "min/avg/max \(Fixed.milliseconds(r.min))/\(Fixed.milliseconds(r.mean))/\(Fixed.milliseconds(r.max)), "
-                    + "stddev \(Fixed.milliseconds(r.stddev)), p50/p90/p99/p99.9 "
-                    + [r.p50, r.p90, r.p99, r.p999].map { Fixed.milliseconds($0) }.joined(separator: "/"))
+                    + Human.minAvgMax(min: r.min, avg: r.mean, max: r.max) + ", stddev \(Human.duration(seconds: r.stddev)), "
+                    + Human.percentiles([("p50", r.p50), ("p90", r.p90), ("p99", r.p99), ("p99.9", r.p999)]))
         }
         if let c = s.clockOffset {
-            lines.append(
-                "clock offset (receiver - sender, NTP-style from \(c.samples ?? 0) acks): "
-                    + "\(Fixed.signedMilliseconds(c.offset)) ±\(Fixed.milliseconds(c.errorBound))")
+            lines.append("clock offset (receiver - sender, NTP-style from \(c.samples ?? 0) acks): " + clockOffset(c))
         }
         return lines
     }
@@ -32,6 +43,16 @@ public enum SenderSummaryText {
     public static func causes(_ counts: [ConnectionFailure: Int]) -> String {
         let parts = counts.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.key.rawValue) \($0.value)" }
         return parts.isEmpty ? "" : " (" + parts.joined(separator: ", ") + ")"
+    }
+
+    /// `+0.008 ms ±0.187 ms`.
+    public static func clockOffset(_ c: ClockOffsetSummary) -> String {
+        (c.offset >= 0 ? "+" : "") + Human.duration(seconds: c.offset) + " ±" + Human.duration(seconds: c.errorBound)
+    }
+
+    /// `626-byte events`, or `events of 626-689 bytes` when their sizes differed.
+    public static func eventSize(_ bytes: SenderSummary.ByteRange) -> String {
+        bytes.min == bytes.max ? "\(bytes.max)-byte events" : "events of \(bytes.min)-\(bytes.max) bytes"
     }
 }
 

@@ -4,43 +4,22 @@ import Glibc
 import Darwin
 #endif
 import BenchConfig
+import CommandLineKit
 import LatencyStats
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import VTPProtocol
 
+/// The sender's settings: the configuration it runs with, read through (`options.maxConnect`).
+@dynamicMemberLookup
 public struct SenderOptions: Sendable {
-    public var host: String
-    public var port: Int
-    public var maxConnect: Int
-    public var events: Int
-    public var period: Double
-    public var mode: SenderMode
-    public var scope: MaxConnectScope
-    public var eventSize: Int
-    public var localIVO: String
-    public var reportInterval: Double
-    public var connectTimeout: Double
-    public var ackTimeout: Double
-    public var drainTimeout: Double
-    public var maxFrameSize: Int
+    public var configuration: BenchConfiguration
 
-    public init(configuration c: BenchConfiguration) {
-        host = c.host
-        port = c.port
-        maxConnect = c.maxConnect
-        events = c.events
-        period = c.period
-        mode = c.mode
-        scope = c.maxConnectScope
-        eventSize = c.eventSize
-        localIVO = c.localIVO
-        reportInterval = c.reportInterval
-        connectTimeout = c.connectTimeout
-        ackTimeout = c.ackTimeout
-        drainTimeout = c.drainTimeout
-        maxFrameSize = c.maxFrameSize
+    public init(configuration: BenchConfiguration) { self.configuration = configuration }
+
+    public subscript<Value>(dynamicMember path: WritableKeyPath<BenchConfiguration, Value>) -> Value {
+        get { configuration[keyPath: path] }
+        set { configuration[keyPath: path] = newValue }
     }
 }
 
@@ -50,12 +29,12 @@ public enum SenderConnectionError: Error, CustomStringConvertible {
     case unexpectedReply(String)
     case closedBeforeReply
     case nak(reason: String)
-    /// The TCP connect itself failed (refused, timed out, ...).
+    /// The TCP connect itself failed (refused, timed out, unknown host, ...).
     case connectFailed(Error)
 
     public var description: String {
         switch self {
-        case .ackTimeout(let s): return "no ack within \(Fixed.format(s, decimals: 1))s"
+        case .ackTimeout(let s): return "no ack within \(Human.duration(seconds: s))"
         case .unexpectedReply(let what): return "unexpected reply: \(what)"
         case .closedBeforeReply: return "receiver closed the connection before replying"
         case .nak(let reason): return "nak: \(reason)"
@@ -64,148 +43,268 @@ public enum SenderConnectionError: Error, CustomStringConvertible {
     }
 }
 
-/// Streams scheduled VOEvents to a receiver over at most `maxConnect` connections and
-/// times each ack round trip. All dispatch decisions live in `SenderDispatchState`;
-/// this class runs them on NIO.
-public final class VTPSender: @unchecked Sendable {
-    // Everything below `lock` is guarded by it.
-    private let lock = NIOLock()
-    private var state: SenderDispatchState
-    private var handlers: [ConnectionID: SenderConnectionHandler] = [:]
-    /// Channels still connecting: closed by `finish()` so no connect outlives the run.
-    private var connectingChannels: [ConnectionID: Channel] = [:]
-    private var intervalRoundTrips = LatencyRecorder()
-    private var totalRoundTrips = LatencyRecorder()
-    private var clock = ClockOffsetEstimator()
-    private var lastError: String?
-    private var intervalErrors = 0
-    private var stopped = false
+/// Why a run could not be carried out at all (exit status 2).
+public enum SenderRunError: Error, CustomStringConvertible, Equatable {
+    /// No connection ever opened within `connect_timeout`; `cause` is the last failure.
+    case unreachable(host: String, port: Int, waitedSeconds: Double, cause: String)
 
+    public var description: String {
+        switch self {
+        case .unreachable(let host, let port, let waited, let cause):
+            let address = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+            return "no connection to \(address) within \(Human.duration(seconds: waited)): \(cause)"
+        }
+    }
+}
+
+/// Streams scheduled VOEvents to a receiver over at most `maxConnect` connections and times
+/// each ack round trip. This is a thread-safe handle: the run itself is a `SenderEngine` owned
+/// by one event loop (the control loop) and reached only by running on that loop.
+public final class VTPSender: Sendable {
     public let options: SenderOptions
     public let builder: TestEventBuilder
-    private let group: EventLoopGroup
-    private let controlLoop: EventLoop
-    private let output: @Sendable (String) -> Void
-    private let startMonotonic: Int64
-    private let finishedPromise: EventLoopPromise<SenderSummary>
-    private var generated: UInt64 = 0
-    private var reportTask: RepeatedTask?
+    private let engine: NIOLoopBoundBox<SenderEngine>
+    private let promise: EventLoopPromise<SenderSummary>
 
     public init(
         options: SenderOptions, group: EventLoopGroup, runID: String = TestEventBuilder.makeRunID(),
         output: @escaping @Sendable (String) -> Void = LineOutput.print
     ) {
         self.options = options
-        self.group = group
-        self.output = output
-        controlLoop = group.next()
+        let loop = group.next()
         builder = TestEventBuilder(localIVO: options.localIVO, runID: runID, eventSize: options.eventSize)
-        let intervalNanos = options.events > 0 ? DurationRule.nanoseconds(options.period / Double(options.events)) : 0
-        startMonotonic = Self.monotonicNanos()
-        state = SenderDispatchState(
-            mode: options.mode, scope: options.scope, maxConnect: options.maxConnect,
-            totalEvents: options.events, intervalNanos: intervalNanos, startWallNanos: WallClock.nowNanos())
-        finishedPromise = controlLoop.makePromise(of: SenderSummary.self)
+        promise = loop.makePromise(of: SenderSummary.self)
+        engine = NIOLoopBoundBox.makeBoxSendingValue(
+            SenderEngine(options: options, builder: builder, group: group, loop: loop, promise: promise, output: output),
+            eventLoop: loop)
     }
 
     static func monotonicNanos() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds) }
 
     /// Completes with the summary once every event is acked/nak'd, the drain timeout
-    /// expires, or `stop()` is called.
-    public var finished: EventLoopFuture<SenderSummary> { finishedPromise.futureResult }
+    /// expires, or `stop()` is called; fails with `SenderRunError` when no connection
+    /// ever opened within the connect timeout.
+    public var finished: EventLoopFuture<SenderSummary> { promise.futureResult }
 
     public func start() -> EventLoopFuture<SenderSummary> {
-        controlLoop.execute {
-            // Never 0: a zero-delay repeated task would spin the control loop.
-            let interval = TimeAmount.nanoseconds(
-                max(DurationRule.nanoseconds(self.options.reportInterval), DurationRule.nanoseconds(DurationRule.minimumReportInterval)))
-            self.reportTask = self.controlLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
-                self.report()
-            }
-            if self.options.events == 0 {
-                self.finish()
-            } else {
-                self.tick()
-            }
-        }
+        let mailbox = SenderMailbox(engine: engine)
+        engine.eventLoop.execute { mailbox.engine.value.start(mailbox: mailbox) }
         return finished
     }
 
-    /// Stops sending; events not yet acked or nak'd count as failed.
+    /// Stops sending: scheduled events not yet acked or nak'd count as failed, events never
+    /// scheduled as not sent.
     public func stop() {
-        controlLoop.execute { self.finish() }
+        let engine = engine
+        engine.eventLoop.execute { engine.value.finish() }
+    }
+
+    /// The size of an event document as sent: `event_size`, or the unpadded event when that
+    /// is larger (the first events; later ones grow by their sequence digits and clock offset).
+    public var eventSizeSent: Int {
+        builder.document(sequence: 0, sentNanos: WallClock.nowNanos()).utf8.count
+    }
+
+    /// The `settings` of the summary JSON: what shaped the run.
+    public func settings(for summary: SenderSummary) -> [String: Any] {
+        let c = options.configuration
+        var settings: [String: Any] = [
+            "host": c.host, "port": c.port, "events": c.events, "period_s": c.period, "mode": c.mode.rawValue,
+            "max_connect": c.maxConnect, "max_connect_scope": c.maxConnectScope.rawValue,
+            "event_size": summary.eventBytes?.max ?? eventSizeSent, "event_size_requested": c.eventSize,
+            "connect_timeout_s": c.connectTimeout, "ack_timeout_s": c.ackTimeout, "drain_timeout_s": c.drainTimeout,
+            "event_run_id": builder.runID,
+        ]
+        // Events per second as scheduled; all at once has no rate.
+        settings["rate"] = c.period > 0 ? Double(c.events) / c.period : nil
+        return settings
+    }
+}
+
+/// How a connection handler reaches the engine: each message is handled on the control loop.
+struct SenderMailbox: Sendable {
+    let engine: NIOLoopBoundBox<SenderEngine>
+
+    func post(_ message: SenderEngine.Message) {
+        // A connection on the control loop itself is handled at once, still in order.
+        if engine.eventLoop.inEventLoop {
+            engine.value.receive(message)
+        } else {
+            let engine = engine
+            engine.eventLoop.execute { engine.value.receive(message) }
+        }
+    }
+}
+
+/// One run: the dispatch state machine, the connections' handlers, statistics and timers.
+/// Owned by the control loop (it lives in a `NIOLoopBoundBox`); handlers on other loops post
+/// it messages, and it reaches a handler by running on that handler's channel loop.
+final class SenderEngine {
+    enum Message: Sendable {
+        /// From the channel initializer: the connection's channel and handler, before connect.
+        case channelCreated(ConnectionID, Channel, NIOLoopBound<SenderConnectionHandler>)
+        case connected(ConnectionID)
+        case written(ConnectionID)
+        case replied(ConnectionID, Reply)
+        case failed(ConnectionID, Error)
+        case peerClosed(ConnectionID)
+    }
+
+    struct Reply: Sendable {
+        var accepted: Bool
+        var roundTripNanos: Int64
+        var nakReason: String?
+        var clockSample: ClockSample?
+        var documentBytes: Int
+    }
+
+    private let options: SenderOptions
+    private let builder: TestEventBuilder
+    private let group: EventLoopGroup
+    private let loop: EventLoop
+    private let promise: EventLoopPromise<SenderSummary>
+    private let output: @Sendable (String) -> Void
+
+    private var state: SenderDispatchState
+    private var mailbox: SenderMailbox?
+    private var startMonotonic: Int64 = 0
+    private var handlers: [ConnectionID: NIOLoopBound<SenderConnectionHandler>] = [:]
+    /// Channels still connecting: closed by `finish()` so no connect outlives the run.
+    private var connecting: [ConnectionID: Channel] = [:]
+    private var intervalRoundTrips = LatencyRecorder()
+    private var totalRoundTrips = LatencyRecorder()
+    private var clock = ClockOffsetEstimator()
+    private var lastError: String?
+    private var intervalErrors = 0
+    private var lastReport = (nanos: Int64(0), acked: 0)
+    private var reports = 0
+    private var eventBytes: SenderSummary.ByteRange?
+    /// One pending timer per purpose: a new one replaces (and cancels) the previous.
+    private enum Timer { case tick, report, drain, connectDeadline, wakeUp }
+    private var timers: [Timer: Scheduled<Void>] = [:]
+    private var started = false
+    private var stopped = false
+
+    init(
+        options: SenderOptions, builder: TestEventBuilder, group: EventLoopGroup, loop: EventLoop,
+        promise: EventLoopPromise<SenderSummary>, output: @escaping @Sendable (String) -> Void
+    ) {
+        self.options = options
+        self.builder = builder
+        self.group = group
+        self.loop = loop
+        self.promise = promise
+        self.output = output
+        state = Self.dispatchState(options, startWallNanos: WallClock.nowNanos())
+    }
+
+    private static func dispatchState(_ options: SenderOptions, startWallNanos: Int64) -> SenderDispatchState {
+        let intervalNanos = options.events > 0 ? DurationRule.nanoseconds(options.period / Double(options.events)) : 0
+        return SenderDispatchState(
+            mode: options.mode, scope: options.maxConnectScope, maxConnect: options.maxConnect,
+            totalEvents: options.events, intervalNanos: intervalNanos, startWallNanos: startWallNanos)
+    }
+
+    private var now: Int64 { VTPSender.monotonicNanos() }
+
+    func start(mailbox: SenderMailbox) {
+        guard !started, !stopped else { return }
+        started = true
+        self.mailbox = mailbox
+        startMonotonic = now
+        lastReport = (startMonotonic, 0)
+        state = Self.dispatchState(options, startWallNanos: WallClock.nowNanos())
+        scheduleReport()
+        // Fail fast: a receiver never reached by then is unreachable, not slow.
+        after(.nanoseconds(DurationRule.nanoseconds(options.connectTimeout)), .connectDeadline) {
+            $0.execute($0.state.connectDeadlineReached())
+        }
+        if options.events == 0 { finish() } else { tick() }
+    }
+
+    // MARK: timers (all on the control loop)
+
+    private func after(_ delay: TimeAmount, _ timer: Timer, _ body: @escaping (SenderEngine) -> Void) {
+        at(.now() + delay, timer, body)
+    }
+
+    private func at(_ deadline: NIODeadline, _ timer: Timer, _ body: @escaping (SenderEngine) -> Void) {
+        timers[timer]?.cancel()
+        timers[timer] = loop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            if !stopped { body(self) }
+        }
+    }
+
+    private func scheduleReport() {
+        // Never below the minimum: a zero-delay timer would spin the control loop.
+        let interval = max(
+            DurationRule.nanoseconds(options.reportInterval), DurationRule.nanoseconds(DurationRule.minimumReportInterval))
+        reports += 1
+        // Deadlines from the start, so report times do not drift.
+        at(.uptimeNanoseconds(UInt64(max(0, startMonotonic + Int64(reports) * interval))), .report) {
+            $0.report()
+            $0.scheduleReport()
+        }
     }
 
     // MARK: generator
 
     private func tick() {
-        let now = Self.monotonicNanos()
-        let elapsed = now - startMonotonic
+        let now = now
         let interval = state.intervalNanos
         let total = UInt64(options.events)
-        let due = interval == 0 ? total : min(total, UInt64(elapsed / interval) + 1)
-        generated = due
-        let actions = lock.withLock { stopped ? [] : state.eventsDue(due, now: now) }
-        execute(actions)
+        let due = interval == 0 ? total : min(total, UInt64((now - startMonotonic) / interval) + 1)
+        execute(state.eventsDue(due, now: now))
         if due < total {
             let nextDue = startMonotonic + Int64(due) * interval
             // Batch at high rates: the embedded timestamps stay exact either way.
-            let wake = max(nextDue, now + 200_000)
-            controlLoop.scheduleTask(deadline: NIODeadline.uptimeNanoseconds(UInt64(wake))) { self.tick() }
-        } else if options.drainTimeout >= 0 {
-            controlLoop.scheduleTask(in: .nanoseconds(DurationRule.nanoseconds(options.drainTimeout))) {
-                if !self.lock.withLock({ self.stopped }) {
-                    self.output("vtp-sender: drain timeout (\(self.options.drainTimeout)s) expired; giving up on the backlog")
-                    self.finish()
-                }
+            at(.uptimeNanoseconds(UInt64(max(nextDue, now + 200_000))), .tick) { $0.tick() }
+        } else {
+            after(.nanoseconds(DurationRule.nanoseconds(options.drainTimeout)), .drain) {
+                $0.output("vtp-sender: drain timeout (\(Human.duration(seconds: $0.options.drainTimeout))) expired; giving up on the backlog")
+                $0.finish()
             }
         }
     }
 
-    // MARK: callbacks from connections (any event loop)
+    // MARK: messages from connections
 
-    func connected(_ id: ConnectionID, handler: SenderConnectionHandler) {
-        let (known, actions): (Bool, [SenderDispatchState.Action]) = lock.withLock {
-            connectingChannels.removeValue(forKey: id)
-            guard !stopped, state.connections[id] != nil else { return (false, []) }
+    func receive(_ message: Message) {
+        switch message {
+        case .channelCreated(let id, let channel, let handler):
+            guard !stopped, state.connections[id] != nil else { return channel.close(promise: nil) }
+            connecting[id] = channel
             handlers[id] = handler
-            return (true, state.connected(id, now: Self.monotonicNanos()))
+        case .connected(let id):
+            connecting.removeValue(forKey: id)
+            guard !stopped, state.connections[id] != nil else { return close(id) }
+            execute(state.connected(id, now: now))
+        case .written(let id):
+            execute(state.written(id, now: now))
+        case .replied(let id, let reply):
+            guard !stopped else { return }
+            intervalRoundTrips.record(nanos: reply.roundTripNanos)
+            if let sample = reply.clockSample { clock.add(sample) }
+            if let reason = reply.nakReason { lastError = "nak: \(reason)" }
+            eventBytes = SenderSummary.ByteRange(
+                min: min(eventBytes?.min ?? .max, reply.documentBytes), max: max(eventBytes?.max ?? 0, reply.documentBytes))
+            execute(state.replied(id, accepted: reply.accepted, now: now))
+        case .failed(let id, let error):
+            failed(id, error)
+        case .peerClosed(let id):
+            guard state.connections[id]?.state == .idle else { return failed(id, SenderConnectionError.closedBeforeReply) }
+            handlers.removeValue(forKey: id)
+            execute(state.peerClosed(id, now: now))
         }
-        if !known { handler.close() }
-        execute(actions)
     }
 
-    func written(_ id: ConnectionID) {
-        execute(lock.withLock { state.written(id, now: Self.monotonicNanos()) })
-    }
-
-    /// The current clock-offset estimate, embedded in outgoing events.
-    var clockEstimate: (offsetNanos: Int64, errorNanos: Int64)? {
-        lock.withLock { clock.estimate.map { ($0.offsetNanos, $0.errorBoundNanos) } }
-    }
-
-    func replied(
-        _ id: ConnectionID, accepted: Bool, roundTripNanos: Int64, nakReason: String?, clockSample: ClockSample? = nil
-    ) {
-        let actions = lock.withLock {
-            intervalRoundTrips.record(nanos: roundTripNanos)
-            if let clockSample { clock.add(clockSample) }
-            if let nakReason { lastError = "nak: \(nakReason)" }
-            return state.replied(id, accepted: accepted, now: Self.monotonicNanos())
-        }
-        execute(actions)
-    }
-
-    func failed(_ id: ConnectionID, error: Error) {
-        let actions = lock.withLock {
-            connectingChannels.removeValue(forKey: id)
-            // After finish() the closes it issued surface here: not errors of the run.
-            guard !stopped, state.connections[id] != nil else { return [SenderDispatchState.Action]() }
-            intervalErrors += 1
-            lastError = Self.describe(error)
-            return state.failed(id, cause: Self.classify(error), now: Self.monotonicNanos())
-        }
-        execute(actions)
+    private func failed(_ id: ConnectionID, _ error: Error) {
+        connecting.removeValue(forKey: id)
+        // After finish() the closes it issued surface here: not errors of the run.
+        guard !stopped, state.connections[id] != nil else { return }
+        intervalErrors += 1
+        lastError = ErrorText.describe(error)
+        execute(state.failed(id, cause: Self.classify(error), now: now))
     }
 
     /// The cause a failure is counted under in reports and the summary.
@@ -216,38 +315,13 @@ public final class VTPSender: @unchecked Sendable {
             case .ackTimeout: return .ackTimeout
             case .unexpectedReply: return .badReply
             case .closedBeforeReply, .nak: return .closedBeforeAck
-            case .connectFailed(let underlying): return classifyConnect(underlying)
+            case .connectFailed(let underlying): return ErrorText.connectFailure(underlying)
             }
         case is VTPFramingError, is ByteToMessageDecoderError: return .badReply
         case let io as IOError where [ECONNRESET, EPIPE].contains(io.errnoCode): return .closedBeforeAck
         case ChannelError.eof, ChannelError.ioOnClosedChannel, ChannelError.alreadyClosed: return .closedBeforeAck
         default: return .ioError
         }
-    }
-
-    private static func classifyConnect(_ error: Error) -> ConnectionFailure {
-        switch error {
-        case let e as NIOConnectionError:
-            if let first = e.connectionErrors.first { return classifyConnect(first.error) }
-            return .connectError
-        case let io as IOError where io.errnoCode == ECONNREFUSED: return .refused
-        case ChannelError.connectTimeout: return .connectTimeout
-        default: return .connectError
-        }
-    }
-
-    func peerClosed(_ id: ConnectionID) {
-        let idle = lock.withLock { state.connections[id]?.state == .idle }
-        guard idle else { return failed(id, error: SenderConnectionError.closedBeforeReply) }
-        execute(lock.withLock {
-            handlers.removeValue(forKey: id)
-            return state.peerClosed(id, now: Self.monotonicNanos())
-        })
-    }
-
-    static func describe(_ error: Error) -> String {
-        if let e = error as? SenderConnectionError { return e.description }
-        return ErrorText.describe(error)
     }
 
     // MARK: actions
@@ -257,49 +331,54 @@ public final class VTPSender: @unchecked Sendable {
             switch action {
             case .connect(let id): connect(id)
             case .send(let id, let event):
-                guard let handler = lock.withLock({ handlers[id] }) else { continue }
-                handler.send(event)
-            case .close(let id):
-                lock.withLock { handlers.removeValue(forKey: id) }?.close()
+                let estimate = clock.estimate.map { (offsetNanos: $0.offsetNanos, errorNanos: $0.errorBoundNanos) }
+                handlers[id]?.run { $0.send(event, clockOffset: estimate) }
+            case .close(let id): close(id)
             case .wakeUp(let at):
-                controlLoop.scheduleTask(deadline: NIODeadline.uptimeNanoseconds(UInt64(max(0, at)))) {
-                    self.execute(self.lock.withLock { self.stopped ? [] : self.state.wakeUp(now: Self.monotonicNanos()) })
-                }
-            case .finished:
-                controlLoop.execute { self.finish() }
+                // A later back-off supersedes an earlier one, which would find nothing to do.
+                self.at(.uptimeNanoseconds(UInt64(max(0, at))), .wakeUp) { $0.execute($0.state.wakeUp(now: $0.now)) }
+            case .finished: finish()
+            case .unreachable:
+                finish(failure: SenderRunError.unreachable(
+                    host: options.host, port: options.port, waitedSeconds: options.connectTimeout,
+                    cause: lastError ?? "connect timed out"))
             }
         }
     }
 
+    private func close(_ id: ConnectionID) {
+        let channel = connecting.removeValue(forKey: id)
+        if let handler = handlers.removeValue(forKey: id) {
+            handler.run { $0.close() }
+        } else {
+            channel?.close(promise: nil)
+        }
+    }
+
     private func connect(_ id: ConnectionID) {
-        let options = options
+        guard let mailbox else { return }
+        let (options, builder) = (options, builder)
         let ackTimeout = TimeAmount.nanoseconds(DurationRule.nanoseconds(options.ackTimeout))
+        // Only the `setup` scope (per-event) needs to know when a write completed.
+        let notifyWrites = options.maxConnectScope == .setup && options.mode == .perEvent
         ClientBootstrap(group: group)
             .connectTimeout(.nanoseconds(DurationRule.nanoseconds(options.connectTimeout)))
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelInitializer { channel in
-                self.lock.withLock { self.connectingChannels[id] = channel }
-                return channel.eventLoop.makeCompletedFuture {
-                    let handler = SenderConnectionHandler(id: id, sender: self, ackTimeout: ackTimeout)
+                channel.eventLoop.makeCompletedFuture {
+                    let handler = SenderConnectionHandler(
+                        id: id, mailbox: mailbox, builder: builder, ackTimeout: ackTimeout, notifyWrites: notifyWrites)
                     try channel.pipeline.syncOperations.addHandler(
                         ByteToMessageHandler(VTPFrameDecoder(maximumFrameSize: options.maxFrameSize)))
                     try channel.pipeline.syncOperations.addHandler(handler)
+                    mailbox.post(.channelCreated(id, channel, NIOLoopBound(handler, eventLoop: channel.eventLoop)))
                 }
             }
             .connect(host: options.host, port: options.port)
             .whenComplete { result in
                 switch result {
-                case .success(let channel):
-                    channel.pipeline.handler(type: SenderConnectionHandler.self).whenComplete { lookup in
-                        switch lookup {
-                        case .success(let handler): self.connected(id, handler: handler)
-                        case .failure(let error):
-                            channel.close(promise: nil)
-                            self.failed(id, error: error)
-                        }
-                    }
-                case .failure(let error):
-                    self.failed(id, error: SenderConnectionError.connectFailed(error))
+                case .success: mailbox.post(.connected(id))
+                case .failure(let error): mailbox.post(.failed(id, SenderConnectionError.connectFailed(error)))
                 }
             }
     }
@@ -307,69 +386,71 @@ public final class VTPSender: @unchecked Sendable {
     // MARK: reporting
 
     private func report() {
-        let line: String = lock.withLock {
-            let rtt = intervalRoundTrips.summary
-            totalRoundTrips.merge(intervalRoundTrips)
-            intervalRoundTrips.reset()
-            let elapsed = Double(Self.monotonicNanos() - startMonotonic) / 1e9
-            var text = "[\(Fixed.format(elapsed, decimals: 1))s] sent \(state.sent) acked \(state.acked)"
-                + " nak'd \(state.nakked) backlog \(state.backlog) open \(state.openConnections)"
-                + " errors \(state.errors)" + SenderSummaryText.causes(state.errorsByCause)
-            text += rtt.count > 0
-                ? " | ack round trip min/avg/p99 \(Fixed.milliseconds(rtt.min))/\(Fixed.milliseconds(rtt.mean))/\(Fixed.milliseconds(rtt.p99))"
-                : " | ack round trip -"
-            if let estimate = clock.estimate {
-                text += " | clock offset \(Fixed.signedMilliseconds(Double(estimate.offsetNanos) / 1e9))"
-                    + " ±\(Fixed.milliseconds(Double(estimate.errorBoundNanos) / 1e9))"
-            }
-            if intervalErrors > 0, let lastError { text += " | last error: \(lastError)" }
-            intervalErrors = 0
-            return text
+        let now = now
+        let rtt = intervalRoundTrips.count > 0 ? intervalRoundTrips.summary : nil
+        totalRoundTrips.merge(intervalRoundTrips)
+        intervalRoundTrips.reset()
+        let seconds = Double(now - lastReport.nanos) / 1e9
+        let rate = seconds > 0 ? Double(state.acked - lastReport.acked) / seconds : nil
+        lastReport = (now, state.acked)
+        var text = "[\(Human.duration(seconds: Double(now - startMonotonic) / 1e9))] sent \(state.sent)"
+            + " acked \(state.acked) nak'd \(state.nakked) backlog \(state.backlog) open \(state.openConnections)"
+            + " errors \(state.errors)" + SenderSummaryText.causes(state.errorsByCause)
+            + " | \(Human.rate(rate, unit: "events")) acked | ack round trip "
+            + Human.minAvgMax(min: rtt?.min, avg: rtt?.mean, max: rtt?.max) + ", " + Human.percentiles([("p99", rtt?.p99)])
+        if let estimate = clock.estimate {
+            text += " | clock offset " + SenderSummaryText.clockOffset(ClockOffsetSummary(estimate, samples: clock.samples))
         }
-        output(line)
+        if intervalErrors > 0, let lastError { text += " | last error: \(lastError)" }
+        intervalErrors = 0
+        output(text)
     }
 
-    public func summary() -> SenderSummary {
-        lock.withLock {
-            var rtt = totalRoundTrips
-            rtt.merge(intervalRoundTrips)
-            return SenderSummary(
-                events: options.events, sent: state.sent, acked: state.acked, nakked: state.nakked,
-                failed: state.unfinished, maxBacklog: state.maxBacklog, backlogEnd: state.backlog,
-                connectionsOpened: state.connectionsOpened,
-                durationSeconds: Double(Self.monotonicNanos() - startMonotonic) / 1e9,
-                ackRoundTrip: rtt.summary, retries: state.resent, errors: state.errors,
-                errorsByCause: Dictionary(uniqueKeysWithValues: state.errorsByCause.map { ($0.key.rawValue, $0.value) }),
-                mode: options.mode.rawValue, maxConnect: options.maxConnect,
-                maxConnectScope: options.scope.rawValue,
-                clockOffset: clock.estimate.map { ClockOffsetSummary($0, samples: clock.samples) })
-        }
+    private func summary() -> SenderSummary {
+        var rtt = totalRoundTrips
+        rtt.merge(intervalRoundTrips)
+        return SenderSummary(
+            events: options.events, sent: state.sent, acked: state.acked, nakked: state.nakked,
+            failed: state.scheduledUnfinished, notSent: state.notScheduled, maxBacklog: state.maxBacklog,
+            backlogEnd: state.backlog, connectionsOpened: state.connectionsOpened,
+            durationSeconds: Double(now - startMonotonic) / 1e9,
+            ackRoundTripStatistics: rtt.count > 0 ? rtt.summary : nil, retries: state.resent, errors: state.errors,
+            errorsByCause: Dictionary(uniqueKeysWithValues: state.errorsByCause.map { ($0.key.rawValue, $0.value) }),
+            mode: options.mode.rawValue, maxConnect: options.maxConnect, maxConnectScope: options.maxConnectScope.rawValue,
+            clockOffset: clock.estimate.map { ClockOffsetSummary($0, samples: clock.samples) }, eventBytes: eventBytes)
     }
 
-    private func finish() {
-        let actions: [SenderDispatchState.Action] = lock.withLock {
-            guard !stopped else { return [] }
-            stopped = true
-            return state.stop()
-        }
-        reportTask?.cancel()
-        reportTask = nil
-        for action in actions {
-            if case .close(let id) = action { lock.withLock { handlers.removeValue(forKey: id) }?.close() }
-        }
-        // Connects still under way would otherwise run on until their connect timeout.
-        let connecting = lock.withLock {
-            defer { connectingChannels.removeAll() }
-            return Array(connectingChannels.values)
-        }
-        for channel in connecting { channel.close(promise: nil) }
-        finishedPromise.succeed(summary())
+    /// Ends the run: closes every connection (and connect under way), completes `finished`.
+    func finish(failure: SenderRunError? = nil) {
+        guard !stopped else { return }
+        for action in state.stop() { if case .close(let id) = action { close(id) } }
+        stopped = true
+        for timer in timers.values { timer.cancel() }
+        timers = [:]
+        for channel in connecting.values { channel.close(promise: nil) }
+        for handler in handlers.values { handler.run { $0.close() } }
+        connecting = [:]
+        handlers = [:]
+        mailbox = nil  // handlers' later messages find the run over; no reference cycle remains
+        if let failure { promise.fail(failure) } else { promise.succeed(summary()) }
     }
 }
 
-/// One sender connection: writes the events it is given, one at a time, and reports
-/// each ack/nak with its round trip. State is touched only on the channel's loop.
-final class SenderConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
+extension NIOLoopBound {
+    /// Runs `body` with the value on its loop: at once when already there.
+    func run(_ body: @escaping @Sendable (Value) -> Void) {
+        if eventLoop.inEventLoop {
+            body(value)
+        } else {
+            eventLoop.execute { body(self.value) }
+        }
+    }
+}
+
+/// One sender connection, owned by its channel's loop (no other thread touches it): writes
+/// the events the engine gives it, one at a time, and posts each ack/nak with its round
+/// trip, each failure and the close to the engine.
+final class SenderConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -377,70 +458,61 @@ final class SenderConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
         var ivorn: String
         var writtenAtNanos: Int64
         var writtenAtWallNanos: Int64
+        var bytes: Int
         var timeout: Scheduled<Void>
     }
 
     let id: ConnectionID
-    private let sender: VTPSender
+    private let mailbox: SenderMailbox
+    private let builder: TestEventBuilder
     private let ackTimeout: TimeAmount
+    private let notifyWrites: Bool
     private var context: ChannelHandlerContext?
     private var inFlight: InFlight?
-    private var reportedFailure = false
-    /// Only the `setup` scope (per-event) needs to know when a write completed.
-    private let notifyWrites: Bool
+    /// The engine has heard how this connection ended (or closed it): say nothing more.
+    private var reported = false
 
-    init(id: ConnectionID, sender: VTPSender, ackTimeout: TimeAmount) {
+    init(id: ConnectionID, mailbox: SenderMailbox, builder: TestEventBuilder, ackTimeout: TimeAmount, notifyWrites: Bool) {
         self.id = id
-        self.sender = sender
+        self.mailbox = mailbox
+        self.builder = builder
         self.ackTimeout = ackTimeout
-        notifyWrites = sender.options.scope == .setup && sender.options.mode == .perEvent
+        self.notifyWrites = notifyWrites
     }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
-    /// Thread-safe: hops to the channel's loop.
-    func send(_ event: PendingEvent) {
-        guard let loop = context?.eventLoop else { return }
-        if loop.inEventLoop { write(event) } else { loop.execute { self.write(event) } }
-    }
-
+    /// The engine closes the connection: no report of its end is wanted.
     func close() {
-        guard let context else { return }
-        let loop = context.eventLoop
-        if loop.inEventLoop {
-            reportedFailure = true
-            context.close(promise: nil)
-        } else {
-            loop.execute { self.close() }
-        }
+        reported = true
+        inFlight?.timeout.cancel()
+        inFlight = nil
+        context?.close(promise: nil)
     }
 
-    private func write(_ event: PendingEvent) {
-        guard let context else {
-            sender.failed(id, error: SenderConnectionError.closedBeforeReply)
-            return
-        }
-        var buffer = context.channel.allocator.buffer(capacity: sender.builder.eventSize + 800)
-        sender.builder.writeFramedDocument(
-            sequence: event.sequence, sentNanos: event.scheduledNanos, clockOffset: sender.clockEstimate, into: &buffer)
-        let timeout = context.eventLoop.scheduleTask(in: ackTimeout) { [weak self] in
+    func send(_ event: PendingEvent, clockOffset: (offsetNanos: Int64, errorNanos: Int64)?) {
+        guard let context else { return fail(SenderConnectionError.closedBeforeReply) }
+        var buffer = context.channel.allocator.buffer(capacity: builder.eventSize + 800)
+        builder.writeFramedDocument(
+            sequence: event.sequence, sentNanos: event.scheduledNanos, clockOffset: clockOffset, into: &buffer)
+        let timeout = context.eventLoop.assumeIsolated().scheduleTask(in: ackTimeout) { [weak self] in
             guard let self else { return }
             self.fail(SenderConnectionError.ackTimeout(seconds: Double(self.ackTimeout.nanoseconds) / 1e9))
         }
         inFlight = InFlight(
-            ivorn: sender.builder.ivorn(sequence: event.sequence), writtenAtNanos: VTPSender.monotonicNanos(),
-            writtenAtWallNanos: WallClock.nowNanos(), timeout: timeout)
+            ivorn: builder.ivorn(sequence: event.sequence), writtenAtNanos: VTPSender.monotonicNanos(),
+            writtenAtWallNanos: WallClock.nowNanos(), bytes: buffer.readableBytes - VTPFraming.headerSize,
+            timeout: timeout)
         guard notifyWrites else {
             // A failed write surfaces through errorCaught/channelInactive.
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
             return
         }
-        let id = id
-        let sender = sender
-        context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { result in
+        context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { [weak self] result in
+            guard let self else { return }
             switch result {
-            case .success: sender.written(id)
+            case .success: self.mailbox.post(.written(self.id))
             case .failure(let error): self.fail(error)
             }
         }
@@ -453,18 +525,17 @@ final class SenderConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
         do {
             message = try VTPMessage.parse(frame)
         } catch {
-            fail(SenderConnectionError.unexpectedReply("unparseable (\(error))"))
-            return
+            return fail(SenderConnectionError.unexpectedReply("unparseable (\(ErrorText.describe(error)))"))
         }
         guard case .transport(let transport) = message else {
-            fail(SenderConnectionError.unexpectedReply("a VOEvent instead of an ack"))
-            return
+            return fail(SenderConnectionError.unexpectedReply("a VOEvent instead of an ack"))
         }
         switch transport.role {
         case .ack, .nak:
             guard let inFlight, inFlight.ivorn == transport.origin else {
-                fail(SenderConnectionError.unexpectedReply("\(transport.role.rawValue) for \(transport.origin), which is not in flight"))
-                return
+                return fail(
+                    SenderConnectionError.unexpectedReply(
+                        "\(transport.role.rawValue) for \(transport.origin), which is not in flight"))
             }
             inFlight.timeout.cancel()
             self.inFlight = nil
@@ -474,13 +545,17 @@ final class SenderConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
             {
                 sample = ClockSample(sent: inFlight.writtenAtWallNanos, received: t1, replied: t2, ackRead: WallClock.nowNanos())
             }
-            sender.replied(
-                id, accepted: transport.role == .ack, roundTripNanos: receivedAt - inFlight.writtenAtNanos,
-                nakReason: transport.role == .nak ? (transport.result ?? "no reason given") : nil, clockSample: sample)
+            mailbox.post(
+                .replied(
+                    id,
+                    SenderEngine.Reply(
+                        accepted: transport.role == .ack, roundTripNanos: receivedAt - inFlight.writtenAtNanos,
+                        nakReason: transport.role == .nak ? (transport.result ?? "no reason given") : nil,
+                        clockSample: sample, documentBytes: inFlight.bytes)))
         case .iamalive:
             // Keep-alive from the peer: answer with a copy naming us, as VTP asks.
             let reply = TransportMessage(
-                role: .iamalive, origin: transport.origin, response: sender.options.localIVO,
+                role: .iamalive, origin: transport.origin, response: builder.localIVO,
                 timestamp: ISO8601Time.formatSeconds(nanos: WallClock.nowNanos()))
             context.writeAndFlush(wrapOutboundOut(reply.framed(allocator: context.channel.allocator)), promise: nil)
         case .authenticate:
@@ -490,9 +565,9 @@ final class SenderConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
 
     func channelInactive(context: ChannelHandlerContext) {
         inFlight?.timeout.cancel()
-        if !reportedFailure {
-            reportedFailure = true
-            sender.peerClosed(id)
+        if !reported {
+            reported = true
+            mailbox.post(.peerClosed(id))
         }
         context.fireChannelInactive()
     }
@@ -504,9 +579,9 @@ final class SenderConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
     private func fail(_ error: Error) {
         inFlight?.timeout.cancel()
         inFlight = nil
-        if !reportedFailure {
-            reportedFailure = true
-            sender.failed(id, error: error)
+        if !reported {
+            reported = true
+            mailbox.post(.failed(id, error))
         }
         context?.close(promise: nil)
     }

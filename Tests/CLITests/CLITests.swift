@@ -22,7 +22,7 @@ final class CLITests: XCTestCase {
         let sender = try Tools.url("vtp-sender")
         let cases: [([String], String)] = [
             (["--mode", "batch"], "--mode must be per-event or persistent"),
-            (["--max-connect", "0"], "max_connect"),
+            (["--max-connect", "0"], "--max-connect must be an integer from 1 to 65535 (got 0)"),
             (["--port", "99999"], "port"),
             (["--config", "/nonexistent.json"], "cannot read config file /nonexistent.json"),
         ]

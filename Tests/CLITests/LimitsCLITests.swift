@@ -23,11 +23,12 @@ final class LimitsCLITests: XCTestCase {
 
     func testHugeDurationsAreUsageErrorsNotCrashes() throws {
         let week = "604800"
-        try assertUsageError("vtp-sender", ["--period", "1e300"], mentions: "\"period\"")
+        // Flag values are named by their flag; config values by their key.
+        try assertUsageError("vtp-sender", ["--period", "1e300"], mentions: "--period must be")
         try assertUsageError("vtp-sender", ["--rate", "1e-300"], mentions: "--rate")
-        try assertUsageError("vtp-sender", ["--drain-timeout", "1e300"], mentions: "\"drain_timeout\"")
-        try assertUsageError("vtp-sender", ["--connect-timeout", "1e300"], mentions: "\"connect_timeout\"")
-        try assertUsageError("vtp-sender", ["--ack-timeout", "inf"], mentions: "\"ack_timeout\"")
+        try assertUsageError("vtp-sender", ["--drain-timeout", "1e300"], mentions: "--drain-timeout must be")
+        try assertUsageError("vtp-sender", ["--connect-timeout", "1e300"], mentions: "--connect-timeout must be")
+        try assertUsageError("vtp-sender", ["--ack-timeout", "inf"], mentions: "--ack-timeout must be")
         for key in ["ack_timeout", "report_interval"] {
             let config = try temporaryConfig("{\"\(key)\": 1e300}")
             try assertUsageError("vtp-sender", ["--config", config.path], mentions: "\"\(key)\"")
@@ -51,7 +52,7 @@ final class LimitsCLITests: XCTestCase {
     }
 
     func testMaxConnectIsBoundedAndChecksTheOpenFileLimit() throws {
-        try assertUsageError("vtp-sender", ["--max-connect", "100000"], mentions: "\"max_connect\"")
+        try assertUsageError("vtp-sender", ["--max-connect", "100000"], mentions: "--max-connect must be")
         // sh's `ulimit -n` sets the hard limit too: 1000 connections cannot fit in 200 files.
         let sender = try Tools.url("vtp-sender").path
         let (status, _, err) = try RunningProcess.run(

@@ -246,6 +246,49 @@ final class DispatchStateTests: XCTestCase {
         XCTAssertEqual(s.errors, 0)
         XCTAssertEqual(s.unfinished, 2)
     }
+
+    // MARK: fail fast, counts
+
+    func testConnectionsOpenedCountsOnlyConnectsThatOpened() {
+        var s = SenderDispatchState(mode: .perEvent, scope: .connection, maxConnect: 3, totalEvents: 3, intervalNanos: 0, startWallNanos: 0)
+        let ids = connects(s.eventsDue(3, now: 0))
+        XCTAssertEqual(ids.count, 3)
+        _ = s.failed(ids[0], cause: .refused, now: 0)
+        XCTAssertEqual(s.connectionsOpened, 0, "attempts are not openings")
+        _ = s.connected(ids[1], now: 0)
+        XCTAssertEqual(s.connectionsOpened, 1)
+    }
+
+    func testTheConnectDeadlineStopsARunThatNeverConnected() {
+        var s = SenderDispatchState(mode: .perEvent, scope: .connection, maxConnect: 2, totalEvents: 4, intervalNanos: 0, startWallNanos: 0)
+        let ids = connects(s.eventsDue(4, now: 0))
+        _ = s.failed(ids[0], cause: .refused, now: 0)
+        let actions = s.connectDeadlineReached()
+        XCTAssertEqual(actions.last, .unreachable)
+        XCTAssertTrue(actions.contains(.close(ids[1])), "the connect still under way is closed")
+        XCTAssertEqual(s.wakeUp(now: SenderDispatchState.maximumBackoffNanos), [], "nothing is retried")
+    }
+
+    func testAReceiverThatWasReachedIsRetriedPastTheConnectDeadline() {
+        var s = SenderDispatchState(mode: .perEvent, scope: .connection, maxConnect: 1, totalEvents: 2, intervalNanos: 0, startWallNanos: 0)
+        let first = connects(s.eventsDue(2, now: 0))[0]
+        _ = s.connected(first, now: 0)
+        let second = connects(s.replied(first, accepted: true, now: 0))[0]
+        _ = s.failed(second, cause: .refused, now: 0)  // the receiver went away
+        XCTAssertEqual(s.connectDeadlineReached(), [])
+        XCTAssertEqual(connects(s.wakeUp(now: SenderDispatchState.initialBackoffNanos)).count, 1, "still retrying")
+    }
+
+    func testStoppingCountsNeverScheduledEventsAsNotSent() {
+        var s = SenderDispatchState(mode: .perEvent, scope: .connection, maxConnect: 1, totalEvents: 10, intervalNanos: 10, startWallNanos: 0)
+        let id = connects(s.eventsDue(3, now: 0))[0]
+        _ = s.connected(id, now: 0)
+        _ = s.replied(id, accepted: true, now: 0)
+        _ = s.stop()
+        XCTAssertEqual(s.scheduledUnfinished, 2, "scheduled, not acked: failed")
+        XCTAssertEqual(s.notScheduled, 7, "never scheduled: not sent")
+        XCTAssertEqual(s.unfinished, 9)
+    }
 }
 
 final class SequenceTrackerTests: XCTestCase {
