@@ -132,16 +132,25 @@ struct ReceiverCommand: AsyncParsableCommand {
         let receiver: VTPReceiver
         let bound: SocketAddress
         let wire: LiveWireMonitor?  // capture: opened before binding so no event is missed
+        func cannotRun(_ error: any Error) async -> ExitCode {
+            LineOutput.printError("vtp-receiver: \(UserMessage.describe(error))")
+            try? await group.shutdownGracefully()
+            return ExitStatus.runFailed
+        }
         do {
             wire = try captureInterface.map { try LiveWireMonitor(interface: $0, keepsPairs: wireEventsCSV != nil) }
             receiver = try VTPReceiver(
                 options: options, group: group, errorOutput: { logger.warning("\($0)") }, observer: wire?.observer)
-            bound = try await receiver.start().get()
+            bound = try await receiver.start().get()  // a failed start also ends `done`
+        } catch {
+            throw await cannotRun(error)
+        }
+        do {
             try wire?.start(port: bound.port ?? c.port)
         } catch {
-            LineOutput.printError("vtp-receiver: \(UserMessage.describe(error))")
-            try? await group.shutdownGracefully()
-            throw ExitStatus.runFailed
+            receiver.stop()
+            _ = try? await receiver.done.get()
+            throw await cannotRun(error)
         }
         LineOutput.print("vtp-receiver: listening on \(bound.ipAddress ?? c.host):\(bound.port ?? c.port)")
         if let wire {
