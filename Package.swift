@@ -61,7 +61,8 @@ let package = Package(
             name: "Sender", dependencies: ["VTPTransport", "VTPProtocol", "BenchConfig", "CommandLineKit", argumentParser],
             path: "Sources/Sender"),
         .executableTarget(
-            name: "Receiver", dependencies: ["VTPTransport", "BenchConfig", argumentParser, "WireCheck" /* capture */],
+            name: "Receiver",
+            dependencies: ["VTPTransport", "BenchConfig", "CommandLineKit", argumentParser, "WireCheck" /* capture */],
             path: "Sources/Receiver"),
         // Per-message CPU costs (scripts/bench-core prints them).
         .executableTarget(name: "Microbench", dependencies: ["VTPProtocol", "CLibXML2", nioCore], path: "Sources/Microbench"),
@@ -78,6 +79,7 @@ let package = Package(
             dependencies: [
                 "VTPTransport", "VTPProtocol", "BenchConfig", "LatencyStats", nioCore, nioPosix,
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ]),
         // Drives the built executables as processes (flags, exit codes, signals, Comet interop).
         .testTarget(name: "CLITests", dependencies: ["Sender", "Receiver"]),

@@ -1,5 +1,6 @@
+import CommandLineKit
 import LatencyStats
-import NIOConcurrencyHelpers
+import Synchronization
 import VTPProtocol
 
 /// One event as the receiver saw it (what `--events-csv` writes and observers get).
@@ -41,107 +42,229 @@ public struct ReceivedEvent: Sendable {
         guard let clock = senderClockOffset else { return false }
         return latencyNanos.magnitude <= clock.errorNanos  // magnitude: abs(Int64.min) traps
     }
+
+    /// A latency beyond ±1 day: the sender's timestamp is broken or hostile, not slow. Such
+    /// events are acked and counted, but would only wreck the statistics.
+    public static let maximumPlausibleLatencyNanos: UInt64 = 86_400 * 1_000_000_000
+
+    public var implausibleTimestamp: Bool { latencyNanos.magnitude > Self.maximumPlausibleLatencyNanos }
 }
 
-/// Counters and latency recorders shared by every receiver connection.
-public final class ReceiverStatistics: @unchecked Sendable {
-    private let lock = NIOLock()
-    private var interval = LatencyRecorder()
-    private var cumulative = LatencyRecorder()
-    private var sequences = SequenceTracker()
-    private var received = 0
-    private var intervalReceived = 0
-    private var naks = 0
-    private var warmupExcluded = 0
-    private var connectionsAccepted = 0
-    private var openConnections = 0
-    private var framingErrors = 0
-    private var firstEventNanos: Int64?
-    private var withinClockError = 0
-    private var latestClockOffset: (offsetNanos: Int64, errorNanos: Int64)?
-    private let warmupNanos: Int64
-    private let startNanos = WallClock.nowNanos()
+/// Seconds (from flags or config, possibly absurd) as nanoseconds without trapping: NaN or not
+/// positive → 0; beyond `maximumNanos` (73 years), infinity included → `maximumNanos`, which
+/// still leaves room to add it to any clock reading.
+public enum SafeNanoseconds {
+    public static let maximumNanos: Int64 = Int64.max / 4
 
-    public init(warmupSeconds: Double) {
-        // Saturating: Int64(_:) traps on infinity and on values past Int64.max.
-        let nanos = warmupSeconds * 1e9
-        warmupNanos = nanos >= 9.2e18 ? .max : nanos > 0 ? Int64(nanos) : 0
+    public static func from(seconds: Double) -> Int64 {
+        guard seconds > 0 else { return 0 }  // also NaN
+        let nanos = seconds * 1e9
+        return nanos >= Double(maximumNanos) ? maximumNanos : Int64(nanos)
+    }
+}
+
+/// The warm-up: events within `nanos` of the first event any loop received are counted but
+/// left out of the statistics (measured from the first event, so a late sender still gets one).
+///
+/// The first event's time is the one value every loop needs per event, so it is shared, as an
+/// atomic minimum: one relaxed load per event once set, a compare-exchange only while it moves
+/// earlier (two loops may record out of timestamp order).
+public final class WarmupWindow: Sendable {
+    public let nanos: Int64
+    private let firstEventNanos = Atomic<Int64>(.max)
+
+    public init(seconds: Double) { nanos = SafeNanoseconds.from(seconds: seconds) }
+
+    /// Whether an event received at `receivedNanos` falls in the warm-up.
+    public func contains(_ receivedNanos: Int64) -> Bool {
+        guard nanos > 0 else { return false }
+        var first = firstEventNanos.load(ordering: .relaxed)
+        while receivedNanos < first {
+            let (exchanged, original) = firstEventNanos.compareExchange(
+                expected: first, desired: receivedNanos, ordering: .relaxed)
+            first = exchanged ? receivedNanos : original
+        }
+        let (since, overflow) = receivedNanos.subtractingReportingOverflow(first)
+        return !overflow && since < nanos
+    }
+}
+
+/// Counts and latency samples of some share of the receiver's events: one event loop's since
+/// the last report (owned by that loop), or everything so far (owned by the home loop).
+/// Every field adds up, so shares merge by addition.
+public struct ReceiverTally: Sendable {
+    public struct ClockReading: Sendable, Equatable {
+        public var offsetNanos: Int64
+        public var errorNanos: Int64
+        /// When the event carrying it arrived: the latest reading wins a merge.
+        public var receivedNanos: Int64
     }
 
-    /// Records one event; returns it annotated and the running total.
-    public func record(_ event: ReceivedEvent) -> (event: ReceivedEvent, total: Int) {
-        lock.withLock {
-            var event = event
-            received += 1
-            intervalReceived += 1
-            if let clock = event.senderClockOffset {
-                latestClockOffset = clock
-                if event.withinClockError { withinClockError += 1 }
+    public var received = 0
+    public var naks = 0
+    public var framingErrors = 0
+    public var connectionsOpened = 0
+    public var connectionsClosed = 0
+    public var warmupExcluded = 0
+    public var implausibleTimestamps = 0
+    public var withinClockError = 0
+    /// Latencies of events neither in the warm-up nor with an implausible timestamp.
+    public var latency = LatencyRecorder()
+    public var firstEventNanos: Int64?
+    public var lastEventNanos: Int64?
+    /// The sender's latest clock-offset estimate (receiver − sender), relayed in its events.
+    public var clockOffset: ClockReading?
+
+    public init() {}
+
+    /// Counts one event; returns it with `inWarmup` set.
+    public mutating func record(_ event: ReceivedEvent, warmup: WarmupWindow) -> ReceivedEvent {
+        var event = event
+        received += 1
+        firstEventNanos = min(firstEventNanos ?? event.receivedNanos, event.receivedNanos)
+        lastEventNanos = max(lastEventNanos ?? event.receivedNanos, event.receivedNanos)
+        if let clock = event.senderClockOffset {
+            if event.receivedNanos >= clockOffset?.receivedNanos ?? .min {
+                clockOffset = ClockReading(
+                    offsetNanos: clock.offsetNanos, errorNanos: clock.errorNanos, receivedNanos: event.receivedNanos)
             }
-            if let sequence = event.sequence { _ = sequences.record(run: event.runID ?? "", sequence: sequence) }
-            // Warm-up is measured from the first event, so a late sender still gets one. Two
-            // loops may record out of timestamp order: anchor on the earliest time seen.
-            let first = min(firstEventNanos ?? event.receivedNanos, event.receivedNanos)
-            firstEventNanos = first
-            if warmupNanos > 0 && event.receivedNanos - first < warmupNanos {
-                event.inWarmup = true
-                warmupExcluded += 1
-            } else {
-                interval.record(nanos: event.latencyNanos)
-            }
-            return (event, received)
+            if event.withinClockError { withinClockError += 1 }
+        }
+        event.inWarmup = warmup.contains(event.receivedNanos)
+        if event.implausibleTimestamp {
+            implausibleTimestamps += 1
+        } else if event.inWarmup {
+            warmupExcluded += 1
+        } else {
+            latency.record(nanos: event.latencyNanos)
+        }
+        return event
+    }
+
+    public mutating func merge(_ other: ReceiverTally) {
+        received += other.received
+        naks += other.naks
+        framingErrors += other.framingErrors
+        connectionsOpened += other.connectionsOpened
+        connectionsClosed += other.connectionsClosed
+        warmupExcluded += other.warmupExcluded
+        implausibleTimestamps += other.implausibleTimestamps
+        withinClockError += other.withinClockError
+        latency.merge(other.latency)
+        if let first = other.firstEventNanos { firstEventNanos = min(firstEventNanos ?? first, first) }
+        if let last = other.lastEventNanos { lastEventNanos = max(lastEventNanos ?? last, last) }
+        if let clock = other.clockOffset, clock.receivedNanos >= clockOffset?.receivedNanos ?? .min {
+            clockOffset = clock
         }
     }
 
-    public func recordNak() { lock.withLock { naks += 1 } }
-    public func recordFramingError() { lock.withLock { framingErrors += 1 } }
-    public func connectionOpened() { lock.withLock { connectionsAccepted += 1; openConnections += 1 } }
-    public func connectionClosed() { lock.withLock { openConnections -= 1 } }
-    public var receivedCount: Int { lock.withLock { received } }
-
-    /// The report lines for one interval; folds the interval into the cumulative totals.
-    public func reportLines() -> [String] {
-        lock.withLock {
-            let intervalSummary = interval.summary
-            cumulative.merge(interval)
-            interval.reset()
-            let total = cumulative.summary
-            var lines = [ReceiverReport.headline(received: received, latency: cumulative.count > 0 ? total : nil)]
-            var detail = "  "
-            if total.count > 0 { detail += total.percentileLine + "; " }
-            detail += "last interval \(intervalReceived) events"
-            if intervalSummary.count > 0 { detail += " avg \(Fixed.format(intervalSummary.mean, decimals: 6))s" }
-            detail += "; naks \(naks), duplicates \(sequences.duplicates), missing \(sequences.missing)"
-                + ", out of order \(sequences.outOfOrder), open connections \(openConnections)"
-            if warmupExcluded > 0 { detail += ", warm-up excluded \(warmupExcluded)" }
-            if sequences.outOfRange > 0 { detail += ", sequence out of range \(sequences.outOfRange)" }
-            lines.append(detail)
-            if let clock = latestClockOffset {
-                lines.append(
-                    "  clock offset (receiver - sender, sender's estimate) \(Fixed.signedMilliseconds(Double(clock.offsetNanos) / 1e9))"
-                        + " ±\(Fixed.milliseconds(Double(clock.errorNanos) / 1e9)); "
-                        + "\(withinClockError) latencies within the error bound")
-            }
-            intervalReceived = 0
-            return lines
-        }
+    /// Returns the tally and starts a new one.
+    public mutating func take() -> ReceiverTally {
+        defer { self = ReceiverTally() }
+        return self
     }
 
-    public func summary() -> ReceiverSummary {
-        lock.withLock {
-            var all = cumulative
-            all.merge(interval)
-            return ReceiverSummary(
-                received: received, unique: sequences.unique, duplicates: sequences.duplicates,
-                missing: sequences.missing, outOfOrder: sequences.outOfOrder, naks: naks, latency: all.summary,
-                warmupExcluded: warmupExcluded, connectionsAccepted: connectionsAccepted,
-                framingErrors: framingErrors, negativeLatencies: all.negativeCount,
-                durationSeconds: Double(WallClock.nowNanos() - startNanos) / 1e9,
-                clockOffset: latestClockOffset.map {
-                    ClockOffsetSummary(offset: Double($0.offsetNanos) / 1e9, errorBound: Double($0.errorNanos) / 1e9, samples: nil)
-                },
-                withinClockError: withinClockError, sequenceOutOfRange: sequences.outOfRange)
+    /// Nothing happened: no event, nak, framing error, and no connection opened or closed.
+    public var isQuiet: Bool {
+        received == 0 && naks == 0 && framingErrors == 0 && connectionsOpened == 0 && connectionsClosed == 0
+    }
+
+    /// Events per second from the first event to the last (n/a below two events).
+    public var eventsPerSecond: Double? {
+        guard received >= 2, let first = firstEventNanos, let last = lastEventNanos, last > first else { return nil }
+        return Double(received - 1) / (Double(last) / 1e9 - Double(first) / 1e9)
+    }
+}
+
+/// One sequence number as received, for the home loop's tracker.
+public struct SequenceSample: Sendable, Equatable {
+    public var run: String
+    public var sequence: UInt64
+    public init(run: String, sequence: UInt64) {
+        self.run = run
+        self.sequence = sequence
+    }
+}
+
+/// The receiver's merged statistics: the loops' tallies folded in at each report, and every
+/// sequence number. Owned by the home loop; a plain value, tested without channels.
+public struct ReceiverStatistics: Sendable {
+    /// Everything folded in so far.
+    public private(set) var totals = ReceiverTally()
+    public private(set) var sequences = SequenceTracker()
+    private let startNanos: Int64
+    private var lastReportNanos: Int64
+    /// The idle line was printed and nothing has happened since.
+    private var idleAnnounced = false
+
+    public init(startNanos: Int64 = WallClock.nowNanos()) {
+        self.startNanos = startNanos
+        lastReportNanos = startNanos
+    }
+
+    public mutating func record(sequences samples: [SequenceSample]) {
+        for sample in samples { _ = sequences.record(run: sample.run, sequence: sample.sequence) }
+    }
+
+    public mutating func absorb(_ share: ReceiverTally) { totals.merge(share) }
+
+    /// Folds in what happened since the last report; returns the lines to print: the 2012
+    /// line and ours, or, once idle, a single line saying since when, then nothing until
+    /// something happens again.
+    public mutating func report(adding interval: ReceiverTally, nowNanos: Int64) -> [String] {
+        totals.merge(interval)
+        let (elapsed, overflow) = nowNanos.subtractingReportingOverflow(lastReportNanos)
+        lastReportNanos = nowNanos
+        if interval.isQuiet {
+            guard !idleAnnounced else { return [] }
+            idleAnnounced = true
+            return [ReceiverReport.idleLine(lastEventNanos: totals.lastEventNanos, startNanos: startNanos)]
         }
+        idleAnnounced = false
+        let latency = totals.latency.count > 0 ? totals.latency.summary : nil
+        let seconds = overflow || elapsed <= 0 ? nil : Double(elapsed) / 1e9
+        var lines = [
+            ReceiverReport.headline(received: totals.received, latency: latency),
+            "  " + ReceiverReport.latencyLine(latency) + "; "
+                + Human.rate(totals.eventsPerSecond, unit: "events") + " overall",
+            "  last \(Human.duration(seconds: seconds)): \(Human.grouped(Int64(interval.received))) events, "
+                + Human.rate(seconds.map { Double(interval.received) / $0 }, unit: "events") + "; "
+                + counters(openConnections: totals.connectionsOpened - totals.connectionsClosed),
+        ]
+        if let clock = totals.clockOffset {
+            lines.append(
+                "  clock offset (receiver - sender, sender's estimate) \(Fixed.signedMilliseconds(Double(clock.offsetNanos) / 1e9))"
+                    + " ±\(Fixed.milliseconds(Double(clock.errorNanos) / 1e9)); "
+                    + "\(totals.withinClockError) latencies within the error bound")
+        }
+        return lines
+    }
+
+    private func counters(openConnections: Int) -> String {
+        var text = "naks \(totals.naks), duplicates \(sequences.duplicates), missing \(sequences.missing)"
+            + ", out of order \(sequences.outOfOrder), open connections \(openConnections)"
+        if totals.warmupExcluded > 0 { text += ", warm-up excluded \(totals.warmupExcluded)" }
+        if sequences.outOfRange > 0 { text += ", sequence out of range \(sequences.outOfRange)" }
+        if totals.implausibleTimestamps > 0 { text += ", implausible timestamps \(totals.implausibleTimestamps)" }
+        if sequences.untrackedRuns > 0 { text += ", untracked runs \(sequences.untrackedRuns)" }
+        return text
+    }
+
+    public func summary(nowNanos: Int64 = WallClock.nowNanos()) -> ReceiverSummary {
+        let (elapsed, overflow) = nowNanos.subtractingReportingOverflow(startNanos)
+        return ReceiverSummary(
+            received: totals.received, unique: sequences.unique, duplicates: sequences.duplicates,
+            missing: sequences.missing, outOfOrder: sequences.outOfOrder, naks: totals.naks,
+            latency: totals.latency.summary, warmupExcluded: totals.warmupExcluded,
+            connectionsAccepted: totals.connectionsOpened, framingErrors: totals.framingErrors,
+            negativeLatencies: totals.latency.negativeCount, durationSeconds: overflow ? 0 : Double(elapsed) / 1e9,
+            clockOffset: totals.clockOffset.map {
+                ClockOffsetSummary(
+                    offset: Double($0.offsetNanos) / 1e9, errorBound: Double($0.errorNanos) / 1e9, samples: nil)
+            },
+            withinClockError: totals.withinClockError, sequenceOutOfRange: sequences.outOfRange,
+            implausibleTimestamps: totals.implausibleTimestamps, untrackedRuns: sequences.untrackedRuns,
+            eventsPerSecond: totals.eventsPerSecond)
     }
 }
 
@@ -152,5 +275,22 @@ public enum ReceiverReport {
         guard let latency else { return "Received \(received) events; Latency n/a (min/max/avg)" }
         return "Received \(received) events; Latency \(Fixed.format(latency.min, decimals: 6))/"
             + "\(Fixed.format(latency.max, decimals: 6))/\(Fixed.format(latency.mean, decimals: 6))s (min/max/avg)"
+    }
+
+    /// Ours, under it: `latency min/avg/max 0.735/0.737/0.742 s, p50/p90/p99/p99.9 …`.
+    public static func latencyLine(_ latency: LatencySummary?) -> String {
+        "latency " + Human.minAvgMax(min: latency?.min, avg: latency?.mean, max: latency?.max) + ", "
+            + Human.percentiles([
+                ("p50", latency?.p50), ("p90", latency?.p90), ("p99", latency?.p99), ("p99.9", latency?.p999),
+            ])
+    }
+
+    public static func idleLine(lastEventNanos: Int64?, startNanos: Int64) -> String {
+        guard let lastEventNanos else {
+            return "Idle since \(ISO8601Time.formatSeconds(nanos: startNanos)) (start, no events yet); "
+                + "reports resume when events arrive"
+        }
+        return "Idle since \(ISO8601Time.formatSeconds(nanos: lastEventNanos)) (the last event); "
+            + "reports resume when events arrive"
     }
 }

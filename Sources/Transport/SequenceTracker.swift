@@ -4,14 +4,21 @@
 /// beyond `maximumSequence`, or more than `maximumJump` past the run's highest (past 0
 /// for a new run), is not one it sent: it is counted as out of range and otherwise
 /// ignored, so one event cannot make `missing` absurd, and no arithmetic here can trap.
+/// At most `maximumRuns` runs are tracked, each named in at most `maximumRunIDBytes`: events
+/// of any further run are counted as untracked, so a peer inventing run IDs cannot grow the
+/// receiver's memory without bound.
 public struct SequenceTracker: Sendable {
-    public enum Outcome: Equatable, Sendable { case inOrder, outOfOrder, duplicate, outOfRange }
+    public enum Outcome: Equatable, Sendable { case inOrder, outOfOrder, duplicate, outOfRange, untracked }
 
     /// 2⁴⁰: twelve days of events at a million a second.
     public static let maximumSequence: UInt64 = 1 << 40
     /// 2³²: a longer gap than any real run loses between two events that do arrive, yet a
     /// receiver that joins a run late (its first number far above 0) still tracks it.
     public static let maximumJump: UInt64 = 1 << 32
+    /// Far more senders than one receiver serves at a time.
+    public static let maximumRuns = 1_024
+    /// Our senders' run IDs are UUIDs (36 bytes).
+    public static let maximumRunIDBytes = 256
 
     private struct Run {
         var seen = Set<UInt64>()
@@ -23,10 +30,19 @@ public struct SequenceTracker: Sendable {
     public private(set) var duplicates = 0
     public private(set) var outOfOrder = 0
     public private(set) var outOfRange = 0
+    /// Events of runs beyond `maximumRuns` (or with an overlong run ID): counted, not tracked.
+    public private(set) var untrackedRuns = 0
+    public var trackedRuns: Int { runs.count }
 
     public init() {}
 
     public mutating func record(run: String, sequence: UInt64) -> Outcome {
+        // index(forKey:) does not copy the run out: a live copy would make the insert below
+        // copy the whole Set.
+        if runs.index(forKey: run) == nil, runs.count >= Self.maximumRuns || run.utf8.count > Self.maximumRunIDBytes {
+            untrackedRuns += 1
+            return .untracked
+        }
         let highest = runs[run]?.highest
         // highest ≤ maximumSequence, so the sum cannot overflow.
         guard sequence <= Self.maximumSequence, sequence <= (highest ?? 0) + Self.maximumJump else {

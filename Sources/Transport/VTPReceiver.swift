@@ -1,6 +1,5 @@
 import BenchConfig
 import LatencyStats
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import VTPProtocol
@@ -27,23 +26,52 @@ public struct ReceiverOptions: Sendable {
     }
 }
 
+public enum ReceiverError: Error, CustomStringConvertible {
+    case alreadyStarted
+    case noLocalAddress
+    case foreignEventLoop
+
+    public var description: String {
+        switch self {
+        case .alreadyStarted: return "the receiver was already started"
+        case .noLocalAddress: return "the listening socket has no address"
+        case .foreignEventLoop: return "a connection landed on an event loop outside the receiver's group"
+        }
+    }
+}
+
 /// Accepts VTP connections, acks every valid event, naks the rest, and measures
 /// latency = (time after parsing) − (the event's embedded send timestamp).
-public final class VTPReceiver: @unchecked Sendable {
+///
+/// Each event loop of `group` owns its connections' statistics (`ReceiverLoopState`), touched
+/// only on that loop. The home loop, one of them, owns the listening channel, the report timer,
+/// the merged `ReceiverStatistics` with every sequence number, and stopping: the other loops
+/// hand it their sequence numbers once per loop turn, and their tallies when it asks (at each
+/// report and at stop). No lock is taken per event.
+public final class VTPReceiver: Sendable {
     public let options: ReceiverOptions
-    public let statistics: ReceiverStatistics
     private let group: EventLoopGroup
+    private let home: NIOLoopBoundBox<Home>
+    private let loops: [NIOLoopBoundBox<ReceiverLoopState>]
+    private let warmup: WarmupWindow
+    private let csv: EventsCSVWriter?
     private let output: @Sendable (String) -> Void
     private let errorOutput: @Sendable (String) -> Void
     private let observer: (@Sendable (ReceivedEvent) -> Void)?
-    private let csv: EventsCSVWriter?
-    private let lock = NIOLock()
-    private var serverChannel: Channel?
-    private var reportTask: RepeatedTask?
-    private var stopped = false
     private let donePromise: EventLoopPromise<ReceiverSummary>
 
-    /// - Parameter observer: called for every event (on a connection's event loop).
+    /// The home loop's state.
+    private struct Home: Sendable {
+        enum Phase: Sendable { case created, binding, running, stopping, stopped }
+        var phase = Phase.created
+        var stopWhenBound = false
+        var statistics = ReceiverStatistics()
+        var serverChannel: Channel?
+        var reportTask: RepeatedTask?
+        var events = 0
+    }
+
+    /// - Parameter observer: called for every event, on its connection's event loop.
     public init(
         options: ReceiverOptions, group: EventLoopGroup,
         output: @escaping @Sendable (String) -> Void = LineOutput.print,
@@ -55,184 +83,174 @@ public final class VTPReceiver: @unchecked Sendable {
         self.output = output
         self.errorOutput = errorOutput
         self.observer = observer
-        statistics = ReceiverStatistics(warmupSeconds: options.warmupSeconds)
-        csv = try options.eventsCSVPath.map { try EventsCSVWriter(path: $0) }
-        donePromise = group.next().makePromise(of: ReceiverSummary.self)
+        let homeLoop = group.next()
+        home = .makeBoxSendingValue(Home(), eventLoop: homeLoop)
+        loops = group.makeIterator().map { .makeBoxSendingValue(ReceiverLoopState(), eventLoop: $0) }
+        warmup = WarmupWindow(seconds: options.warmupSeconds)
+        csv = try options.eventsCSVPath.map { try EventsCSVWriter(path: $0, reportFailure: errorOutput) }
+        donePromise = homeLoop.makePromise(of: ReceiverSummary.self)
     }
 
     /// Completes with the final summary when a stop condition is met or `stop()` is called.
     public var done: EventLoopFuture<ReceiverSummary> { donePromise.futureResult }
 
-    /// Binds and starts serving; returns the bound address (port 0 picks a free port).
-    @discardableResult
-    public func start() throws -> SocketAddress {
+    /// Binds and starts serving; completes with the bound address (port 0 picks a free port),
+    /// or fails with `TransportError.cannotBind` (and `done` fails with it too).
+    public func start() -> EventLoopFuture<SocketAddress> {
+        home.eventLoop.flatSubmit { self.startOnHome() }
+    }
+
+    /// Stops listening, closes connections, completes `done`. Idempotent; callable from anywhere.
+    public func stop() {
+        home.eventLoop.execute { self.stopOnHome() }
+    }
+
+    // MARK: on the home loop
+
+    private func startOnHome() -> EventLoopFuture<SocketAddress> {
+        guard home.value.phase == .created else { return home.eventLoop.makeFailedFuture(ReceiverError.alreadyStarted) }
+        home.value.phase = .binding
         let options = options
-        let bootstrap = ServerBootstrap(group: group)
+        let loops = Dictionary(uniqueKeysWithValues: loops.map { (ObjectIdentifier($0.eventLoop), $0) })
+        let idleTimeout = TimeAmount.nanoseconds(SafeNanoseconds.from(seconds: options.idleTimeout))
+        let shared = ReceiverConnectionHandler.Shared(
+            receiverIVO: options.receiverIVO, csv: csv, warmup: warmup, observer: observer, reportError: errorOutput,
+            handOver: { [self] in handOver(from: $0) })
+        let bootstrap = ServerBootstrap(group: home.eventLoop, childGroup: group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    guard let loop = loops[ObjectIdentifier(channel.eventLoop)] else { throw ReceiverError.foreignEventLoop }
                     let sync = channel.pipeline.syncOperations
-                    if options.idleTimeout > 0 {
-                        try sync.addHandler(
-                            IdleStateHandler(readTimeout: .nanoseconds(Int64(options.idleTimeout * 1e9))))
-                    }
+                    if idleTimeout > .zero { try sync.addHandler(IdleStateHandler(readTimeout: idleTimeout)) }
                     try sync.addHandler(ByteToMessageHandler(VTPFrameDecoder(maximumFrameSize: options.maxFrameSize)))
-                    try sync.addHandler(ReceiverConnectionHandler(receiver: self))
+                    try sync.addHandler(ReceiverConnectionHandler(shared: shared, loop: loop))
                 }
             }
-        let channel: Channel
-        do {
-            channel = try bootstrap.bind(host: options.host, port: options.port).wait()
-        } catch {
-            let failure = TransportError.cannotBind(host: options.host, port: options.port, reason: ErrorText.describe(error))
-            lock.withLock { stopped = true }
-            csv?.close()
-            donePromise.fail(failure)
-            throw failure
+        return bootstrap.bind(host: options.host, port: options.port).hop(to: home.eventLoop)
+            .flatMapError { error in
+                let failure = TransportError.cannotBind(
+                    host: options.host, port: options.port, reason: ErrorText.describe(error))
+                self.home.value.phase = .stopped
+                self.closeCSV().whenComplete { _ in self.donePromise.fail(failure) }
+                return self.home.eventLoop.makeFailedFuture(failure)
+            }
+            .flatMapThrowing { channel in
+                guard let address = channel.localAddress else {
+                    channel.close(promise: nil)
+                    throw ReceiverError.noLocalAddress
+                }
+                self.running(on: channel)
+                return address
+            }
+    }
+
+    private func running(on channel: Channel) {
+        // At least 1 ms: a report timer of 0 would spin the home loop.
+        let interval = TimeAmount.nanoseconds(max(SafeNanoseconds.from(seconds: options.reportInterval), 1_000_000))
+        let reportTask = home.eventLoop.scheduleRepeatedAsyncTask(initialDelay: interval, delay: interval) { _ in
+            self.report()
         }
-        lock.withLock { serverChannel = channel }
-        let loop = channel.eventLoop
-        let interval = TimeAmount.nanoseconds(Int64(options.reportInterval * 1e9))
-        reportTask = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
-            for line in self.statistics.reportLines() { self.output(line) }
+        let stopWhenBound = home.withValue { home in
+            home.phase = .running
+            home.serverChannel = channel
+            home.reportTask = reportTask
+            return home.stopWhenBound
         }
         if let seconds = options.stopAfterSeconds {
-            loop.scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) { self.stop() }
+            home.eventLoop.scheduleTask(in: .nanoseconds(SafeNanoseconds.from(seconds: seconds))) { self.stopOnHome() }
         }
-        return channel.localAddress!
+        if stopWhenBound { stopOnHome() }
     }
 
-    /// Stops listening, closes connections, completes `done`. Idempotent.
-    public func stop() {
-        let channel: Channel? = lock.withLock {
-            guard !stopped else { return nil }
-            stopped = true
-            return serverChannel
-        }
-        guard let channel else { return }
-        reportTask?.cancel()
-        channel.close().whenComplete { _ in
-            self.csv?.close()
-            self.donePromise.succeed(self.statistics.summary())
+    private func report() -> EventLoopFuture<Void> {
+        collect().map { interval in
+            let lines = self.home.value.statistics.report(adding: interval, nowNanos: WallClock.nowNanos())
+            for line in lines { self.output(line) }
         }
     }
 
-    // MARK: called by connections
-
-    func handle(_ event: ReceivedEvent) {
-        let (recorded, total) = statistics.record(event)
-        csv?.write(recorded)
-        observer?(recorded)
-        if let limit = options.stopAfterEvents, total >= limit {
-            group.next().execute { self.stop() }
+    /// Takes every loop's share since the last call, with the sequence numbers not yet handed over.
+    private func collect() -> EventLoopFuture<ReceiverTally> {
+        let shares = loops.map { box in
+            box.eventLoop.submit { box.withValue { state in (state.tally.take(), state.takeHandOver()) } }
+        }
+        return EventLoopFuture.whenAllSucceed(shares, on: home.eventLoop).map { shares in
+            var merged = ReceiverTally()
+            for (tally, handOver) in shares {
+                self.receive(handOver)
+                merged.merge(tally)
+            }
+            return merged
         }
     }
 
-    func reportConnectionError(_ text: String) { errorOutput(text) }
-}
-
-/// One receiver connection. It never closes first except on a framing error or idle
-/// timeout, so per-event and persistent senders both work.
-final class ReceiverConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-
-    private let receiver: VTPReceiver
-    private var peer = "unknown peer"
-    private var remoteAddress: String?
-    private var remotePort: Int?
-
-    init(receiver: VTPReceiver) { self.receiver = receiver }
-
-    func channelActive(context: ChannelHandlerContext) {
-        if let address = context.channel.remoteAddress {
-            remoteAddress = address.ipAddress
-            remotePort = address.port
-            peer = "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
+    private func receive(_ handOver: ReceiverLoopState.HandOver) {
+        guard handOver.events > 0 else { return }
+        let limitReached = home.withValue { home in
+            home.statistics.record(sequences: handOver.sequences)
+            home.events += handOver.events
+            return options.stopAfterEvents.map { home.events >= $0 } ?? false
         }
-        receiver.statistics.connectionOpened()
-        context.fireChannelActive()
+        if limitReached { stopOnHome() }
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
-        receiver.statistics.connectionClosed()
-        context.fireChannelInactive()
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
-        let receiverIVO = receiver.options.receiverIVO
-        let message: VTPMessage
-        do {
-            message = try VTPMessage.parse(frame)
-        } catch {
-            nak(context: context, origin: receiverIVO, reason: "Event rejected: \(error)")
+    private func stopOnHome() {
+        switch home.value.phase {
+        case .created:
+            home.value.phase = .stopped
+            closeCSV().whenComplete { _ in self.donePromise.succeed(self.home.value.statistics.summary()) }
+            return
+        case .binding:
+            home.value.stopWhenBound = true
+            return
+        case .running:
+            break
+        case .stopping, .stopped:
             return
         }
-        switch message {
-        case .voEvent(let event):
-            let receivedNanos = WallClock.nowNanos()
-            let sentNanos: Int64
-            do {
-                sentNanos = try event.sendTimestampNanos()
-            } catch {
-                nak(context: context, origin: event.ivorn, reason: "Event rejected: \(error)")
-                return
+        home.value.phase = .stopping
+        home.value.reportTask?.cancel()
+        let serverClosed =
+            home.value.serverChannel.map { $0.close().recover { _ in } } ?? home.eventLoop.makeSucceededVoidFuture()
+        serverClosed
+            .flatMap { self.closeConnections() }
+            .flatMap { self.collect() }
+            .flatMap { last in
+                self.home.value.statistics.absorb(last)
+                return self.closeCSV()
             }
-            receiver.handle(
-                ReceivedEvent(
-                    sequence: event.sequence, runID: event.runID, ivorn: event.ivorn, sentNanos: sentNanos,
-                    receivedNanos: receivedNanos, remoteAddress: remoteAddress, remotePort: remotePort,
-                    inWarmup: false, senderClockOffset: event.clockOffset))
-            // Receive and reply times let the sender estimate the clock offset (NTP-style).
-            let repliedNanos = WallClock.nowNanos()
-            let ack = TransportMessage.ack(
-                eventIVORN: event.ivorn, localIVO: receiverIVO, nowNanos: repliedNanos,
-                params: [
-                    .init(name: TransportMessage.receivedNanosParam, value: String(receivedNanos)),
-                    .init(name: TransportMessage.repliedNanosParam, value: String(repliedNanos)),
-                ])
-            context.writeAndFlush(wrapOutboundOut(ack.framed(allocator: context.channel.allocator)), promise: nil)
-        case .transport(let transport):
-            switch transport.role {
-            case .iamalive:
-                let reply = TransportMessage(
-                    role: .iamalive, origin: transport.origin, response: receiverIVO,
-                    timestamp: ISO8601Time.formatSeconds(nanos: WallClock.nowNanos()))
-                context.writeAndFlush(wrapOutboundOut(reply.framed(allocator: context.channel.allocator)), promise: nil)
-            case .ack, .nak, .authenticate:
-                break  // nothing to answer
+            .whenComplete { _ in
+                self.home.value.phase = .stopped
+                self.donePromise.succeed(self.home.value.statistics.summary())
+            }
+    }
+
+    private func closeConnections() -> EventLoopFuture<Void> {
+        let closed = loops.map { box in
+            box.eventLoop.flatSubmit {
+                EventLoopFuture.andAllComplete(box.value.connections.values.map { $0.close() }, on: box.eventLoop)
             }
         }
+        return EventLoopFuture.andAllComplete(closed, on: home.eventLoop)
     }
 
-    private func nak(context: ChannelHandlerContext, origin: String, reason: String) {
-        receiver.statistics.recordNak()
-        receiver.reportConnectionError("nak to \(peer): \(reason)")
-        let nak = TransportMessage.nak(eventIVORN: origin, localIVO: receiver.options.receiverIVO, reason: reason)
-        context.writeAndFlush(wrapOutboundOut(nak.framed(allocator: context.channel.allocator)), promise: nil)
+    private func closeCSV() -> EventLoopFuture<Void> {
+        csv?.close(on: home.eventLoop) ?? home.eventLoop.makeSucceededVoidFuture()
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
-            receiver.reportConnectionError("closing idle connection from \(peer)")
-            context.close(promise: nil)
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
-    }
+    // MARK: on a connection's loop
 
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if error is VTPFramingError {
-            receiver.statistics.recordFramingError()
-            receiver.reportConnectionError("closing connection from \(peer): \(error)")
-        } else if let io = error as? IOError, io.errnoCode == ECONNRESET {
-            // The peer reset the connection; nothing to report beyond its close.
+    /// Hands a loop's pending sequence numbers to the home loop.
+    private func handOver(from box: NIOLoopBoundBox<ReceiverLoopState>) {
+        let handOver = box.value.takeHandOver()
+        guard handOver.events > 0 else { return }
+        if home.eventLoop.inEventLoop {
+            receive(handOver)
         } else {
-            receiver.reportConnectionError("connection from \(peer): \(error)")
+            home.eventLoop.execute { self.receive(handOver) }
         }
-        context.close(promise: nil)
     }
 }

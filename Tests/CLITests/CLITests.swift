@@ -45,7 +45,7 @@ final class CLITests: XCTestCase {
         let line = try XCTUnwrap(first.waitForOutput { $0.hasPrefix("vtp-receiver: listening on") })
         let port = String(line.split(separator: ":").last!)
         let (status, _, err) = try RunningProcess.run(try Tools.url("vtp-receiver"), ["--port", port])
-        XCTAssertEqual(status, 1)
+        XCTAssertEqual(status, 2, "ExitStatus.runFailed: the run could not be carried out")
         XCTAssertTrue(err.contains("cannot listen on 127.0.0.1:\(port)"), err)
     }
 

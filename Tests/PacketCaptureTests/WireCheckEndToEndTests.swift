@@ -25,7 +25,7 @@ final class WireCheckEndToEndTests: XCTestCase {
             let receiver = try VTPReceiver(
                 options: ReceiverOptions(configuration: config), group: group, output: { _ in }, errorOutput: { _ in },
                 observer: monitor.observer)
-            let port = try receiver.start().port!
+            let port = try receiver.start().wait().port!
             try monitor.start(port: port)
             let tcpdump = mode == .perEvent ? try TCPDump(port: port) : nil
 

@@ -49,28 +49,35 @@ final class ClockOffsetTests: XCTestCase {
 
     func testEventsRecordedOutOfTimestampOrderAreNotWarmup() {
         // Two event loops: the second record carries an earlier receive time.
-        let stats = ReceiverStatistics(warmupSeconds: 0)
+        var tally = ReceiverTally()
+        let warmup = WarmupWindow(seconds: 0)
         for received in [2_000_000, 1_000_000] as [Int64] {
-            _ = stats.record(
+            _ = tally.record(
                 ReceivedEvent(
                     sequence: nil, runID: nil, ivorn: "ivo://x#\(received)", sentNanos: 0, receivedNanos: received,
-                    remoteAddress: nil, remotePort: nil, inWarmup: false))
+                    remoteAddress: nil, remotePort: nil, inWarmup: false),
+                warmup: warmup)
         }
+        var stats = ReceiverStatistics()
+        stats.absorb(tally)
         let summary = stats.summary()
         XCTAssertEqual(summary.warmupExcluded, 0)
         XCTAssertEqual(summary.latency.count, 2)
     }
 
     func testLatencyWithinTheErrorBoundIsFlagged() {
-        let stats = ReceiverStatistics(warmupSeconds: 0)
+        var tally = ReceiverTally()
+        let warmup = WarmupWindow(seconds: 0)
         func event(latency: Int64, error: Int64) -> ReceivedEvent {
             ReceivedEvent(
                 sequence: nil, runID: nil, ivorn: "ivo://x#1", sentNanos: 1_000, receivedNanos: 1_000 + latency,
                 remoteAddress: nil, remotePort: nil, inWarmup: false, senderClockOffset: (0, error))
         }
-        XCTAssertTrue(stats.record(event(latency: 40_000, error: 50_000)).event.withinClockError)
-        XCTAssertTrue(stats.record(event(latency: -40_000, error: 50_000)).event.withinClockError)
-        XCTAssertFalse(stats.record(event(latency: 60_000, error: 50_000)).event.withinClockError)
+        XCTAssertTrue(tally.record(event(latency: 40_000, error: 50_000), warmup: warmup).withinClockError)
+        XCTAssertTrue(tally.record(event(latency: -40_000, error: 50_000), warmup: warmup).withinClockError)
+        XCTAssertFalse(tally.record(event(latency: 60_000, error: 50_000), warmup: warmup).withinClockError)
+        var stats = ReceiverStatistics()
+        stats.absorb(tally)
         let summary = stats.summary()
         XCTAssertEqual(summary.withinClockError, 2)
         XCTAssertEqual(summary.clockOffset?.errorBound ?? 0, 50e-6, accuracy: 1e-12)

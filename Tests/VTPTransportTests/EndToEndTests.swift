@@ -25,7 +25,7 @@ final class EndToEndTests: XCTestCase {
         let receiver = try VTPReceiver(
             options: options, group: group, output: { [lines] l in lines.withLockedValue { $0.append(l) } },
             errorOutput: { [errors] l in errors.withLockedValue { $0.append(l) } })
-        let address = try receiver.start()
+        let address = try receiver.start().wait()
         return (receiver, address.port!)
     }
 
@@ -214,11 +214,11 @@ final class EndToEndTests: XCTestCase {
 }
 
 /// A bare TCP client for feeding the receiver bytes no sender would write.
-final class RawClient: @unchecked Sendable {
+final class RawClient: Sendable {
     private let channel: Channel
     private let inbound: NIOLockedValueBox<ByteBuffer>
 
-    private final class Collector: ChannelInboundHandler, @unchecked Sendable {
+    private final class Collector: ChannelInboundHandler {
         typealias InboundIn = ByteBuffer
         let inbound: NIOLockedValueBox<ByteBuffer>
         init(_ inbound: NIOLockedValueBox<ByteBuffer>) { self.inbound = inbound }

@@ -1,0 +1,199 @@
+import ArgumentParser
+import BenchConfig
+import CommandLineKit
+import NIOCore
+import NIOPosix
+import VTPTransport
+import WireCheck  // capture: --capture-interface
+
+@main
+struct ReceiverCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vtp-receiver",
+        abstract: "Receive VOEvents over VTP, ack each one, and report one-way latency.",
+        discussion: """
+            Latency = receiver's wall clock after parsing - the event's embedded send time, so the \
+            two hosts' clocks must be synchronised (NTP/PTP). Every --report-interval it prints \
+            `Received N events; Latency min/max/avg s (min/max/avg)` (the 2012 benchmark's line), \
+            then min/avg/max, percentiles and events/s; an idle receiver says so once instead. \
+            SIGINT/SIGTERM print the final summary and write --summary-json before exiting.
+            Durations take units (500ms, 2s, 1m); a bare number is seconds.
+            Exit status: 0 when stopped (by a stop condition or a signal), 2 when it cannot listen, \
+            capture or write its files, 64 for bad flags, config or output paths.
+            """,
+        version: VTPBenchVersion.string)
+
+    @Option(help: "JSON configuration file (default: ./config.json if present, else built-in defaults).")
+    var config: String?
+    @Option(help: "Address to listen on. [config: host]") var host: String?
+    @Option(parsing: .unconditional, help: "Port to listen on; 0 picks a free port and prints it. [config: port]")
+    var port: Int?
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp("Time between report lines, e.g. 500ms, 5s; a bare number is seconds. [config: report_interval]", valueName: "duration"))
+    var reportInterval: String?
+    @Option(name: .customLong("receiver-ivo"), help: "This receiver's IVO, sent as Response in acks. [config: receiver_ivo]")
+    var receiverIVO: String?
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp("Close connections silent this long, e.g. 2m; a bare number is seconds; 0 = never. [config: idle_timeout]", valueName: "duration"))
+    var idleTimeout: String?
+    @Option(parsing: .unconditional, help: "Largest accepted frame in bytes. [config: max_frame_size]") var maxFrameSize: Int?
+    @Option(parsing: .unconditional, help: "Stop after receiving this many events.") var stopAfterEvents: Int?
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp("Stop after this long, e.g. 30s, 10m; a bare number is seconds.", valueName: "duration"))
+    var stopAfterSeconds: String?
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "Leave events received within this long of the first event out of the statistics, e.g. 2s; a bare number is seconds.",
+            valueName: "duration"))
+    var warmupSeconds: String?
+    @Option(name: .customLong("summary-json"), help: "Write the final summary as JSON to this file.")
+    var summaryJSON: String?
+    @Option(name: .customLong("events-csv"), help: "Write one CSV row per event (seq, ivorn, sent_ns, received_ns, latency_s, warmup), each before its ack.")
+    var eventsCSV: String?
+    // MARK: capture
+    @Option(name: .customLong("capture-interface"), help: "Also capture this interface (e.g. lo) on the receiver's port and report wire latency beside app latency (needs root or CAP_NET_RAW).")
+    var captureInterface: String?
+    @Option(name: .customLong("wire-events-csv"), help: "With --capture-interface: one CSV row per event (ivorn, sent_ns, wire_ns, app_ns, wire/app latency, app - wire).")
+    var wireEventsCSV: String?
+
+    /// Flags over the config file. No validate(): ArgumentParser runs it before it reports
+    /// unknown flags, which would then be answered with a complaint about another flag.
+    func settings() throws -> (BenchConfiguration, ReceiverOptions) {
+        if wireEventsCSV != nil && captureInterface == nil {
+            throw ValidationError("--wire-events-csv needs --capture-interface")
+        }
+        if let stopAfterEvents, stopAfterEvents < 1 {
+            throw ValidationError("--stop-after-events must be at least 1 (got \(stopAfterEvents))")
+        }
+        let stopAfter = try Self.seconds(stopAfterSeconds, flag: "--stop-after-seconds")
+        if let stopAfter, stopAfter <= 0 {
+            throw ValidationError("--stop-after-seconds must be more than 0 (got \(stopAfterSeconds ?? ""))")
+        }
+        var c: BenchConfiguration
+        do {
+            c = try BenchConfiguration.resolve(path: config)
+            if let host { c.host = host }
+            if let port { c.port = port }
+            if let interval = try Self.seconds(reportInterval, flag: "--report-interval") { c.reportInterval = interval }
+            if let receiverIVO { c.receiverIVO = receiverIVO }
+            if let timeout = try Self.seconds(idleTimeout, flag: "--idle-timeout") { c.idleTimeout = timeout }
+            if let maxFrameSize { c.maxFrameSize = maxFrameSize }
+            try c.validate(source: "settings (config file + flags)")
+        } catch let error as ConfigError {
+            throw ValidationError(error.description)
+        }
+        var options = ReceiverOptions(configuration: c)
+        options.stopAfterEvents = stopAfterEvents
+        options.stopAfterSeconds = stopAfter
+        options.warmupSeconds = try Self.seconds(warmupSeconds, flag: "--warmup-seconds") ?? 0
+        options.eventsCSVPath = eventsCSV
+        return (c, options)
+    }
+
+    static func seconds(_ text: String?, flag: String) throws -> Double? {
+        guard let text else { return nil }
+        do {
+            return try Durations.parseSeconds(text, bareUnit: .seconds)
+        } catch {
+            throw ValidationError("\(flag): \(error)")
+        }
+    }
+
+    /// What shaped the run, for the summary JSON.
+    func settingsJSON(_ c: BenchConfiguration, _ options: ReceiverOptions, port: Int) -> [String: Any] {
+        var settings: [String: Any] = [
+            "host": c.host, "port": port, "receiver_ivo": c.receiverIVO, "report_interval": c.reportInterval,
+            "idle_timeout": c.idleTimeout, "max_frame_size": c.maxFrameSize, "warmup_seconds": options.warmupSeconds,
+        ]
+        settings["stop_after_events"] = options.stopAfterEvents
+        settings["stop_after_seconds"] = options.stopAfterSeconds
+        settings["capture_interface"] = captureInterface
+        return settings
+    }
+
+    func run() async throws {
+        let (c, options) = try settings()
+        do {
+            try OutputPaths.check([
+                ("--summary-json", summaryJSON), ("--events-csv", eventsCSV), ("--wire-events-csv", wireEventsCSV),
+            ])
+        } catch {
+            LineOutput.printError("vtp-receiver: \(error)")
+            throw ExitStatus.usage
+        }
+        let metadata = RunMetadata()
+        Diagnostics.bootstrap()
+        let logger = Diagnostics.logger("vtp-receiver")
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        let receiver: VTPReceiver
+        let bound: SocketAddress
+        let wire: LiveWireMonitor?  // capture: opened before binding so no event is missed
+        func cannotRun(_ error: any Error) async -> ExitCode {
+            LineOutput.printError("vtp-receiver: \(UserMessage.describe(error))")
+            try? await group.shutdownGracefully()
+            return ExitStatus.runFailed
+        }
+        do {
+            wire = try captureInterface.map { try LiveWireMonitor(interface: $0, keepsPairs: wireEventsCSV != nil) }
+            receiver = try VTPReceiver(
+                options: options, group: group, errorOutput: { logger.warning("\($0)") }, observer: wire?.observer)
+            bound = try await receiver.start().get()  // a failed start also ends `done`
+        } catch {
+            throw await cannotRun(error)
+        }
+        do {
+            try wire?.start(port: bound.port ?? c.port)
+        } catch {
+            receiver.stop()
+            _ = try? await receiver.done.get()
+            throw await cannotRun(error)
+        }
+        LineOutput.print("vtp-receiver: listening on \(bound.ipAddress ?? c.host):\(bound.port ?? c.port)")
+        if let wire {
+            LineOutput.print("vtp-receiver: capturing on \(wire.interface) (\(wire.linkTypeName), \(wire.precision) timestamps)")
+            if let note = wire.precisionNote { LineOutput.print("vtp-receiver: note: \(note)") }
+        }
+        let signals = TerminationSignals { name in
+            LineOutput.printError("vtp-receiver: \(name): stopping")
+            receiver.stop()
+        }
+        let summary: ReceiverSummary
+        do {
+            summary = try await receiver.done.get()
+        } catch {
+            LineOutput.printError("vtp-receiver: \(UserMessage.describe(error))")
+            throw ExitStatus.runFailed
+        }
+        signals.cancel()
+        for line in ReceiverSummaryText.lines(summary) { LineOutput.print(line) }
+        let wireSummary = wire?.stop()
+        wireSummary?.lines.forEach { LineOutput.print($0) }
+        if let error = wire?.captureError { LineOutput.printError("vtp-receiver: \(error)") }
+        // Every file is attempted, each failure one line; the exit status says one failed.
+        var writeFailed = false
+        if let wire, let wireEventsCSV {
+            do {
+                try WirePairsCSV.write(wire.pairs, to: wireEventsCSV)
+            } catch {
+                LineOutput.printError("vtp-receiver: \(UserMessage.describe(error))")
+                writeFailed = true
+            }
+        }
+        if let summaryJSON {
+            do {
+                try SummaryJSON.write(
+                    ReceiverSummaryWithWire(receiver: summary, wire: wireSummary), metadata: metadata,
+                    settings: settingsJSON(c, options, port: bound.port ?? c.port), to: summaryJSON)
+            } catch {
+                LineOutput.printError("vtp-receiver: \(error)")
+                writeFailed = true
+            }
+        }
+        try? await group.shutdownGracefully()
+        if writeFailed { throw ExitStatus.runFailed }
+    }
+}

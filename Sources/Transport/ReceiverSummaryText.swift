@@ -1,0 +1,40 @@
+import CommandLineKit
+import LatencyStats
+
+public enum ReceiverSummaryText {
+    public static func lines(_ s: ReceiverSummary) -> [String] {
+        var lines = [
+            "vtp-receiver summary: received \(s.received) (unique \(s.unique), duplicates \(s.duplicates), "
+                + "missing \(s.missing), out of order \(s.outOfOrder)"
+                + (s.sequenceOutOfRange.map { $0 > 0 ? ", sequence out of range \($0)" : "" } ?? "")
+                + "), naks \(s.naks), framing errors \(s.framingErrors), "
+                + "\(s.connectionsAccepted) connections, \(Fixed.format(s.durationSeconds, decimals: 3))s"
+        ]
+        let latency = s.latency.count > 0 ? s.latency : nil
+        lines.append(ReceiverReport.headline(received: s.received, latency: latency))
+        lines.append(
+            "  one-way " + ReceiverReport.latencyLine(latency) + ", stddev \(Human.duration(seconds: latency?.stddev))"
+                + " (receiver wall clock - sender wall clock); " + Human.rate(s.eventsPerSecond, unit: "events"))
+        if let c = s.clockOffset {
+            lines.append(
+                "  clock offset (receiver - sender, sender's estimate) \(Fixed.signedMilliseconds(c.offset))"
+                    + " ±\(Fixed.milliseconds(c.errorBound)); \(s.withinClockError) latencies within the error bound"
+                    + (s.withinClockError > 0 ? " (their sign and size are not trustworthy)" : ""))
+        }
+        if s.warmupExcluded > 0 { lines.append("  \(s.warmupExcluded) warm-up events excluded from the statistics") }
+        if let implausible = s.implausibleTimestamps, implausible > 0 {
+            lines.append(
+                "  \(implausible) events with an implausible timestamp (latency beyond ±1 day) acked but "
+                    + "excluded from the statistics")
+        }
+        if let untracked = s.untrackedRuns, untracked > 0 {
+            lines.append(
+                "  \(untracked) events of runs beyond the first \(Human.grouped(Int64(SequenceTracker.maximumRuns))) "
+                    + "(or with overlong run IDs): sequence numbers not tracked")
+        }
+        if s.negativeLatencies > 0 {
+            lines.append("  warning: \(s.negativeLatencies) negative latencies: the hosts' clocks are not synchronised")
+        }
+        return lines
+    }
+}
