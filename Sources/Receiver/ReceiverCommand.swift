@@ -23,22 +23,7 @@ struct ReceiverCommand: AsyncParsableCommand {
             """,
         version: VTPBenchVersion.string)
 
-    @Option(help: "JSON configuration file (default: ./config.json if present, else built-in defaults).")
-    var config: String?
-    @Option(help: "Address to listen on. [config: host]") var host: String?
-    @Option(parsing: .unconditional, help: "Port to listen on; 0 picks a free port and prints it. [config: port]")
-    var port: Int?
-    @Option(
-        parsing: .unconditional,
-        help: ArgumentHelp("Time between report lines, e.g. 500ms, 5s; a bare number is seconds. [config: report_interval]", valueName: "duration"))
-    var reportInterval: String?
-    @Option(name: .customLong("receiver-ivo"), help: "This receiver's IVO, sent as Response in acks. [config: receiver_ivo]")
-    var receiverIVO: String?
-    @Option(
-        parsing: .unconditional,
-        help: ArgumentHelp("Close connections silent this long, e.g. 2m; a bare number is seconds; 0 = never. [config: idle_timeout]", valueName: "duration"))
-    var idleTimeout: String?
-    @Option(parsing: .unconditional, help: "Largest accepted frame in bytes. [config: max_frame_size]") var maxFrameSize: Int?
+    @OptionGroup var settings: ReceiverSettings
     @Option(parsing: .unconditional, help: "Stop after receiving this many events.") var stopAfterEvents: Int?
     @Option(
         parsing: .unconditional,
@@ -62,45 +47,29 @@ struct ReceiverCommand: AsyncParsableCommand {
 
     /// Flags over the config file. No validate(): ArgumentParser runs it before it reports
     /// unknown flags, which would then be answered with a complaint about another flag.
-    func settings() throws -> (BenchConfiguration, ReceiverOptions) {
+    func resolved() throws -> (BenchConfiguration, ReceiverOptions) {
         if wireEventsCSV != nil && captureInterface == nil {
             throw ValidationError("--wire-events-csv needs --capture-interface")
         }
         if let stopAfterEvents, stopAfterEvents < 1 {
             throw ValidationError("--stop-after-events must be at least 1 (got \(stopAfterEvents))")
         }
-        let stopAfter = try Self.seconds(stopAfterSeconds, flag: "--stop-after-seconds")
-        if let stopAfter, stopAfter <= 0 {
-            throw ValidationError("--stop-after-seconds must be more than 0 (got \(stopAfterSeconds ?? ""))")
-        }
-        var c: BenchConfiguration
-        do {
-            c = try BenchConfiguration.resolve(path: config)
-            if let host { c.host = host }
-            if let port { c.port = port }
-            if let interval = try Self.seconds(reportInterval, flag: "--report-interval") { c.reportInterval = interval }
-            if let receiverIVO { c.receiverIVO = receiverIVO }
-            if let timeout = try Self.seconds(idleTimeout, flag: "--idle-timeout") { c.idleTimeout = timeout }
-            if let maxFrameSize { c.maxFrameSize = maxFrameSize }
-            try c.validate(source: "settings (config file + flags)")
-        } catch let error as ConfigError {
-            throw ValidationError(error.description)
-        }
+        let c = try settings.configuration()
         var options = ReceiverOptions(configuration: c)
         options.stopAfterEvents = stopAfterEvents
-        options.stopAfterSeconds = stopAfter
-        options.warmupSeconds = try Self.seconds(warmupSeconds, flag: "--warmup-seconds") ?? 0
+        options.stopAfterSeconds = try Self.seconds(stopAfterSeconds, flag: "--stop-after-seconds", rule: .positive)
+        options.warmupSeconds = try Self.seconds(warmupSeconds, flag: "--warmup-seconds", rule: .nonNegative) ?? 0
         options.eventsCSVPath = eventsCSV
         return (c, options)
     }
 
-    static func seconds(_ text: String?, flag: String) throws -> Double? {
+    /// The same rules as the config file's durations (`DurationRule`).
+    static func seconds(_ text: String?, flag: String, rule: DurationRule) throws -> Double? {
         guard let text else { return nil }
-        do {
-            return try Durations.parseSeconds(text, bareUnit: .seconds)
-        } catch {
-            throw ValidationError("\(flag): \(error)")
+        guard let seconds = rule.seconds(from: text) else {
+            throw ValidationError("\(flag) must be \(rule.expected), or with a unit: 500ms, 2s, 1m (got \(text))")
         }
+        return seconds
     }
 
     /// What shaped the run, for the summary JSON.
@@ -116,7 +85,7 @@ struct ReceiverCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let (c, options) = try settings()
+        let (c, options) = try resolved()
         do {
             try OutputPaths.check([
                 ("--summary-json", summaryJSON), ("--events-csv", eventsCSV), ("--wire-events-csv", wireEventsCSV),

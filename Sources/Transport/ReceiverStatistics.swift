@@ -1,3 +1,4 @@
+import BenchConfig
 import CommandLineKit
 import LatencyStats
 import Synchronization
@@ -50,19 +51,6 @@ public struct ReceivedEvent: Sendable {
     public var implausibleTimestamp: Bool { latencyNanos.magnitude > Self.maximumPlausibleLatencyNanos }
 }
 
-/// Seconds (from flags or config, possibly absurd) as nanoseconds without trapping: NaN or not
-/// positive → 0; beyond `maximumNanos` (73 years), infinity included → `maximumNanos`, which
-/// still leaves room to add it to any clock reading.
-public enum SafeNanoseconds {
-    public static let maximumNanos: Int64 = Int64.max / 4
-
-    public static func from(seconds: Double) -> Int64 {
-        guard seconds > 0 else { return 0 }  // also NaN
-        let nanos = seconds * 1e9
-        return nanos >= Double(maximumNanos) ? maximumNanos : Int64(nanos)
-    }
-}
-
 /// The warm-up: events within `nanos` of the first event any loop received are counted but
 /// left out of the statistics (measured from the first event, so a late sender still gets one).
 ///
@@ -73,7 +61,7 @@ public final class WarmupWindow: Sendable {
     public let nanos: Int64
     private let firstEventNanos = Atomic<Int64>(.max)
 
-    public init(seconds: Double) { nanos = SafeNanoseconds.from(seconds: seconds) }
+    public init(seconds: Double) { nanos = DurationRule.nanoseconds(seconds) }
 
     /// Whether an event received at `receivedNanos` falls in the warm-up.
     public func contains(_ receivedNanos: Int64) -> Bool {

@@ -112,7 +112,7 @@ public final class VTPReceiver: Sendable {
         home.value.phase = .binding
         let options = options
         let loops = Dictionary(uniqueKeysWithValues: loops.map { (ObjectIdentifier($0.eventLoop), $0) })
-        let idleTimeout = TimeAmount.nanoseconds(SafeNanoseconds.from(seconds: options.idleTimeout))
+        let idleTimeout = TimeAmount.nanoseconds(DurationRule.nanoseconds(options.idleTimeout))
         let shared = ReceiverConnectionHandler.Shared(
             receiverIVO: options.receiverIVO, csv: csv, warmup: warmup, observer: observer, reportError: errorOutput,
             handOver: { [self] in handOver(from: $0) })
@@ -149,7 +149,7 @@ public final class VTPReceiver: Sendable {
 
     private func running(on channel: Channel) {
         // At least 1 ms: a report timer of 0 would spin the home loop.
-        let interval = TimeAmount.nanoseconds(max(SafeNanoseconds.from(seconds: options.reportInterval), 1_000_000))
+        let interval = TimeAmount.nanoseconds(max(DurationRule.nanoseconds(options.reportInterval), 1_000_000))
         let reportTask = home.eventLoop.scheduleRepeatedAsyncTask(initialDelay: interval, delay: interval) { _ in
             self.report()
         }
@@ -160,7 +160,7 @@ public final class VTPReceiver: Sendable {
             return home.stopWhenBound
         }
         if let seconds = options.stopAfterSeconds {
-            home.eventLoop.scheduleTask(in: .nanoseconds(SafeNanoseconds.from(seconds: seconds))) { self.stopOnHome() }
+            home.eventLoop.scheduleTask(in: .nanoseconds(DurationRule.nanoseconds(seconds))) { self.stopOnHome() }
         }
         if stopWhenBound { stopOnHome() }
     }

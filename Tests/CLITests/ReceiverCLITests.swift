@@ -37,18 +37,18 @@ final class ReceiverCLITests: XCTestCase {
         XCTAssertEqual(help, 0)
         XCTAssertTrue(helpOut.contains("a bare number is seconds"), helpOut)
 
-        let cases: [([String], String)] = [
-            (["--report-interval", "-5"], #"--report-interval: a duration cannot be negative (got "-5""#),
-            (["--idle-timeout", "-1s"], #"--idle-timeout: a duration cannot be negative (got "-1s""#),
-            (["--warmup-seconds", "soon"], #"--warmup-seconds: not a duration (got "soon""#),
-            (["--stop-after-seconds", "0"], "--stop-after-seconds must be more than 0 (got 0)"),
-            (["--stop-after-events", "-5"], "--stop-after-events must be at least 1 (got -5)"),
-            (["--port", "-1"], #"invalid value for "port": -1"#),
+        let cases: [([String], [String])] = [
+            (["--report-interval", "-5"], ["--report-interval must be a number of seconds", "(got -5)"]),
+            (["--idle-timeout", "-1s"], ["--idle-timeout must be a number of seconds", "(got -1s)"]),
+            (["--warmup-seconds", "soon"], ["--warmup-seconds must be a number of seconds", "(got soon)"]),
+            (["--stop-after-seconds", "0"], ["--stop-after-seconds must be a positive number of seconds", "(got 0)"]),
+            (["--stop-after-events", "-5"], ["--stop-after-events must be at least 1 (got -5)"]),
+            (["--port", "-1"], ["--port must be a port number from 0 to 65535 (got -1)"]),
         ]
         for (args, message) in cases {
             let (status, _, err) = try RunningProcess.run(receiver, args, timeout: 20)
             XCTAssertEqual(status, 64, "\(args)")
-            XCTAssertTrue(err.contains(message), "\(args): \(err)")
+            for part in message { XCTAssertTrue(err.contains(part), "\(args): \(err)") }
             XCTAssertFalse(err.contains("Missing value"), "\(args): \(err)")
         }
 
@@ -75,11 +75,11 @@ final class ReceiverCLITests: XCTestCase {
         let json = dir.appendingPathComponent("r.json")
         let (status, out, err) = try RunningProcess.run(
             try Tools.url("vtp-receiver"),
-            ["--port", "0", "--report-interval", "50ms", "--stop-after-seconds", "1", "--summary-json", json.path],
+            ["--port", "0", "--report-interval", "100ms", "--stop-after-seconds", "1.5", "--summary-json", json.path],
             timeout: 20)
         XCTAssertEqual(status, 0, err)
         let lines = out.split(separator: "\n")
-        XCTAssertEqual(lines.filter { $0.hasPrefix("Idle since ") }.count, 1, "about 20 intervals, one idle line:\n\(out)")
+        XCTAssertEqual(lines.filter { $0.hasPrefix("Idle since ") }.count, 1, "about 15 intervals, one idle line:\n\(out)")
         XCTAssertEqual(lines.filter { $0.hasPrefix("Received ") }.count, 1, "only the summary's:\n\(out)")
 
         let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any])

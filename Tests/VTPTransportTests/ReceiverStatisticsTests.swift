@@ -1,3 +1,4 @@
+import BenchConfig
 import Foundation
 import LatencyStats
 import VTPTransport
@@ -144,12 +145,12 @@ final class ReceiverStatisticsTests: XCTestCase {
     }
 
     func testSecondsBecomeNanosecondsWithoutTrapping() {
-        XCTAssertEqual(SafeNanoseconds.from(seconds: 1.5), 1_500_000_000)
+        XCTAssertEqual(DurationRule.nanoseconds(1.5), 1_500_000_000)
         for absurd in [Double.infinity, 1e300, Double(Int64.max)] {
-            XCTAssertEqual(SafeNanoseconds.from(seconds: absurd), SafeNanoseconds.maximumNanos, "\(absurd)")
+            XCTAssertEqual(DurationRule.nanoseconds(absurd), 1_000_000_000_000_000_000, "\(absurd)")
         }
         for nothing in [-Double.infinity, -1, 0, Double.nan] {
-            XCTAssertEqual(SafeNanoseconds.from(seconds: nothing), 0, "\(nothing)")
+            XCTAssertEqual(DurationRule.nanoseconds(nothing), 0, "\(nothing)")
         }
         // A warm-up of 1e300 s: everything is warm-up, nothing traps.
         var tally = ReceiverTally()
