@@ -45,7 +45,7 @@ let package = Package(
         // Latency statistics (exact moments + HdrHistogram percentiles).
         .target(
             name: "LatencyStats",
-            dependencies: [.product(name: "Histogram", package: "hdrhistogram-swift")],
+            dependencies: [.product(name: "Histogram", package: "hdrhistogram-swift"), "CommandLineKit"],
             path: "Sources/Stats"),
         // config.json loading and validation.
         .target(name: "BenchConfig", dependencies: ["CommandLineKit", argumentParser], path: "Sources/Config"),

@@ -12,6 +12,12 @@ public enum Human {
         return significant(seconds / unit.scale) + " " + unit.symbol
     }
 
+    /// With an explicit sign, for offsets: `+0.032 ms`, `-1.25 s`.
+    public static func signedDuration(seconds: Double?) -> String {
+        guard let seconds, seconds.isFinite else { return notAvailable }
+        return (seconds >= 0 ? "+" : "") + duration(seconds: seconds)
+    }
+
     /// `min/avg/max 0.135/0.277/1.02 ms`: the three in one unit, chosen by the largest.
     public static func minAvgMax(min: Double?, avg: Double?, max: Double?) -> String {
         guard let min, let avg, let max, min.isFinite, avg.isFinite, max.isFinite else {

@@ -221,8 +221,8 @@ public struct ReceiverStatistics: Sendable {
         ]
         if let clock = totals.clockOffset {
             lines.append(
-                "  clock offset (receiver - sender, sender's estimate) \(Fixed.signedMilliseconds(Double(clock.offsetNanos) / 1e9))"
-                    + " ±\(Fixed.milliseconds(Double(clock.errorNanos) / 1e9)); "
+                "  clock offset (receiver - sender, sender's estimate) \(Human.signedDuration(seconds: Double(clock.offsetNanos) / 1e9))"
+                    + " ±\(Human.duration(seconds: Double(clock.errorNanos) / 1e9)); "
                     + "\(totals.withinClockError) latencies within the error bound")
         }
         return lines

@@ -8,7 +8,7 @@ public enum ReceiverSummaryText {
                 + "missing \(s.missing), out of order \(s.outOfOrder)"
                 + (s.sequenceOutOfRange.map { $0 > 0 ? ", sequence out of range \($0)" : "" } ?? "")
                 + "), naks \(s.naks), framing errors \(s.framingErrors), "
-                + "\(s.connectionsAccepted) connections, \(Fixed.format(s.durationSeconds, decimals: 3))s"
+                + "\(s.connectionsAccepted) connections, \(Human.duration(seconds: s.durationSeconds))"
         ]
         let latency = s.latency.count > 0 ? s.latency : nil
         lines.append(ReceiverReport.headline(received: s.received, latency: latency))
@@ -17,8 +17,8 @@ public enum ReceiverSummaryText {
                 + " (receiver wall clock - sender wall clock); " + Human.rate(s.eventsPerSecond, unit: "events"))
         if let c = s.clockOffset {
             lines.append(
-                "  clock offset (receiver - sender, sender's estimate) \(Fixed.signedMilliseconds(c.offset))"
-                    + " ±\(Fixed.milliseconds(c.errorBound)); \(s.withinClockError) latencies within the error bound"
+                "  clock offset (receiver - sender, sender's estimate) \(Human.signedDuration(seconds: c.offset))"
+                    + " ±\(Human.duration(seconds: c.errorBound)); \(s.withinClockError) latencies within the error bound"
                     + (s.withinClockError > 0 ? " (their sign and size are not trustworthy)" : ""))
         }
         if s.warmupExcluded > 0 { lines.append("  \(s.warmupExcluded) warm-up events excluded from the statistics") }

@@ -56,6 +56,10 @@ final class HumanFormatTests: XCTestCase {
         XCTAssertEqual(Human.duration(seconds: nil), "n/a")
         XCTAssertEqual(Human.duration(seconds: .nan), "n/a")
         XCTAssertEqual(Human.duration(seconds: -0.0021), "-2.10 ms")
+        // Offsets carry their sign (clock offsets: receiver − sender).
+        XCTAssertEqual(Human.signedDuration(seconds: 0.000008), "+0.00800 ms")
+        XCTAssertEqual(Human.signedDuration(seconds: -0.0125), "-12.5 ms")
+        XCTAssertEqual(Human.signedDuration(seconds: nil), "n/a")
     }
 
     func testMinAvgMaxUsesOneUnitInThatOrder() {
