@@ -13,10 +13,10 @@ let package = Package(
         .executable(name: "vtp-receiver", targets: ["Receiver"]),
         // MARK: capture
         .library(name: "PacketCapture", targets: ["PacketCapture"]),
-        .executable(name: "vtp-capture", targets: ["CaptureTool"]),
+        .executable(name: "vtp-capture", targets: ["Capture"]),
         // MARK: lab
         .executable(name: "vtp-netem", targets: ["Netem"]),
-        .executable(name: "vtp-lab", targets: ["LabCLI"]),
+        .executable(name: "vtp-lab", targets: ["Lab"]),
         // MARK: proxy
         .library(name: "PGWire", targets: ["PGWire"]),
         .executable(name: "vtp-proxy", targets: ["Proxy"]),
@@ -38,46 +38,42 @@ let package = Package(
         .target(name: "CommandLineKit", dependencies: [argumentParser]),
         .testTarget(name: "CommandLineKitTests", dependencies: ["CommandLineKit"]),
         .systemLibrary(
-            name: "CLibXML2", path: "Sources/CLibXML2", pkgConfig: "libxml-2.0",
+            name: "CLibXML2", pkgConfig: "libxml-2.0",
             providers: [.apt(["libxml2-dev"])]),
         // Framing, VOEvent documents and VTP transport messages.
-        .target(name: "VTPProtocol", dependencies: [nioCore, "CLibXML2"], path: "Sources/Protocol"),
+        .target(name: "Protocol", dependencies: [nioCore, "CLibXML2"]),
         // Latency statistics (exact moments + HdrHistogram percentiles).
         .target(
             name: "LatencyStats",
-            dependencies: [.product(name: "Histogram", package: "hdrhistogram-swift"), "CommandLineKit"],
-            path: "Sources/Stats"),
+            dependencies: [.product(name: "Histogram", package: "hdrhistogram-swift"), "CommandLineKit"]),
         // config.json loading and validation.
-        .target(name: "BenchConfig", dependencies: ["CommandLineKit", argumentParser], path: "Sources/Config"),
+        .target(name: "BenchConfig", dependencies: ["CommandLineKit", argumentParser]),
         // Sender engine and receiver server over NIO.
         .target(
-            name: "VTPTransport",
+            name: "VTPEngine",
             dependencies: [
-                "VTPProtocol", "LatencyStats", "BenchConfig", "CommandLineKit", nioCore, nioPosix, logging,
+                "Protocol", "LatencyStats", "BenchConfig", "CommandLineKit", nioCore, nioPosix, logging,
                 .product(name: "DequeModule", package: "swift-collections"),
-            ],
-            path: "Sources/Transport"),
+            ]),
         .executableTarget(
-            name: "Sender", dependencies: ["VTPTransport", "VTPProtocol", "BenchConfig", "CommandLineKit", argumentParser],
-            path: "Sources/Sender"),
+            name: "Sender", dependencies: ["VTPEngine", "Protocol", "BenchConfig", "CommandLineKit", argumentParser]),
         .executableTarget(
             name: "Receiver",
-            dependencies: ["VTPTransport", "BenchConfig", "CommandLineKit", argumentParser, "WireCheck" /* capture */],
-            path: "Sources/Receiver"),
+            dependencies: ["VTPEngine", "BenchConfig", "CommandLineKit", argumentParser, "WireCheck" /* capture */]),
         // Per-message CPU costs (scripts/bench-core prints them).
-        .executableTarget(name: "Microbench", dependencies: ["VTPProtocol", "CLibXML2", nioCore], path: "Sources/Microbench"),
+        .executableTarget(name: "Microbench", dependencies: ["Protocol", "CLibXML2", nioCore]),
         .testTarget(
-            name: "VTPProtocolTests",
+            name: "ProtocolTests",
             dependencies: [
-                "VTPProtocol", nioCore, .product(name: "NIOEmbedded", package: "swift-nio"),
+                "Protocol", nioCore, .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ]),
         .testTarget(name: "LatencyStatsTests", dependencies: ["LatencyStats"]),
         .testTarget(name: "BenchConfigTests", dependencies: ["BenchConfig", "CommandLineKit", argumentParser]),
         .testTarget(
-            name: "VTPTransportTests",
+            name: "VTPEngineTests",
             dependencies: [
-                "VTPTransport", "VTPProtocol", "BenchConfig", "LatencyStats", nioCore, nioPosix,
+                "VTPEngine", "Protocol", "BenchConfig", "LatencyStats", nioCore, nioPosix,
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]),
@@ -87,33 +83,30 @@ let package = Package(
         .testTarget(name: "PackagingTests"),
         // MARK: capture
         .systemLibrary(
-            name: "CPcap", path: "Sources/CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"])]),
+            name: "CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"])]),
         // Protocol-agnostic: pcap files, live capture, TCP segments and per-flow reassembly.
-        .target(name: "PacketCapture", dependencies: ["CPcap"], path: "Sources/Capture"),
+        .target(name: "PacketCapture", dependencies: ["CPcap"]),
         // VTP on top of PacketCapture: frames with wire times, per-event wire latency analysis.
         .target(
-            name: "VTPWire", dependencies: ["PacketCapture", "VTPProtocol", "LatencyStats", "CommandLineKit", nioCore],
-            path: "Sources/WireAnalysis"),
+            name: "VTPWire", dependencies: ["PacketCapture", "Protocol", "LatencyStats", "CommandLineKit", nioCore]),
         .executableTarget(
-            name: "CaptureTool", dependencies: ["PacketCapture", "VTPWire", "CommandLineKit", argumentParser],
-            path: "Sources/CaptureTool"),
+            name: "Capture", dependencies: ["PacketCapture", "VTPWire", "CommandLineKit", argumentParser]),
         // vtp-receiver --capture-interface: pairs the receiver's events with the wire's.
         .target(
             name: "WireCheck",
-            dependencies: ["PacketCapture", "VTPWire", "VTPTransport", "LatencyStats", "CommandLineKit", nioPosix],
-            path: "Sources/WireCheck"),
+            dependencies: ["PacketCapture", "VTPWire", "VTPEngine", "LatencyStats", "CommandLineKit", nioPosix]),
         .testTarget(
             name: "PacketCaptureTests",
             dependencies: [
-                "PacketCapture", "VTPWire", "WireCheck", "VTPTransport", "VTPProtocol", "BenchConfig", "LatencyStats",
+                "PacketCapture", "VTPWire", "WireCheck", "VTPEngine", "Protocol", "BenchConfig", "LatencyStats",
                 nioCore, nioPosix,
             ]),
         // MARK: lab
         // TUN, epoll, timerfd and signal plumbing for the userspace delay link.
-        .target(name: "CDelayLink", path: "Sources/CDelayLink"),
+        .target(name: "CDelayLink"),
         // Userspace delay link: release scheduling (pure), TUN forwarder, namespace set-up.
-        .target(name: "DelayLink", dependencies: ["CDelayLink", "LatencyStats", "NetworkEmulation"], path: "Sources/DelayLink"),
-        .executableTarget(name: "Netem", dependencies: ["DelayLink", "CommandLineKit", argumentParser], path: "Sources/Netem"),
+        .target(name: "DelayLink", dependencies: ["CDelayLink", "LatencyStats", "NetworkEmulation"]),
+        .executableTarget(name: "Netem", dependencies: ["DelayLink", "CommandLineKit", argumentParser]),
         .testTarget(name: "DelayLinkTests", dependencies: ["DelayLink", "CDelayLink"]),
         // Delay, jitter, rate and order of an emulated link (pure), shared by vtp-netem and vtp-proxy.
         .target(name: "NetworkEmulation"),
@@ -121,24 +114,21 @@ let package = Package(
         // Namespaced sender/receiver runs over the delay link, sweeps, tables. It runs the tools as
         // processes and reads their summary files: no engine (NIO) in here.
         .target(
-            name: "VTPLab", dependencies: ["DelayLink", "BenchConfig", "LatencyStats", "CommandLineKit"],
-            path: "Sources/Lab"),
+            name: "LabCore", dependencies: ["DelayLink", "BenchConfig", "LatencyStats", "CommandLineKit"]),
         .executableTarget(
-            name: "LabCLI", dependencies: ["VTPLab", "BenchConfig", "CommandLineKit", argumentParser],
-            path: "Sources/LabCLI"),
-        .testTarget(name: "LabTests", dependencies: ["VTPLab", "BenchConfig", "LatencyStats", "CommandLineKit"]),
+            name: "Lab", dependencies: ["LabCore", "BenchConfig", "CommandLineKit", argumentParser]),
+        .testTarget(name: "LabTests", dependencies: ["LabCore", "BenchConfig", "LatencyStats", "CommandLineKit"]),
         // MARK: proxy
         // PostgreSQL wire protocol: incremental framing and decoding, both directions.
-        .target(name: "PGWire", dependencies: [nioCore], path: "Sources/PGWire"),
+        .target(name: "PGWire", dependencies: [nioCore]),
         // The proxy: listeners, forwarding with toxics, protocol logging, control endpoint.
         .target(
             name: "ProxyCore",
             dependencies: [
-                "PGWire", "VTPProtocol", "NetworkEmulation", "CommandLineKit", nioCore, nioPosix,
+                "PGWire", "Protocol", "NetworkEmulation", "CommandLineKit", nioCore, nioPosix,
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-            ],
-            path: "Sources/ProxyCore"),
-        .executableTarget(name: "Proxy", dependencies: ["ProxyCore", "CommandLineKit", argumentParser], path: "Sources/Proxy"),
+            ]),
+        .executableTarget(name: "Proxy", dependencies: ["ProxyCore", "CommandLineKit", argumentParser]),
         .testTarget(
             name: "PGWireTests",
             dependencies: [
@@ -148,14 +138,13 @@ let package = Package(
         .testTarget(
             name: "ProxyTests",
             dependencies: [
-                "ProxyCore", "PGWire", "VTPProtocol", "NetworkEmulation", nioCore, nioPosix,
+                "ProxyCore", "PGWire", "Protocol", "NetworkEmulation", nioCore, nioPosix,
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
         // MARK: pgprobe
         // Packet-only PostgreSQL latency inference (pure value types) and its capture driver.
         .target(
-            name: "PGSniff", dependencies: ["PGWire", "PacketCapture", "LatencyStats", "CommandLineKit", nioCore],
-            path: "Sources/PGSniff"),
+            name: "PGSniff", dependencies: ["PGWire", "PacketCapture", "LatencyStats", "CommandLineKit", nioCore]),
         // The query probe (postgres-nio) and the probe/sniffer cross-check. Only this
         // target pulls postgres-nio, so the core build stays fast.
         .target(
@@ -163,15 +152,13 @@ let package = Package(
             dependencies: [
                 "PGSniff", "LatencyStats", "CommandLineKit", nioCore, nioPosix, logging,
                 .product(name: "PostgresNIO", package: "postgres-nio"),
-            ],
-            path: "Sources/PGProbeCore"),
+            ]),
         .executableTarget(
             name: "PGProbe",
             dependencies: [
                 "PGProbeCore", "PGSniff", "PacketCapture", "LatencyStats", "CommandLineKit", nioCore, nioPosix,
                 argumentParser,
-            ],
-            path: "Sources/PGProbe"),
+            ]),
         .testTarget(name: "PGSniffTests", dependencies: ["PGSniff", "PacketCapture", "LatencyStats", nioCore]),
         .testTarget(
             name: "PGProbeTests",

@@ -3,7 +3,7 @@ import CLibXML2
 import Glibc
 #endif
 import NIOCore
-import VTPProtocol
+import Protocol
 
 // Per-message CPU cost of the hot paths, in a release build: what bounds events/s.
 func measure(_ name: String, iterations: Int = 20_000, _ body: () throws -> Void) rethrows {

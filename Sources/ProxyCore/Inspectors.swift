@@ -1,6 +1,6 @@
 import NIOCore
 import PGWire
-import VTPProtocol
+import Protocol
 
 /// What an inspector wants done with the bytes it saw.
 public struct Inspection {

@@ -1,6 +1,6 @@
 import Foundation
 import NIOConcurrencyHelpers
-import VTPProtocol
+import Protocol
 
 /// One log line: a JSON object with "ts" (UTC, microseconds), "conn" and "event" first.
 /// Built by hand: this runs for every query, and the keys are few and fixed.

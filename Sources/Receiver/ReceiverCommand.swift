@@ -3,7 +3,7 @@ import BenchConfig
 import CommandLineKit
 import NIOCore
 import NIOPosix
-import VTPTransport
+import VTPEngine
 import WireCheck  // capture: --capture-interface
 
 @main

@@ -3,8 +3,8 @@ import BenchConfig
 import CommandLineKit
 import NIOCore
 import NIOPosix
-import VTPProtocol
-import VTPTransport
+import Protocol
+import VTPEngine
 
 struct SenderCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

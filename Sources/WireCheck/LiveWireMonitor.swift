@@ -1,7 +1,7 @@
 import NIOPosix
 import PacketCapture
 import Synchronization
-import VTPTransport
+import VTPEngine
 import VTPWire
 
 /// Captures a receiver's own port on PacketCapture's capture thread while it runs and pairs every

@@ -2,7 +2,7 @@ import CommandLineKit
 import Foundation
 import LatencyStats
 import PacketCapture
-import VTPTransport
+import VTPEngine
 
 /// What `--capture-interface` adds to the receiver's summary (text and `--summary-json`).
 public struct WireCheckSummary: Encodable, Sendable, Equatable {

@@ -1,7 +1,7 @@
 import BenchConfig
 import CommandLineKit
 import LatencyStats
-import VTPLab
+import LabCore
 import XCTest
 
 /// The pure parts of a row: accounting, per-event latency with queued events, kept_up, the

@@ -1,6 +1,6 @@
 import BenchConfig
 import LatencyStats
-import VTPLab
+import LabCore
 import XCTest
 
 final class LabPlanTests: XCTestCase {

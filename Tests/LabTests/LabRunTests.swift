@@ -1,7 +1,7 @@
 import BenchConfig
 import DelayLink
 import Foundation
-import VTPLab
+import LabCore
 import XCTest
 
 /// Short real lab runs: namespaces, delay link, the real vtp-sender and vtp-receiver (~40 s).

@@ -1,6 +1,6 @@
 import Foundation
 import NIOCore
-import VTPProtocol
+import Protocol
 @testable import VTPWire
 import XCTest
 

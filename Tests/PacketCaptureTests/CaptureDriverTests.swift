@@ -3,7 +3,7 @@ import Glibc
 import LatencyStats
 import PacketCapture
 import Synchronization
-import VTPProtocol
+import Protocol
 import VTPWire
 import XCTest
 

@@ -1,6 +1,6 @@
 import NIOCore
 import PacketCapture
-import VTPProtocol
+import Protocol
 
 /// Crafts the segments of one TCP conversation, with explicit sequence numbers and times.
 struct Conversation {

@@ -1,7 +1,7 @@
 import Foundation
 import Glibc
 import PacketCapture
-import VTPProtocol
+import Protocol
 import VTPWire
 import XCTest
 

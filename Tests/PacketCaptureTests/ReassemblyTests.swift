@@ -1,6 +1,6 @@
 import NIOCore
 import PacketCapture
-import VTPProtocol
+import Protocol
 import VTPWire
 import XCTest
 

@@ -1,7 +1,7 @@
 import Foundation
 import NIOCore
 import PacketCapture
-import VTPProtocol
+import Protocol
 import VTPWire
 import WireCheck
 import XCTest

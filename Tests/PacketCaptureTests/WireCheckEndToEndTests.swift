@@ -3,7 +3,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import PacketCapture
-import VTPTransport
+import VTPEngine
 import VTPWire
 import WireCheck
 import XCTest

@@ -1,6 +1,6 @@
 import NIOCore
 import PGWire
-import VTPProtocol
+import Protocol
 import XCTest
 
 @testable import ProxyCore

@@ -3,7 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import PGWire
-import VTPProtocol
+import Protocol
 import XCTest
 
 @testable import ProxyCore

@@ -2,7 +2,7 @@ import CommandLineKit
 import LatencyStats
 import NIOCore
 import PacketCapture
-import VTPProtocol
+import Protocol
 
 /// A VOEvent seen on the wire.
 public struct WireEvent: Sendable, Equatable {

@@ -1,6 +1,6 @@
 import NIOCore
-import VTPProtocol
-import VTPTransport
+import Protocol
+import VTPEngine
 import XCTest
 
 final class ClockOffsetTests: XCTestCase {

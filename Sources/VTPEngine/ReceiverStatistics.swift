@@ -2,7 +2,7 @@ import BenchConfig
 import CommandLineKit
 import LatencyStats
 import Synchronization
-import VTPProtocol
+import Protocol
 
 /// One event as the receiver saw it (what `--events-csv` writes and observers get).
 public struct ReceivedEvent: Sendable {

@@ -1,5 +1,5 @@
 import BenchConfig
-@testable import VTPTransport
+@testable import VTPEngine
 import XCTest
 
 final class DispatchStateTests: XCTestCase {

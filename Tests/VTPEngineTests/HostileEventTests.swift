@@ -3,8 +3,8 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
-import VTPProtocol
-import VTPTransport
+import Protocol
+import VTPEngine
 import XCTest
 
 /// Single events a hostile or broken peer can send: none may stop the receiver, skew its

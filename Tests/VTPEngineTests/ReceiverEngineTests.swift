@@ -4,8 +4,8 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOEmbedded
 import NIOPosix
-import VTPProtocol
-@testable import VTPTransport
+import Protocol
+@testable import VTPEngine
 import XCTest
 
 /// The receiver engine: one flush per read, rows before acks, per-loop statistics handed to

@@ -2,7 +2,7 @@ import BenchConfig
 import LatencyStats
 import NIOCore
 import NIOPosix
-import VTPProtocol
+import Protocol
 
 public struct ReceiverOptions: Sendable {
     public var host: String

@@ -8,7 +8,7 @@ import CommandLineKit
 import LatencyStats
 import NIOCore
 import NIOPosix
-import VTPProtocol
+import Protocol
 
 /// The sender's settings: the configuration it runs with, read through (`options.maxConnect`).
 @dynamicMemberLookup

@@ -1,7 +1,7 @@
 import BenchConfig
 import Foundation
 import LatencyStats
-import VTPTransport
+import VTPEngine
 import XCTest
 
 /// The receiver's statistics as plain values: per-loop tallies, their merge, the report lines

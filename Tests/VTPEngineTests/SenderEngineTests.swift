@@ -3,8 +3,8 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
-import VTPProtocol
-@testable import VTPTransport
+import Protocol
+@testable import VTPEngine
 import XCTest
 
 /// The sender engine on loopback: fail fast when the receiver was never reached, keep

@@ -1,5 +1,5 @@
 import NIOCore
-import VTPProtocol
+import Protocol
 import XCTest
 
 final class MessageTests: XCTestCase {

@@ -1,6 +1,6 @@
 import NIOCore
 import PacketCapture
-import VTPProtocol
+import Protocol
 
 /// One VTP frame recovered from a capture, with the wire times of its bytes.
 public struct WireFrame: Sendable {

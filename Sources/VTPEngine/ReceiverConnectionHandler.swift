@@ -4,7 +4,7 @@ import Glibc
 import Darwin
 #endif
 import NIOCore
-import VTPProtocol
+import Protocol
 
 /// One receiver connection. It never closes first except on a framing error or idle
 /// timeout, so per-event and persistent senders both work.

@@ -3,7 +3,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
-import VTPTransport
+import VTPEngine
 import XCTest
 
 /// The sender against loopback peers that accept and then misbehave: it must back off

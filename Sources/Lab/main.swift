@@ -2,7 +2,7 @@ import ArgumentParser
 import BenchConfig
 import CommandLineKit
 import Foundation
-import VTPLab
+import LabCore
 
 extension LinkKind: ExpressibleByArgument {}
 

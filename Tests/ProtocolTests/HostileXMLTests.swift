@@ -1,6 +1,6 @@
 import Foundation
 import NIOCore
-import VTPProtocol
+import Protocol
 import XCTest
 
 /// Documents built to cost the parser time or to overflow the receiver's arithmetic.

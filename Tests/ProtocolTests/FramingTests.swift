@@ -1,7 +1,7 @@
 import NIOCore
 import NIOEmbedded
 import NIOTestUtils
-import VTPProtocol
+import Protocol
 import XCTest
 
 final class FramingTests: XCTestCase {

@@ -3,8 +3,8 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
-import VTPProtocol
-import VTPTransport
+import Protocol
+import VTPEngine
 import XCTest
 
 /// Sender → receiver over real loopback sockets.
