@@ -95,6 +95,10 @@ struct ReceiverCommand: AsyncParsableCommand {
             throw ExitStatus.usage
         }
         let metadata = RunMetadata()
+        // Every connection is a descriptor: take all the kernel allows before the first accept.
+        if case .raised(let from, let to)? = FileDescriptorLimit.raiseToHardLimit() {
+            LineOutput.printError("vtp-receiver: raised the open-file limit from \(from) to \(to)")
+        }
         Diagnostics.bootstrap()
         let logger = Diagnostics.logger("vtp-receiver")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
