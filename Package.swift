@@ -29,6 +29,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        // MARK: metrics
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // MARK: pgprobe
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
@@ -60,6 +62,16 @@ let package = Package(
         .executableTarget(
             name: "Receiver",
             dependencies: ["VTPEngine", "BenchConfig", "CommandLineKit", argumentParser, "WireCheck" /* capture */]),
+        // MARK: metrics
+        // --metrics HOST:PORT: Prometheus text format at /metrics (swift-prometheus registry, a
+        // small NIOHTTP1 server), fed from snapshots the tools take where their numbers live.
+        .target(
+            name: "LiveMetrics",
+            dependencies: [
+                "LatencyStats", nioCore, nioPosix, argumentParser, .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]),
+        .testTarget(name: "LiveMetricsTests", dependencies: ["LiveMetrics", "LatencyStats", nioCore, nioPosix]),
         // Per-message CPU costs (scripts/bench-core prints them).
         .executableTarget(name: "Microbench", dependencies: ["Protocol", "CLibXML2", nioCore]),
         .testTarget(
