@@ -54,14 +54,15 @@ let package = Package(
         .target(
             name: "VTPEngine",
             dependencies: [
-                "Protocol", "LatencyStats", "BenchConfig", "CommandLineKit", nioCore, nioPosix, logging,
+                "Protocol", "LatencyStats", "BenchConfig", "CommandLineKit", "LiveMetrics", nioCore, nioPosix, logging,
                 .product(name: "DequeModule", package: "swift-collections"),
             ]),
         .executableTarget(
-            name: "Sender", dependencies: ["VTPEngine", "Protocol", "BenchConfig", "CommandLineKit", argumentParser]),
+            name: "Sender",
+            dependencies: ["VTPEngine", "Protocol", "BenchConfig", "CommandLineKit", "LiveMetrics", argumentParser]),
         .executableTarget(
             name: "Receiver",
-            dependencies: ["VTPEngine", "BenchConfig", "CommandLineKit", argumentParser, "WireCheck" /* capture */]),
+            dependencies: ["VTPEngine", "BenchConfig", "CommandLineKit", "LiveMetrics", argumentParser, "WireCheck" /* capture */]),
         // MARK: metrics
         // --metrics HOST:PORT: Prometheus text format at /metrics (swift-prometheus registry, a
         // small NIOHTTP1 server), fed from snapshots the tools take where their numbers live.
@@ -85,7 +86,7 @@ let package = Package(
         .testTarget(
             name: "VTPEngineTests",
             dependencies: [
-                "VTPEngine", "Protocol", "BenchConfig", "LatencyStats", nioCore, nioPosix,
+                "VTPEngine", "Protocol", "BenchConfig", "LatencyStats", "LiveMetrics", nioCore, nioPosix,
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]),
@@ -137,10 +138,10 @@ let package = Package(
         .target(
             name: "ProxyCore",
             dependencies: [
-                "PGWire", "Protocol", "NetworkEmulation", "CommandLineKit", nioCore, nioPosix,
+                "PGWire", "Protocol", "NetworkEmulation", "CommandLineKit", "LiveMetrics", nioCore, nioPosix,
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
-        .executableTarget(name: "Proxy", dependencies: ["ProxyCore", "CommandLineKit", argumentParser]),
+        .executableTarget(name: "Proxy", dependencies: ["ProxyCore", "CommandLineKit", "LiveMetrics", argumentParser]),
         .testTarget(
             name: "PGWireTests",
             dependencies: [
