@@ -163,18 +163,18 @@ let package = Package(
         .target(
             name: "PGProbeCore",
             dependencies: [
-                "PGSniff", "LatencyStats", "CommandLineKit", nioCore, nioPosix, logging,
+                "PGSniff", "LatencyStats", "CommandLineKit", "LiveMetrics", nioCore, nioPosix, logging,
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ]),
         .executableTarget(
             name: "PGProbe",
             dependencies: [
-                "PGProbeCore", "PGSniff", "PacketCapture", "LatencyStats", "CommandLineKit", nioCore, nioPosix,
-                argumentParser,
+                "PGProbeCore", "PGSniff", "PacketCapture", "LatencyStats", "CommandLineKit", "LiveMetrics", nioCore,
+                nioPosix, argumentParser,
             ]),
         .testTarget(name: "PGSniffTests", dependencies: ["PGSniff", "PacketCapture", "LatencyStats", nioCore]),
         .testTarget(
             name: "PGProbeTests",
-            dependencies: ["PGProbeCore", "PGSniff", "PacketCapture", "LatencyStats", "CommandLineKit"]),
+            dependencies: ["PGProbeCore", "PGSniff", "PacketCapture", "LatencyStats", "CommandLineKit", "LiveMetrics", nioPosix]),
     ]
 )
