@@ -116,11 +116,17 @@ struct ReceiverCommand: AsyncParsableCommand {
                 options: options, group: group, errorOutput: { logger.warning("\($0)") }, observer: wire?.observer)
             // Before binding: a metrics port in use stops the run before any sender connects.
             if let metricsAddress {
-                metricsServer = try await MetricsServer.start(
-                    at: metricsAddress,
-                    exporter: MetricsExporter(declaring: ReceiverMetrics.exported, on: group.next()) { [receiver] in
-                        receiver.metricsSnapshot()
-                    })
+                do {
+                    metricsServer = try await MetricsServer.start(
+                        at: metricsAddress,
+                        exporter: MetricsExporter(declaring: ReceiverMetrics.exported, on: group.next()) { [receiver] in
+                            receiver.metricsSnapshot()
+                        })
+                } catch {
+                    receiver.stop()  // never started: ends it so nothing is left pending
+                    _ = try? await receiver.done.get()
+                    throw error
+                }
             }
             bound = try await receiver.start().get()  // a failed start also ends `done`
         } catch {

@@ -87,6 +87,8 @@ struct SenderCommand: ParsableCommand {
             do {
                 return try exporter.loop.makeFutureWithTask { try await MetricsServer.start(at: address, exporter: exporter) }.wait()
             } catch {
+                sender.stop()  // never started: ends its run so nothing is left pending
+                _ = try? sender.finished.wait()
                 throw OneLineFailure(UserMessage.describe(error), status: ExitStatus.runFailed)
             }
         }
