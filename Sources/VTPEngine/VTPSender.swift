@@ -6,6 +6,7 @@ import Darwin
 import BenchConfig
 import CommandLineKit
 import LatencyStats
+import LiveMetrics
 import NIOCore
 import NIOPosix
 import Protocol
@@ -99,6 +100,12 @@ public final class VTPSender: Sendable {
         engine.eventLoop.execute { engine.value.finish() }
     }
 
+    /// What `--metrics` exports, read on the control loop.
+    public func metricsSnapshot() -> EventLoopFuture<MetricsSnapshot> {
+        let engine = engine
+        return engine.eventLoop.submit { engine.value.metricsSnapshot() }
+    }
+
     /// The size of an event document as sent: `event_size`, or the unpadded event when that
     /// is larger (the first events; later ones grow by their sequence digits and clock offset).
     public var eventSizeSent: Int {
@@ -180,6 +187,7 @@ final class SenderEngine {
     private var connecting: [ConnectionID: Channel] = [:]
     private var intervalRoundTrips = LatencyRecorder()
     private var totalRoundTrips = LatencyRecorder()
+    private var roundTripBuckets = ExponentialBuckets()  // --metrics
     private var clock = ClockOffsetEstimator()
     private var lastError: String?
     private var intervalErrors = 0
@@ -303,6 +311,7 @@ final class SenderEngine {
             for reply in replies {
                 bursts?.replied(sequence: reply.sequence, accepted: reply.accepted, offsetNanos: sinceStart)
                 intervalRoundTrips.record(nanos: reply.roundTripNanos)
+                roundTripBuckets.record(nanos: reply.roundTripNanos)
                 if let sample = reply.clockSample { clock.add(sample) }
                 if let reason = reply.nakReason { lastError = "nak: \(reason)" }
                 eventBytes = SenderSummary.ByteRange(
@@ -422,6 +431,8 @@ final class SenderEngine {
     }
 
     // MARK: reporting
+
+    func metricsSnapshot() -> MetricsSnapshot { SenderMetrics.snapshot(state, roundTrips: roundTripBuckets) }
 
     private func report() {
         let now = now
