@@ -88,7 +88,12 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]),
         // Drives the built executables as processes (flags, exit codes, signals, Comet interop).
-        .testTarget(name: "CLITests", dependencies: ["Sender", "Receiver"]),
+        .testTarget(name: "CLITests", dependencies: ["Sender", "Receiver", "TestSupport"]),
+        // Test helpers shared by test targets: running the built tools as a user would.
+        .target(
+            name: "TestSupport",
+            dependencies: ["PacketCapture", "Protocol", nioCore, nioPosix, .product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
+            path: "Tests/TestSupport"),
         // Reads the manifest and scripts/: every script installs what the products it builds link.
         .testTarget(name: "PackagingTests"),
         // MARK: capture
@@ -108,7 +113,7 @@ let package = Package(
         .testTarget(
             name: "PacketCaptureTests",
             dependencies: [
-                "PacketCapture", "VTPWire", "WireCheck", "VTPEngine", "Protocol", "BenchConfig", "LatencyStats",
+                "TestSupport", "PacketCapture", "VTPWire", "WireCheck", "VTPEngine", "Protocol", "BenchConfig", "LatencyStats",
                 nioCore, nioPosix,
             ]),
         // MARK: lab
@@ -148,7 +153,7 @@ let package = Package(
         .testTarget(
             name: "ProxyTests",
             dependencies: [
-                "ProxyCore", "PGWire", "Protocol", "NetworkEmulation", nioCore, nioPosix,
+                "TestSupport", "ProxyCore", "PGWire", "Protocol", "NetworkEmulation", nioCore, nioPosix,
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
         // MARK: pgprobe
@@ -173,7 +178,17 @@ let package = Package(
         .testTarget(
             name: "PGProbeTests",
             dependencies: ["PGProbeCore", "PGSniff", "PacketCapture", "LatencyStats", "CommandLineKit"]),
-            // MARK: results
+        // Tests that need root, network namespaces, PostgreSQL, Comet or run the scripts. Every
+        // other test target is a unit test target: `swift test --skip SystemTests` runs in seconds
+        // without root.
+        .testTarget(
+            name: "SystemTests",
+            dependencies: [
+                "TestSupport", "PacketCapture", "VTPWire", "WireCheck", "VTPEngine", "Protocol", "BenchConfig",
+                "LatencyStats", "CDelayLink", "DelayLink", "LabCore", "PGWire", "PGSniff", "PGProbeCore", "ProxyCore",
+                nioCore, nioPosix, .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]),
+        // MARK: results
         // Stored runs: the run/interval model, histogram encoding, versioned migrations, the
         // embedded SQLite store (sqlite-nio bundles SQLite) and the background recorder the tools
         // use. No postgres-nio here: the sender/receiver build stays light.
