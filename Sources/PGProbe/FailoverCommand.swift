@@ -98,9 +98,11 @@ struct FailoverCommand: AsyncParsableCommand {
     var summaryJSON: String?
 
     func validate() throws {
+        for (flag, text) in [("--primary-dsn", primaryDSN), ("--repo-dsn", repoDSN)] {
+            guard let text else { continue }
+            do { _ = try DSN(parsing: text) } catch { throw ValidationError("\(flag): \(error)") }
+        }
         do {
-            _ = try DSN(parsing: primaryDSN)
-            if let repoDSN { _ = try DSN(parsing: repoDSN) }
             _ = try OperationMix(insert: insertPercent, update: updatePercent, delete: deletePercent)
         } catch {
             throw ValidationError("\(error)")
