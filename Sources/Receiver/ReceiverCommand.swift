@@ -1,6 +1,7 @@
 import ArgumentParser
 import BenchConfig
 import CommandLineKit
+import LiveMetrics
 import NIOCore
 import NIOPosix
 import ResultsStore
@@ -25,6 +26,7 @@ struct ReceiverCommand: AsyncParsableCommand {
         version: VTPBenchVersion.string)
 
     @OptionGroup var settings: ReceiverSettings
+    @OptionGroup var metrics: MetricsOptions
     @Option(parsing: .unconditional, help: "Stop after receiving this many events.") var stopAfterEvents: Int?
     @Option(
         parsing: .unconditional,
@@ -88,6 +90,7 @@ struct ReceiverCommand: AsyncParsableCommand {
 
     func run() async throws {
         let (c, options) = try resolved()
+        let metricsAddress = try metrics.parsed()
         do {
             try OutputPaths.check([
                 ("--summary-json", summaryJSON), ("--events-csv", eventsCSV), ("--wire-events-csv", wireEventsCSV),
@@ -107,6 +110,7 @@ struct ReceiverCommand: AsyncParsableCommand {
         let receiver: VTPReceiver
         let bound: SocketAddress
         let wire: LiveWireMonitor?  // capture: opened before binding so no event is missed
+        var metricsServer: MetricsServer?
         func cannotRun(_ error: any Error) async -> ExitCode {
             LineOutput.printError("vtp-receiver: \(UserMessage.describe(error))")
             // The attempt is recorded too: that it could not listen is a result.
@@ -119,6 +123,20 @@ struct ReceiverCommand: AsyncParsableCommand {
             receiver = try VTPReceiver(
                 options: options, group: group, errorOutput: { logger.warning("\($0)") }, observer: wire?.observer,
                 onInterval: recorder?.intervalSink)
+            // Before binding: a metrics port in use stops the run before any sender connects.
+            if let metricsAddress {
+                do {
+                    metricsServer = try await MetricsServer.start(
+                        at: metricsAddress,
+                        exporter: MetricsExporter(declaring: ReceiverMetrics.exported, on: group.next()) { [receiver] in
+                            receiver.metricsSnapshot()
+                        })
+                } catch {
+                    receiver.stop()  // never started: ends it so nothing is left pending
+                    _ = try? await receiver.done.get()
+                    throw error
+                }
+            }
             bound = try await receiver.start().get()  // a failed start also ends `done`
         } catch {
             throw await cannotRun(error)
@@ -131,6 +149,7 @@ struct ReceiverCommand: AsyncParsableCommand {
             throw await cannotRun(error)
         }
         LineOutput.print("vtp-receiver: listening on \(bound.ipAddress ?? c.host):\(bound.port ?? c.port)")
+        if let metricsServer { LineOutput.print("vtp-receiver: metrics at \(metricsServer.url)") }
         if let wire {
             LineOutput.print("vtp-receiver: capturing on \(wire.interface) (\(wire.linkTypeName), \(wire.precision) timestamps)")
             if let note = wire.precisionNote { LineOutput.print("vtp-receiver: note: \(note)") }
@@ -175,6 +194,7 @@ struct ReceiverCommand: AsyncParsableCommand {
             let object = try? SummaryJSON.object(full, metadata: metadata, settings: settings)
             (try? await recorder.finish(summary: object, config: settings).get())?.print(tool: "vtp-receiver")
         }
+        await metricsServer?.stop()
         try? await group.shutdownGracefully()
         if writeFailed { throw ExitStatus.runFailed }
     }

@@ -1,5 +1,6 @@
 import BenchConfig
 import LatencyStats
+import LiveMetrics
 import NIOCore
 import NIOPosix
 import Protocol
@@ -67,6 +68,8 @@ public final class VTPReceiver: Sendable {
         var phase = Phase.created
         var stopWhenBound = false
         var statistics = ReceiverStatistics()
+        /// Taken from the loops for `--metrics` since the last report; the next report adds it.
+        var unreported = ReceiverTally()
         var serverChannel: Channel?
         var reportTask: RepeatedTask?
         var events = 0
@@ -176,7 +179,9 @@ public final class VTPReceiver: Sendable {
     }
 
     private func report() -> EventLoopFuture<Void> {
-        collect().map { interval in
+        collect().map { latest in
+            var interval = self.home.value.unreported.take()
+            interval.merge(latest)
             let now = WallClock.nowNanos()
             let lines = self.home.value.statistics.report(adding: interval, nowNanos: now)
             for line in lines { self.output(line) }
@@ -204,6 +209,20 @@ public final class VTPReceiver: Sendable {
                 merged.merge(tally)
             }
             return merged
+        }
+    }
+
+    /// Everything so far, for `--metrics`: the loops' shares are taken now (kept for the next
+    /// report), so a scrape never waits for a report and never counts an event twice.
+    public func metricsSnapshot() -> EventLoopFuture<MetricsSnapshot> {
+        home.eventLoop.flatSubmit {
+            self.collect().map { latest in
+                self.home.withValue { home in
+                    home.unreported.merge(latest)
+                    return ReceiverMetrics.snapshot(
+                        totals: home.statistics.totals, unreported: home.unreported, sequences: home.statistics.sequences)
+                }
+            }
         }
     }
 
@@ -239,8 +258,10 @@ public final class VTPReceiver: Sendable {
             .flatMap { self.closeConnections() }
             .flatMap { self.collect() }
             .flatMap { last in
-                self.home.value.statistics.absorb(last)
-                self.store(last, endNanos: WallClock.nowNanos())
+                var final = self.home.value.unreported.take()
+                final.merge(last)
+                self.home.value.statistics.absorb(final)
+                self.store(final, endNanos: WallClock.nowNanos())
                 return self.closeCSV()
             }
             .whenComplete { _ in
