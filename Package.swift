@@ -145,7 +145,7 @@ let package = Package(
         .target(
             name: "LabCore", dependencies: ["DelayLink", "BenchConfig", "LatencyStats", "CommandLineKit"]),
         .executableTarget(
-            name: "Lab", dependencies: ["LabCore", "BenchConfig", "CommandLineKit", argumentParser]),
+            name: "Lab", dependencies: ["LabCore", "BenchConfig", "CommandLineKit", "ResultsStore", argumentParser]),
         .testTarget(name: "LabTests", dependencies: ["LabCore", "BenchConfig", "LatencyStats", "CommandLineKit"]),
         // MARK: proxy
         // PostgreSQL wire protocol: incremental framing and decoding, both directions.
@@ -186,7 +186,7 @@ let package = Package(
             name: "PGProbe",
             dependencies: [
                 "PGProbeCore", "PGSniff", "PacketCapture", "LatencyStats", "CommandLineKit", "LiveMetrics", nioCore,
-                nioPosix, argumentParser,
+                nioPosix, "ResultsStore", argumentParser,
             ]),
         .testTarget(name: "PGSniffTests", dependencies: ["PGSniff", "PacketCapture", "LatencyStats", nioCore]),
         .testTarget(
