@@ -194,11 +194,11 @@ struct ReceiverCommand: AsyncParsableCommand {
                 writeFailed = true
             }
         }
-        await metricsServer?.stop()
         if let recorder {
             let object = try? SummaryJSON.object(full, metadata: metadata, settings: settings)
             (try? await recorder.finish(summary: object, config: settings).get())?.print(tool: "vtp-receiver")
         }
+        await metricsServer?.stop()
         try? await group.shutdownGracefully()
         if writeFailed { throw ExitStatus.runFailed }
     }
