@@ -124,6 +124,11 @@ public final class VTPSender: Sendable {
         ]
         // Events per second as scheduled; all at once has no rate.
         settings["rate"] = c.period > 0 ? Double(c.events) / c.period : nil
+        if c.burst > 0 {
+            settings["burst"] = c.burst
+            settings["burst_every_s"] = c.burstEvery
+            settings["rate"] = Double(c.burst) / c.burstEvery
+        }
         return settings
     }
 }
@@ -189,6 +194,7 @@ final class SenderEngine {
     private var lastReport = (nanos: Int64(0), acked: 0)
     private var reports = 0
     private var eventBytes: SenderSummary.ByteRange?
+    private var bursts: BurstTracker?
     /// One pending timer per purpose: a new one replaces (and cancels) the previous.
     private enum Timer { case tick, report, drain, connectDeadline, wakeUp }
     private var timers: [Timer: Scheduled<Void>] = [:]
@@ -209,11 +215,14 @@ final class SenderEngine {
     }
 
     private static func dispatchState(_ options: SenderOptions, startWallNanos: Int64) -> SenderDispatchState {
-        let intervalNanos = options.events > 0 ? DurationRule.nanoseconds(options.period / Double(options.events)) : 0
+        // Bursts: `burst` events at each instant, `burst_every` apart; else one event per instant.
+        let intervalNanos = options.burst > 0
+            ? DurationRule.nanoseconds(options.burstEvery)
+            : options.events > 0 ? DurationRule.nanoseconds(options.period / Double(options.events)) : 0
         return SenderDispatchState(
             mode: options.mode, scope: options.maxConnectScope, maxConnect: options.maxConnect,
             totalEvents: options.events, intervalNanos: intervalNanos, startWallNanos: startWallNanos,
-            window: options.window)
+            window: options.window, burstSize: max(1, options.burst))
     }
 
     private var now: Int64 { VTPSender.monotonicNanos() }
@@ -225,6 +234,9 @@ final class SenderEngine {
         startMonotonic = now
         lastReport = (startMonotonic, 0)
         state = Self.dispatchState(options, startWallNanos: WallClock.nowNanos())
+        if options.burst > 0 {
+            bursts = BurstTracker(burstSize: options.burst, intervalNanos: state.intervalNanos, totalEvents: options.events)
+        }
         scheduleReport()
         // Fail fast: a receiver never reached by then is unreachable, not slow.
         after(.nanoseconds(DurationRule.nanoseconds(options.connectTimeout)), .connectDeadline) {
@@ -262,12 +274,11 @@ final class SenderEngine {
 
     private func tick() {
         let now = now
-        let interval = state.intervalNanos
         let total = UInt64(options.events)
-        let due = interval == 0 ? total : min(total, UInt64((now - startMonotonic) / interval) + 1)
+        let due = state.dueCount(elapsedNanos: now - startMonotonic)
         execute(state.eventsDue(due, now: now))
         if due < total {
-            let nextDue = startMonotonic + Int64(due) * interval
+            let nextDue = startMonotonic &+ state.scheduledOffsetNanos(of: due)
             // Batch at high rates: the embedded timestamps stay exact either way.
             at(.uptimeNanoseconds(UInt64(max(nextDue, now + 200_000))), .tick) { $0.tick() }
         } else {
@@ -295,8 +306,10 @@ final class SenderEngine {
         case .replies(let id, let replies):
             guard !stopped else { return }
             let now = now
+            let sinceStart = WallClock.nowNanos() - state.startWallNanos
             var actions: [SenderDispatchState.Action] = []
             for reply in replies {
+                bursts?.replied(sequence: reply.sequence, accepted: reply.accepted, offsetNanos: sinceStart)
                 intervalRoundTrips.record(nanos: reply.roundTripNanos)
                 roundTripBuckets.record(nanos: reply.roundTripNanos)
                 if let sample = reply.clockSample { clock.add(sample) }
@@ -453,7 +466,7 @@ final class SenderEngine {
             ackRoundTripStatistics: rtt.count > 0 ? rtt.summary : nil, retries: state.resent, errors: state.errors,
             errorsByCause: Dictionary(uniqueKeysWithValues: state.errorsByCause.map { ($0.key.rawValue, $0.value) }),
             mode: options.mode.rawValue, maxConnect: options.maxConnect, maxConnectScope: options.maxConnectScope.rawValue,
-            window: options.window, clockOffset: clock.estimate.map { ClockOffsetSummary($0, samples: clock.samples) }, eventBytes: eventBytes)
+            window: options.window, bursts: bursts?.summary, clockOffset: clock.estimate.map { ClockOffsetSummary($0, samples: clock.samples) }, eventBytes: eventBytes)
     }
 
     /// Ends the run: closes every connection (and connect under way), completes `finished`.
