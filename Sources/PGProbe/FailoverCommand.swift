@@ -1,6 +1,8 @@
 import ArgumentParser
 import CommandLineKit
 import Foundation
+import LiveMetrics
+import NIOPosix
 import PGProbeCore
 
 struct FailoverCommand: AsyncParsableCommand {
@@ -97,6 +99,8 @@ struct FailoverCommand: AsyncParsableCommand {
         help: #"Write {"operations_acked","failovers":[…],"rpo":{…},"indeterminate":{…},"validation":[…]} and the run's metadata here at the end."#)
     var summaryJSON: String?
 
+    @OptionGroup var metrics: MetricsOptions
+
     func validate() throws {
         do {
             _ = try DSN(parsing: primaryDSN)
@@ -132,6 +136,7 @@ struct FailoverCommand: AsyncParsableCommand {
     func run() async throws {
         try checkOutputs("failover", [("--summary-json", summaryJSON)])
         let options = try probeOptions()  // checked in validate()
+        let metricsAddress = try metrics.parsed()
         let metadata = RunMetadata()
         // The repo's run_id is the summary's: one id finds a run's ledger.
         let probe = FailoverProbe(options: options, runID: metadata.run_id)
@@ -146,6 +151,8 @@ struct FailoverCommand: AsyncParsableCommand {
                 + (options.repo == nil ? "" : " and \(FailoverProbe.repoTable)"))
             return
         }
+        let live = QueryMetrics(on: MultiThreadedEventLoopGroup.singleton.next())
+        let metricsServer = try await startMetrics(metricsAddress, live, tool: "pgprobe failover")
         emit(
             "pgprobe failover: \(options.primary.redacted), \(parallelWorkers) workers, mix \(insertPercent)/\(updatePercent)/\(deletePercent) "
                 + "insert/update/delete, for \(Human.duration(seconds: duration.seconds))"
@@ -157,7 +164,7 @@ struct FailoverCommand: AsyncParsableCommand {
                     try await probe.run { event in
                         switch event {
                         case .progress(let line), .notice(let line): emit(line)
-                        case .operation: break  // live metrics count here
+                        case .operation(_, _, _, let latencyNanos): live.record(latencyNanos: latencyNanos)
                         }
                     })
             } catch let error as FailoverProbeError {
@@ -166,6 +173,7 @@ struct FailoverCommand: AsyncParsableCommand {
                 return .failure(FailoverProbeError(UserMessage.describe(error)))
             }
         }
+        await metricsServer?.stop()
         let summary: FailoverSummary
         switch result {
         case .success(let value): summary = value
