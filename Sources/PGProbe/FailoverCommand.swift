@@ -1,6 +1,8 @@
 import ArgumentParser
 import CommandLineKit
 import Foundation
+import LiveMetrics
+import NIOPosix
 import PGProbeCore
 import ResultsStore
 
@@ -99,6 +101,7 @@ struct FailoverCommand: AsyncParsableCommand {
     var summaryJSON: String?
 
     @OptionGroup(title: "Stored runs") var store: StoreOptions
+    @OptionGroup var metrics: MetricsOptions
 
     func validate() throws {
         for (flag, text) in [("--primary-dsn", primaryDSN), ("--repo-dsn", repoDSN)] {
@@ -137,6 +140,7 @@ struct FailoverCommand: AsyncParsableCommand {
     func run() async throws {
         try checkOutputs("failover", [("--summary-json", summaryJSON)])
         let options = try probeOptions()  // checked in validate()
+        let metricsAddress = try metrics.parsed()
         let metadata = RunMetadata()
         // The repo's run_id is the summary's: one id finds a run's ledger.
         let probe = FailoverProbe(options: options, runID: metadata.run_id)
@@ -151,6 +155,8 @@ struct FailoverCommand: AsyncParsableCommand {
                 + (options.repo == nil ? "" : " and \(FailoverProbe.repoTable)"))
             return
         }
+        let live = QueryMetrics(on: MultiThreadedEventLoopGroup.singleton.next())
+        let metricsServer = try await startMetrics(metricsAddress, live, tool: "pgprobe failover")
         emit(
             "pgprobe failover: \(options.primary.redacted), \(parallelWorkers) workers, mix \(insertPercent)/\(updatePercent)/\(deletePercent) "
                 + "insert/update/delete, for \(Human.duration(seconds: duration.seconds))"
@@ -166,6 +172,7 @@ struct FailoverCommand: AsyncParsableCommand {
                         case .operation(_, _, _, let latencyNanos):
                             // A write without an answer (nil) counts as an error of its interval.
                             recorder?.record(latencyNanos: latencyNanos)
+                            live.record(latencyNanos: latencyNanos)
                         }
                     })
             } catch let error as FailoverProbeError {
@@ -174,6 +181,7 @@ struct FailoverCommand: AsyncParsableCommand {
                 return .failure(FailoverProbeError(UserMessage.describe(error)))
             }
         }
+        await metricsServer?.stop()
         let summary: FailoverSummary
         switch result {
         case .success(let value): summary = value
