@@ -1,9 +1,11 @@
 import ArgumentParser
 import BenchConfig
 import CommandLineKit
+import LiveMetrics
 import NIOCore
 import NIOPosix
 import Protocol
+import ResultsStore
 import VTPEngine
 
 struct SenderCommand: ParsableCommand {
@@ -23,12 +25,14 @@ struct SenderCommand: ParsableCommand {
         version: VTPBenchVersion.string)
 
     @OptionGroup var settings: SenderSettings
+    @OptionGroup var metrics: MetricsOptions
     @Option(parsing: .unconditional, help: "Events per second: sets --period to events/rate (overrides --period).")
     var rate: String?
     @Option(name: .customLong("summary-json"), help: "Write the final summary as JSON to this file.")
     var summaryJSON: String?
     @Flag(help: "Print one event document exactly as it would be sent (sequence 0, timestamp now) and exit.")
     var printEvent = false
+    @OptionGroup(title: "Stored runs") var store: StoreOptions
 
     func resolvedConfiguration() throws -> BenchConfiguration {
         var c = try settings.configuration()
@@ -53,6 +57,7 @@ struct SenderCommand: ParsableCommand {
 
     private func send() throws {
         let configuration = try resolvedConfiguration()
+        let metricsAddress = try metrics.parsed()
         if printEvent {
             let builder = TestEventBuilder(localIVO: configuration.localIVO, eventSize: configuration.eventSize)
             print(builder.document(sequence: 0, sentNanos: WallClock.nowNanos()), terminator: "")
@@ -78,27 +83,53 @@ struct SenderCommand: ParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         defer { try? group.syncShutdownGracefully() }
         let metadata = RunMetadata()
-        let sender = VTPSender(options: SenderOptions(configuration: configuration), group: group)
+        let options = SenderOptions(configuration: configuration)
+        let recorder = store.recorder(
+            tool: "vtp-sender", metadata: metadata, config: VTPSender.plannedSettings(options),
+            warn: { LineOutput.printError("vtp-sender: \($0)") })
+        _ = try? recorder?.ready.wait()
+        let sender = VTPSender(options: options, group: group, onInterval: recorder?.intervalSink)
+        let metricsServer = try metricsAddress.map { address in
+            let exporter = MetricsExporter(declaring: SenderMetrics.exported, on: group.next()) { sender.metricsSnapshot() }
+            do {
+                return try exporter.loop.makeFutureWithTask { try await MetricsServer.start(at: address, exporter: exporter) }.wait()
+            } catch {
+                sender.stop()  // never started: ends its run so nothing is left pending
+                _ = try? sender.finished.wait()
+                recorder?.finishAndWait(summary: ["error": UserMessage.describe(error)]).print(tool: "vtp-sender")
+                throw OneLineFailure(UserMessage.describe(error), status: ExitStatus.runFailed)
+            }
+        }
+        defer { if let metricsServer { try? group.next().makeFutureWithTask { await metricsServer.stop() }.wait() } }
         let signals = TerminationSignals { name in
             LineOutput.printError("vtp-sender: \(name): stopping")
             sender.stop()
         }
         defer { signals.cancel() }
         LineOutput.print(SenderSummaryText.startLine(configuration, eventSizeSent: sender.eventSizeSent, runID: sender.builder.runID))
+        if let metricsServer { LineOutput.print("vtp-sender: metrics at \(metricsServer.url)") }
         let summary: SenderSummary
         do {
             summary = try sender.start().wait()
         } catch let error as SenderRunError {
+            // The attempt is recorded too: that the receiver was unreachable is a result.
+            recorder?.finishAndWait(summary: ["error": error.description], config: sender.settings()).print(tool: "vtp-sender")
             throw OneLineFailure(error.description, status: ExitStatus.runFailed)
         }
         for line in SenderSummaryText.lines(summary) { LineOutput.print(line) }
+        let settings = sender.settings(for: summary)
+        var writeFailure: OneLineFailure?
         if let summaryJSON {
             do {
-                try SummaryJSON.write(summary, metadata: metadata, settings: sender.settings(for: summary), to: summaryJSON)
+                try SummaryJSON.write(summary, metadata: metadata, settings: settings, to: summaryJSON)
             } catch {
-                throw OneLineFailure(error.description, status: ExitStatus.runFailed)
+                writeFailure = OneLineFailure(UserMessage.describe(error), status: ExitStatus.runFailed)
             }
         }
+        recorder?.finishAndWait(
+            summary: try? SummaryJSON.object(summary, metadata: metadata, settings: settings), config: settings
+        ).print(tool: "vtp-sender")
+        if let writeFailure { throw writeFailure }
         if summary.acked < summary.events { throw ExitStatus.measurementFailed }
     }
 }
