@@ -37,9 +37,26 @@ if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "parse-only", l
     for _ in 0..<n { _ = try VTPMessage.parse(eventBuffer) }
     exit(0)
 }
+if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "quick-parse-only", let n = Int(CommandLine.arguments[2]) {
+    for _ in 0..<n { _ = try VTPMessage.parsePlainFirst(eventBuffer) }
+    exit(0)
+}
+// `Microbench build-only N`: the sender's event build and the receiver's ack build, for callgrind.
+if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "build-only", let n = Int(CommandLine.arguments[2]) {
+    for i in 0..<n {
+        var b = allocator.buffer(capacity: 1100)
+        builder.writeFramedDocument(sequence: UInt64(i), sentNanos: 1_795_490_659_043_282_425, into: &b)
+        _ = TransportMessage.ack(
+            eventIVORN: "ivo://vtpbench.test/sender#abc-1", localIVO: "ivo://vtpbench.test/receiver",
+            params: [.init(name: TransportMessage.receivedNanosParam, value: "1795490659043282425"),
+                     .init(name: TransportMessage.repliedNanosParam, value: "1795490659043282425")]
+        ).framed(allocator: allocator)
+    }
+    exit(0)
+}
 // `Microbench ack-only N`: just the sender's read of an ack (QuickXML), for callgrind.
 if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "ack-only", let n = Int(CommandLine.arguments[2]) {
-    for _ in 0..<n { _ = try ackBuffer.withUnsafeReadableBytes { QuickXML.parse($0) }.map(VTPMessage.parse) }
+    for _ in 0..<n { _ = try VTPMessage.parsePlainFirst(ackBuffer) }
     exit(0)
 }
 
@@ -50,13 +67,14 @@ measure("build 1 KB event document + frame") {
     builder.writeFramedDocument(sequence: sequence, sentNanos: 1_795_490_659_043_282_425, into: &b)
 }
 try measure("parse 1 KB event (VTPMessage.parse)") { _ = try VTPMessage.parse(eventBuffer) }
+try measure("parse 1 KB event (QuickXML first, the receiver's path)") { _ = try VTPMessage.parsePlainFirst(eventBuffer) }
 measure("build ack + frame") {
     _ = TransportMessage.ack(eventIVORN: "ivo://vtpbench.test/sender#abc-1", localIVO: "ivo://vtpbench.test/receiver")
         .framed(allocator: allocator)
 }
 try measure("parse ack (VTPMessage.parse)") { _ = try VTPMessage.parse(ackBuffer) }
 try measure("parse ack (QuickXML, the sender's path)") {
-    _ = try ackBuffer.withUnsafeReadableBytes { QuickXML.parse($0) }.map(VTPMessage.parse)
+    _ = try VTPMessage.parsePlainFirst(ackBuffer)
 }
 let rawEvent = Array(eventDocument.utf8)
 for (label, encoding) in [("libxml2 alone: read 1 KB event, UTF-8 forced", "UTF-8"), ("libxml2 alone: read 1 KB event, autodetect", nil)] as [(String, String?)] {

@@ -70,7 +70,8 @@ final class ReceiverConnectionHandler: ChannelInboundHandler {
         let frame = unwrapInboundIn(data)
         let message: VTPMessage
         do {
-            message = try VTPMessage.parse(frame)
+            // Plain events without libxml2 (its parse was the receiver's largest cost per event).
+            message = try VTPMessage.parsePlainFirst(frame)
         } catch {
             nak(context: context, origin: shared.receiverIVO, reason: "Event rejected: \(error)")
             return

@@ -43,6 +43,15 @@ final class QuickXMLTests: XCTestCase {
         XCTAssertEqual(message.role, .ack)
         XCTAssertEqual(message.origin, "ivo://vtpbench.test/sender#run-7")
         XCTAssertEqual(message.integerParam(TransportMessage.repliedNanosParam), 18)
+        // The receiver's path: a plain event and a malformed one read as by the full parser.
+        for payload in [samples[4], "<VOEvent ivorn='x'><Who></VOEvent>"] {
+            var frame = ByteBufferAllocator().buffer(capacity: 1100)
+            frame.writeString(payload)
+            func outcome(_ body: () throws -> VTPMessage) -> String {
+                do { return "\(try body())" } catch { return "error: \(error)" }
+            }
+            XCTAssertEqual(outcome { try VTPMessage.parsePlainFirst(frame) }, outcome { try VTPMessage.parse(frame) }, payload)
+        }
     }
 
     func testWhatIsOutsideTheSubsetIsLeftToLibxml2() {
@@ -52,6 +61,7 @@ final class QuickXMLTests: XCTestCase {
             "<p:a/>", "<a xmlns:p=''/>", "<a x='1' x='2'/>", "<a xmlns:p='u' xmlns:q='u' p:x='1' q:x='2'/>",
             "<a>]]></a>", "<a x='1'y='2'/>", "<a></b>", "<a>", "<a/><b/>", "<a/>x", "",
             String(repeating: "<a>", count: 20) + String(repeating: "</a>", count: 20),
+            "<a " + (0..<17).map { "xmlns:p\($0)='u'" }.joined(separator: " ") + "/>",
         ]
         for text in outside { XCTAssertNil(quick(text), text) }
     }
