@@ -42,6 +42,9 @@ public struct BenchConfiguration: Sendable, Equatable {
     /// deliver its backlog before giving up and counting the rest as failed.
     public var drainTimeout = 60.0
     public var maxFrameSize = 1 << 20
+    /// `--broadcast`: a subscriber silent this long is sent an iamalive, and dropped if it has not
+    /// answered within as long again (Comet sends one every 60 s).
+    public var iamaliveInterval = 60.0
 
     public init() {}
 
@@ -107,6 +110,10 @@ public struct BenchConfiguration: Sendable, Equatable {
         .duration(
             "drain_timeout", \.drainTimeout, .nonNegative,
             flags: .sender("Time to keep delivering the backlog after the last event is scheduled.")),
+        .duration(
+            "iamalive_interval", \.iamaliveInterval, .positive,
+            flags: .sender(
+                "With --broadcast: a subscriber silent this long is sent an iamalive, and dropped if it does not answer within as long again.")),
         .integer(
             "max_frame_size", \.maxFrameSize, flags: .receiver("Largest accepted frame in bytes."),
             range: { _ in 64...Int(UInt32.max) }, expected: { _ in "a size in bytes from 64 to 4294967295" }),

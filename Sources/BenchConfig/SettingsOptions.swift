@@ -21,6 +21,7 @@ public struct SenderSettings: SettingsFlags {
     @Option(parsing: .unconditional, help: .setting("connect_timeout", .sender)) public var connectTimeout: String?
     @Option(parsing: .unconditional, help: .setting("ack_timeout", .sender)) public var ackTimeout: String?
     @Option(parsing: .unconditional, help: .setting("drain_timeout", .sender)) public var drainTimeout: String?
+    @Option(parsing: .unconditional, help: .setting("iamalive_interval", .sender)) public var iamaliveInterval: String?
 
     public init() {}
 
@@ -28,7 +29,7 @@ public struct SenderSettings: SettingsFlags {
         ("host", \.host), ("port", \.port), ("max_connect", \.maxConnect), ("max_connect_scope", \.maxConnectScope),
         ("events", \.events), ("period", \.period), ("mode", \.mode), ("event_size", \.eventSize),
         ("report_interval", \.reportInterval), ("local_ivo", \.localIVO), ("window", \.window), ("connect_timeout", \.connectTimeout),
-        ("ack_timeout", \.ackTimeout), ("drain_timeout", \.drainTimeout),
+        ("ack_timeout", \.ackTimeout), ("drain_timeout", \.drainTimeout), ("iamalive_interval", \.iamaliveInterval),
     ]
 
 }

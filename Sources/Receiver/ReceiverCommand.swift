@@ -17,6 +17,9 @@ struct ReceiverCommand: AsyncParsableCommand {
             `Received N events; Latency min/max/avg s (min/max/avg)` (the 2012 benchmark's line), \
             then min/avg/max, percentiles and events/s; an idle receiver says so once instead. \
             SIGINT/SIGTERM print the final summary and write --summary-json before exiting.
+            With --subscribe it does not listen: it subscribes to each broker (VTP's subscriber role), \
+            acks every event, answers iamalive and authenticate, reconnects with back-off, and counts \
+            events arriving through several brokers as duplicates by ivorn.
             Durations take units (500ms, 2s, 1m); a bare number is seconds.
             Exit status: 0 when stopped (by a stop condition or a signal), 2 when it cannot listen, \
             capture or write its files, 64 for bad flags, config or output paths.
@@ -24,6 +27,12 @@ struct ReceiverCommand: AsyncParsableCommand {
         version: VTPBenchVersion.string)
 
     @OptionGroup var settings: ReceiverSettings
+    @Option(
+        name: .customLong("subscribe"),
+        help: ArgumentHelp(
+            "Subscribe to this broker instead of listening (repeatable): a long-lived connection, reopened with back-off.",
+            valueName: "host:port"))
+    var subscribe: [String] = []
     @Option(parsing: .unconditional, help: "Stop after receiving this many events.") var stopAfterEvents: Int?
     @Option(
         parsing: .unconditional,
@@ -51,6 +60,9 @@ struct ReceiverCommand: AsyncParsableCommand {
         if wireEventsCSV != nil && captureInterface == nil {
             throw ValidationError("--wire-events-csv needs --capture-interface")
         }
+        if captureInterface != nil && !subscribe.isEmpty {
+            throw ValidationError("--capture-interface watches the port the receiver listens on; it does not go with --subscribe")
+        }
         if let stopAfterEvents, stopAfterEvents < 1 {
             throw ValidationError("--stop-after-events must be at least 1 (got \(stopAfterEvents))")
         }
@@ -60,6 +72,11 @@ struct ReceiverCommand: AsyncParsableCommand {
         options.stopAfterSeconds = try Self.seconds(stopAfterSeconds, flag: "--stop-after-seconds", rule: .positive)
         options.warmupSeconds = try Self.seconds(warmupSeconds, flag: "--warmup-seconds", rule: .nonNegative) ?? 0
         options.eventsCSVPath = eventsCSV
+        do {
+            options.subscriptions = try subscribe.map { try HostAndPort.parse($0, flag: "--subscribe") }
+        } catch let error as HostAndPort.Invalid {
+            throw ValidationError(error.description)
+        }
         return (c, options)
     }
 
@@ -81,6 +98,7 @@ struct ReceiverCommand: AsyncParsableCommand {
         settings["stop_after_events"] = options.stopAfterEvents
         settings["stop_after_seconds"] = options.stopAfterSeconds
         settings["capture_interface"] = captureInterface
+        if !options.subscriptions.isEmpty { settings["subscribe"] = options.subscriptions.map(\.description) }
         return settings
     }
 
@@ -99,7 +117,7 @@ struct ReceiverCommand: AsyncParsableCommand {
         let logger = Diagnostics.logger("vtp-receiver")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let receiver: VTPReceiver
-        let bound: SocketAddress
+        let bound: SocketAddress?
         let wire: LiveWireMonitor?  // capture: opened before binding so no event is missed
         func cannotRun(_ error: any Error) async -> ExitCode {
             LineOutput.printError("vtp-receiver: \(UserMessage.describe(error))")
@@ -110,18 +128,24 @@ struct ReceiverCommand: AsyncParsableCommand {
             wire = try captureInterface.map { try LiveWireMonitor(interface: $0, keepsPairs: wireEventsCSV != nil) }
             receiver = try VTPReceiver(
                 options: options, group: group, errorOutput: { logger.warning("\($0)") }, observer: wire?.observer)
-            bound = try await receiver.start().get()  // a failed start also ends `done`
+            if options.subscriptions.isEmpty {
+                bound = try await receiver.start().get()  // a failed start also ends `done`
+            } else {
+                LineOutput.print("vtp-receiver: subscribing to " + options.subscriptions.map(\.description).joined(separator: ", "))
+                try await receiver.startSubscriptions().get()
+                bound = nil
+            }
         } catch {
             throw await cannotRun(error)
         }
         do {
-            try wire?.start(port: bound.port ?? c.port)
+            try wire?.start(port: bound?.port ?? c.port)
         } catch {
             receiver.stop()
             _ = try? await receiver.done.get()
             throw await cannotRun(error)
         }
-        LineOutput.print("vtp-receiver: listening on \(bound.ipAddress ?? c.host):\(bound.port ?? c.port)")
+        if let bound { LineOutput.print("vtp-receiver: listening on \(bound.ipAddress ?? c.host):\(bound.port ?? c.port)") }
         if let wire {
             LineOutput.print("vtp-receiver: capturing on \(wire.interface) (\(wire.linkTypeName), \(wire.precision) timestamps)")
             if let note = wire.precisionNote { LineOutput.print("vtp-receiver: note: \(note)") }
@@ -156,7 +180,7 @@ struct ReceiverCommand: AsyncParsableCommand {
             do {
                 try SummaryJSON.write(
                     ReceiverSummaryWithWire(receiver: summary, wire: wireSummary), metadata: metadata,
-                    settings: settingsJSON(c, options, port: bound.port ?? c.port), to: summaryJSON)
+                    settings: settingsJSON(c, options, port: bound?.port ?? c.port), to: summaryJSON)
             } catch {
                 LineOutput.printError("vtp-receiver: \(error)")
                 writeFailed = true

@@ -17,8 +17,13 @@ struct SenderCommand: ParsableCommand {
             take units (500ms, 2s, 1m); a bare number is seconds.
             If no connection opens within --connect-timeout the run stops with one line naming the \
             cause; a receiver that was reached and went away is retried until --drain-timeout.
+            With --broadcast HOST:PORT it is the broker instead (VTP's broker -> subscriber role): it \
+            listens, waits for --wait-subscribers, and sends every event to every connected subscriber, \
+            up to --window awaiting acks each; a subscriber silent for --iamalive-interval gets an \
+            iamalive, and one that does not answer it, or leaves an ack overdue past --ack-timeout, is \
+            dropped. An event counts as acked once every subscriber connected when it was sent acked it.
             Exit status: 0 when every event was acked, 1 otherwise, 2 when the receiver could not be \
-            reached, 64 on bad input.
+            reached (or --broadcast cannot listen), 64 on bad input.
             """,
         version: VTPBenchVersion.string)
 
@@ -29,6 +34,16 @@ struct SenderCommand: ParsableCommand {
     var summaryJSON: String?
     @Flag(help: "Print one event document exactly as it would be sent (sequence 0, timestamp now) and exit.")
     var printEvent = false
+    @Option(
+        name: .customLong("broadcast"),
+        help: ArgumentHelp(
+            "Be the broker instead: listen here for subscribers (port 0 picks a free one) and send them every event.",
+            valueName: "host:port"))
+    var broadcast: String?
+    @Option(
+        name: .customLong("wait-subscribers"), parsing: .unconditional,
+        help: "With --broadcast: start the schedule once this many subscribers are connected (default 1; 0: at once).")
+    var waitSubscribers: String?
 
     func resolvedConfiguration() throws -> BenchConfiguration {
         var c = try settings.configuration()
@@ -47,12 +62,35 @@ struct SenderCommand: ParsableCommand {
         return c
     }
 
+    /// `--broadcast` and `--wait-subscribers`, checked; nil without --broadcast.
+    func broadcastSettings() throws -> (listen: HostAndPort, waitSubscribers: Int)? {
+        guard let broadcast else {
+            if waitSubscribers != nil { throw ValidationError("--wait-subscribers needs --broadcast") }
+            return nil
+        }
+        let listen: HostAndPort
+        do {
+            listen = try HostAndPort.parse(broadcast, flag: "--broadcast", ports: 0...65535)
+        } catch let error as HostAndPort.Invalid {
+            throw ValidationError(error.description)
+        }
+        var wait = 1
+        if let waitSubscribers {
+            guard let n = Int(waitSubscribers), n >= 0 else {
+                throw ValidationError("--wait-subscribers must be an integer of at least 0 (got \(waitSubscribers))")
+            }
+            wait = n
+        }
+        return (listen, wait)
+    }
+
     func run() throws {
         try OneLineFailure.reporting(tool: "vtp-sender") { try send() }
     }
 
     private func send() throws {
         let configuration = try resolvedConfiguration()
+        let broadcastSettings = try broadcastSettings()
         if printEvent {
             let builder = TestEventBuilder(localIVO: configuration.localIVO, eventSize: configuration.eventSize)
             print(builder.document(sequence: 0, sentNanos: WallClock.nowNanos()), terminator: "")
@@ -68,33 +106,56 @@ struct SenderCommand: ParsableCommand {
         // each; persistent: one per unfinished event). The setup scope may exceed
         // max_connect while acks are awaited; this covers its set-ups at least.
         let connections = min(configuration.maxConnect, configuration.events)
-        do {
-            if case .raised(let from, let to) = try FileDescriptorLimit.ensure(connections: connections) {
-                LineOutput.printError("vtp-sender: raised the open-file limit from \(from) to \(to) for \(connections) connections")
+        if broadcastSettings == nil {
+            do {
+                if case .raised(let from, let to) = try FileDescriptorLimit.ensure(connections: connections) {
+                    LineOutput.printError("vtp-sender: raised the open-file limit from \(from) to \(to) for \(connections) connections")
+                }
+            } catch let error as FileDescriptorLimit.TooLow {
+                throw ValidationError(error.description)
             }
-        } catch let error as FileDescriptorLimit.TooLow {
-            throw ValidationError(error.description)
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         defer { try? group.syncShutdownGracefully() }
         let metadata = RunMetadata()
-        let sender = VTPSender(options: SenderOptions(configuration: configuration), group: group)
+        let options = SenderOptions(configuration: configuration)
+        // One run either way: how to stop it, its outcome, and the settings its summary records.
+        let stop: @Sendable () -> Void
+        let finished: () throws -> SenderSummary
+        let settings: (SenderSummary) -> [String: Any]
+        if let (listen, waitSubscribers) = broadcastSettings {
+            let broadcaster = VTPBroadcaster(options: options, listen: listen, waitSubscribers: waitSubscribers, group: group)
+            (stop, settings) = (broadcaster.stop, broadcaster.settings(for:))
+            LineOutput.print(
+                SenderSummaryText.broadcastStartLine(
+                    configuration, listen: listen, eventSizeSent: broadcaster.eventSizeSent, runID: broadcaster.builder.runID))
+            finished = {
+                _ = try broadcaster.start().wait()  // a failed bind also fails `finished`
+                return try broadcaster.finished.wait()
+            }
+        } else {
+            let sender = VTPSender(options: options, group: group)
+            (stop, settings) = (sender.stop, sender.settings(for:))
+            LineOutput.print(SenderSummaryText.startLine(configuration, eventSizeSent: sender.eventSizeSent, runID: sender.builder.runID))
+            finished = { try sender.start().wait() }
+        }
         let signals = TerminationSignals { name in
             LineOutput.printError("vtp-sender: \(name): stopping")
-            sender.stop()
+            stop()
         }
         defer { signals.cancel() }
-        LineOutput.print(SenderSummaryText.startLine(configuration, eventSizeSent: sender.eventSizeSent, runID: sender.builder.runID))
         let summary: SenderSummary
         do {
-            summary = try sender.start().wait()
+            summary = try finished()
         } catch let error as SenderRunError {
+            throw OneLineFailure(error.description, status: ExitStatus.runFailed)
+        } catch let error as TransportError {
             throw OneLineFailure(error.description, status: ExitStatus.runFailed)
         }
         for line in SenderSummaryText.lines(summary) { LineOutput.print(line) }
         if let summaryJSON {
             do {
-                try SummaryJSON.write(summary, metadata: metadata, settings: sender.settings(for: summary), to: summaryJSON)
+                try SummaryJSON.write(summary, metadata: metadata, settings: settings(summary), to: summaryJSON)
             } catch {
                 throw OneLineFailure(error.description, status: ExitStatus.runFailed)
             }

@@ -31,6 +31,10 @@ public struct SenderSummary: Codable, Sendable, Equatable {
     public var clockOffset: ClockOffsetSummary?
     /// Smallest and largest event document written, in bytes (nil when none was).
     public var eventBytes: ByteRange?
+    /// `--broadcast`: one entry per subscriber that connected (absent otherwise).
+    public var subscribers: [BroadcastSubscriberSummary]? = nil
+    /// `--broadcast`: subscribers dropped for an overdue ack or a missed iamalive.
+    public var subscribersDropped: Int? = nil
 
     public struct ByteRange: Codable, Sendable, Equatable {
         public var min: Int
@@ -62,6 +66,8 @@ public struct SenderSummary: Codable, Sendable, Equatable {
         case maxConnectScope = "max_connect_scope"
         case errorsByCause = "errors_by_cause"
         case eventBytes = "event_bytes"
+        case subscribers
+        case subscribersDropped = "subscribers_dropped"
     }
 
     /// Written, not read back: derived from the other keys.
@@ -90,8 +96,37 @@ public struct SenderSummary: Codable, Sendable, Equatable {
         try c.encode(window, forKey: .window)
         try c.encode(clockOffset, forKey: .clockOffset)
         try c.encode(eventBytes, forKey: .eventBytes)
+        try c.encodeIfPresent(subscribers, forKey: .subscribers)
+        try c.encodeIfPresent(subscribersDropped, forKey: .subscribersDropped)
         var derived = encoder.container(keyedBy: DerivedKeys.self)
         try derived.encode(ackedPerSecond, forKey: .ackedPerSecond)
+    }
+}
+
+/// One subscriber of `vtp-sender --broadcast` in its summary.
+public struct BroadcastSubscriberSummary: Codable, Sendable, Equatable {
+    public var peer: String
+    /// Events written to it.
+    public var sent: Int
+    public var acked: Int
+    public var nakked: Int
+    /// It was dropped (an ack overdue past ack_timeout, or an iamalive not answered); `dropReason` says which.
+    public var dropped: Bool
+    /// JSON `null` when it was not dropped.
+    @NullWhenNil public var dropReason: String?
+
+    public init(peer: String, sent: Int, acked: Int, nakked: Int, dropped: Bool, dropReason: String?) {
+        self.peer = peer
+        self.sent = sent
+        self.acked = acked
+        self.nakked = nakked
+        self.dropped = dropped
+        self.dropReason = dropReason
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case peer, sent, acked, nakked, dropped
+        case dropReason = "drop_reason"
     }
 }
 

@@ -16,6 +16,15 @@ public enum SenderSummaryText {
             + "max_connect \(c.maxConnect) (scope \(c.maxConnectScope.rawValue))\(window), \(size), run \(runID)"
     }
 
+    /// `--broadcast`'s start line.
+    public static func broadcastStartLine(_ c: BenchConfiguration, listen: HostAndPort, eventSizeSent: Int, runID: String) -> String {
+        let schedule = c.period > 0
+            ? "over \(Human.duration(seconds: c.period)) (\(Human.rate(Double(c.events) / c.period, unit: "events")))"
+            : "all at once"
+        return "vtp-sender: broadcasting \(c.events) events \(schedule) on \(listen) to every subscriber, window \(c.window), "
+            + "iamalive after \(Human.duration(seconds: c.iamaliveInterval)) of silence, \(eventSizeSent)-byte events, run \(runID)"
+    }
+
     public static func lines(_ s: SenderSummary) -> [String] {
         let causes = Dictionary(
             (s.errorsByCause ?? [:]).compactMap { k, v in ConnectionFailure(rawValue: k).map { ($0, v) } },
@@ -36,6 +45,16 @@ public enum SenderSummaryText {
         }
         if let c = s.clockOffset {
             lines.append("clock offset (receiver - sender, NTP-style from \(c.samples ?? 0) acks): " + clockOffset(c))
+        }
+        if let subscribers = s.subscribers {
+            lines.append(
+                "broadcast: \(subscribers.count) subscribers, \(s.subscribersDropped ?? 0) dropped; "
+                    + "an event is acked once every subscriber connected when it was sent has acked it")
+            for b in subscribers {
+                lines.append(
+                    "  subscriber \(b.peer): sent \(b.sent), acked \(b.acked), nak'd \(b.nakked)"
+                        + (b.dropReason.map { ", dropped (\($0))" } ?? ""))
+            }
         }
         return lines
     }

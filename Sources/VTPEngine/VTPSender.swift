@@ -108,31 +108,12 @@ public final class VTPSender: Sendable {
     /// The `settings` of the summary JSON: what shaped the run.
     public func settings(for summary: SenderSummary) -> [String: Any] {
         let c = options.configuration
-        var settings: [String: Any] = [
-            "host": c.host, "port": c.port, "events": c.events, "period_s": c.period, "mode": c.mode.rawValue,
-            "max_connect": c.maxConnect, "max_connect_scope": c.maxConnectScope.rawValue, "window": c.window,
-            "event_size": summary.eventBytes?.max ?? eventSizeSent, "event_size_requested": c.eventSize,
-            "connect_timeout_s": c.connectTimeout, "ack_timeout_s": c.ackTimeout, "drain_timeout_s": c.drainTimeout,
-            "event_run_id": builder.runID,
+        let own: [String: Any] = [
+            "host": c.host, "port": c.port, "mode": c.mode.rawValue, "max_connect": c.maxConnect,
+            "max_connect_scope": c.maxConnectScope.rawValue, "connect_timeout_s": c.connectTimeout,
         ]
-        // Events per second as scheduled; all at once has no rate.
-        settings["rate"] = c.period > 0 ? Double(c.events) / c.period : nil
-        return settings
-    }
-}
-
-/// How a connection handler reaches the engine: each message is handled on the control loop.
-struct SenderMailbox: Sendable {
-    let engine: NIOLoopBoundBox<SenderEngine>
-
-    func post(_ message: SenderEngine.Message) {
-        // A connection on the control loop itself is handled at once, still in order.
-        if engine.eventLoop.inEventLoop {
-            engine.value.receive(message)
-        } else {
-            let engine = engine
-            engine.eventLoop.execute { engine.value.receive(message) }
-        }
+        return options.scheduleSettings(eventSize: summary.eventBytes?.max ?? eventSizeSent, runID: builder.runID)
+            .merging(own) { $1 }
     }
 }
 
@@ -173,12 +154,10 @@ final class SenderEngine {
     private var handlers: [ConnectionID: NIOLoopBound<SenderConnectionHandler>] = [:]
     /// Channels still connecting: closed by `finish()` so no connect outlives the run.
     private var connecting: [ConnectionID: Channel] = [:]
-    private var intervalRoundTrips = LatencyRecorder()
-    private var totalRoundTrips = LatencyRecorder()
+    private var progress = AckProgress()
     private var clock = ClockOffsetEstimator()
     private var lastError: String?
     private var intervalErrors = 0
-    private var lastReport = (nanos: Int64(0), acked: 0)
     private var reports = 0
     private var eventBytes: SenderSummary.ByteRange?
     /// One pending timer per purpose: a new one replaces (and cancels) the previous.
@@ -215,7 +194,7 @@ final class SenderEngine {
         started = true
         self.mailbox = mailbox
         startMonotonic = now
-        lastReport = (startMonotonic, 0)
+        progress.restart(atNanos: startMonotonic, acked: 0)
         state = Self.dispatchState(options, startWallNanos: WallClock.nowNanos())
         scheduleReport()
         // Fail fast: a receiver never reached by then is unreachable, not slow.
@@ -289,7 +268,7 @@ final class SenderEngine {
             let now = now
             var actions: [SenderDispatchState.Action] = []
             for reply in replies {
-                intervalRoundTrips.record(nanos: reply.roundTripNanos)
+                progress.record(roundTripNanos: reply.roundTripNanos)
                 if let sample = reply.clockSample { clock.add(sample) }
                 if let reason = reply.nakReason { lastError = "nak: \(reason)" }
                 eventBytes = SenderSummary.ByteRange(
@@ -412,17 +391,10 @@ final class SenderEngine {
 
     private func report() {
         let now = now
-        let rtt = intervalRoundTrips.count > 0 ? intervalRoundTrips.summary : nil
-        totalRoundTrips.merge(intervalRoundTrips)
-        intervalRoundTrips.reset()
-        let seconds = Double(now - lastReport.nanos) / 1e9
-        let rate = seconds > 0 ? Double(state.acked - lastReport.acked) / seconds : nil
-        lastReport = (now, state.acked)
         var text = "[\(Human.duration(seconds: Double(now - startMonotonic) / 1e9))] sent \(state.sent)"
             + " acked \(state.acked) nak'd \(state.nakked) backlog \(state.backlog) open \(state.openConnections)"
             + " errors \(state.errors)" + SenderSummaryText.causes(state.errorsByCause)
-            + " | \(Human.rate(rate, unit: "events")) acked | ack round trip "
-            + Human.minAvgMax(min: rtt?.min, avg: rtt?.mean, max: rtt?.max) + ", " + Human.percentiles([("p99", rtt?.p99)])
+            + " | " + progress.reportText(acked: state.acked, nowNanos: now)
         if let estimate = clock.estimate {
             text += " | clock offset " + SenderSummaryText.clockOffset(ClockOffsetSummary(estimate, samples: clock.samples))
         }
@@ -432,14 +404,12 @@ final class SenderEngine {
     }
 
     private func summary() -> SenderSummary {
-        var rtt = totalRoundTrips
-        rtt.merge(intervalRoundTrips)
         return SenderSummary(
             events: options.events, sent: state.sent, acked: state.acked, nakked: state.nakked,
             failed: state.scheduledUnfinished, notSent: state.notScheduled, maxBacklog: state.maxBacklog,
             backlogEnd: state.backlog, connectionsOpened: state.connectionsOpened,
             durationSeconds: Double(now - startMonotonic) / 1e9,
-            ackRoundTripStatistics: rtt.count > 0 ? rtt.summary : nil, retries: state.resent, errors: state.errors,
+            ackRoundTripStatistics: progress.overall, retries: state.resent, errors: state.errors,
             errorsByCause: Dictionary(uniqueKeysWithValues: state.errorsByCause.map { ($0.key.rawValue, $0.value) }),
             mode: options.mode.rawValue, maxConnect: options.maxConnect, maxConnectScope: options.maxConnectScope.rawValue,
             window: options.window, clockOffset: clock.estimate.map { ClockOffsetSummary($0, samples: clock.samples) }, eventBytes: eventBytes)
@@ -615,10 +585,9 @@ final class SenderConnectionHandler: ChannelInboundHandler {
                     clockSample: sample, documentBytes: inFlight.bytes))
         case .iamalive:
             // Keep-alive from the peer: answer with a copy naming us, as VTP asks.
-            let reply = TransportMessage(
-                role: .iamalive, origin: transport.origin, response: builder.localIVO,
-                timestamp: ISO8601Time.formatSeconds(nanos: WallClock.nowNanos()))
-            context.writeAndFlush(wrapOutboundOut(reply.framed(allocator: context.channel.allocator)), promise: nil)
+            if let reply = transport.answer(from: builder.localIVO) {
+                context.writeAndFlush(wrapOutboundOut(reply.framed(allocator: context.channel.allocator)), promise: nil)
+            }
         case .authenticate:
             break  // no authentication scheme is in use; VTP lets us ignore it
         }

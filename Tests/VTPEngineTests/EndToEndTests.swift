@@ -227,7 +227,7 @@ final class RawClient: Sendable {
     private let channel: Channel
     private let inbound: NIOLockedValueBox<ByteBuffer>
 
-    private final class Collector: ChannelInboundHandler {
+    final class Collector: ChannelInboundHandler {
         typealias InboundIn = ByteBuffer
         let inbound: NIOLockedValueBox<ByteBuffer>
         init(_ inbound: NIOLockedValueBox<ByteBuffer>) { self.inbound = inbound }
@@ -238,7 +238,8 @@ final class RawClient: Sendable {
         func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
     }
 
-    private init(channel: Channel, inbound: NIOLockedValueBox<ByteBuffer>) {
+    /// Also the accepted end of a test broker's connection (`RawBroker`).
+    init(channel: Channel, inbound: NIOLockedValueBox<ByteBuffer>) {
         self.channel = channel
         self.inbound = inbound
     }
