@@ -22,6 +22,8 @@ let package = Package(
         .executable(name: "vtp-proxy", targets: ["Proxy"]),
         // MARK: pgprobe
         .executable(name: "pgprobe", targets: ["PGProbe"]),
+        // MARK: results
+        .executable(name: "vtp-report", targets: ["Report"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -29,8 +31,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        // MARK: metrics
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // MARK: pgprobe
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        // MARK: results
+        .package(url: "https://github.com/vapor/sqlite-nio", from: "1.13.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // What every executable shares: durations with units, the one number format, exit
@@ -52,14 +59,31 @@ let package = Package(
         .target(
             name: "VTPEngine",
             dependencies: [
-                "Protocol", "LatencyStats", "BenchConfig", "CommandLineKit", nioCore, nioPosix, logging,
+                "Protocol", "LatencyStats", "BenchConfig", "CommandLineKit", "LiveMetrics", nioCore, nioPosix, logging,
                 .product(name: "DequeModule", package: "swift-collections"),
             ]),
         .executableTarget(
-            name: "Sender", dependencies: ["VTPEngine", "Protocol", "BenchConfig", "CommandLineKit", argumentParser]),
+            name: "Sender",
+            dependencies: [
+                "VTPEngine", "Protocol", "BenchConfig", "CommandLineKit", "LiveMetrics", "ResultsStore",
+                argumentParser,
+            ]),
         .executableTarget(
             name: "Receiver",
-            dependencies: ["VTPEngine", "BenchConfig", "CommandLineKit", argumentParser, "WireCheck" /* capture */]),
+            dependencies: [
+                "VTPEngine", "BenchConfig", "CommandLineKit", "LiveMetrics", "ResultsStore", argumentParser,
+                "WireCheck" /* capture */,
+            ]),
+        // MARK: metrics
+        // --metrics HOST:PORT: Prometheus text format at /metrics (swift-prometheus registry, a
+        // small NIOHTTP1 server), fed from snapshots the tools take where their numbers live.
+        .target(
+            name: "LiveMetrics",
+            dependencies: [
+                "LatencyStats", nioCore, nioPosix, argumentParser, .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]),
+        .testTarget(name: "LiveMetricsTests", dependencies: ["LiveMetrics", "LatencyStats", nioCore, nioPosix]),
         // Per-message CPU costs (scripts/bench-core prints them).
         .executableTarget(name: "Microbench", dependencies: ["Protocol", "CLibXML2", nioCore]),
         .testTarget(
@@ -73,7 +97,7 @@ let package = Package(
         .testTarget(
             name: "VTPEngineTests",
             dependencies: [
-                "VTPEngine", "Protocol", "BenchConfig", "LatencyStats", nioCore, nioPosix,
+                "VTPEngine", "Protocol", "BenchConfig", "LatencyStats", "LiveMetrics", nioCore, nioPosix,
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]),
@@ -121,7 +145,7 @@ let package = Package(
         .target(
             name: "LabCore", dependencies: ["DelayLink", "BenchConfig", "LatencyStats", "CommandLineKit"]),
         .executableTarget(
-            name: "Lab", dependencies: ["LabCore", "BenchConfig", "CommandLineKit", argumentParser]),
+            name: "Lab", dependencies: ["LabCore", "BenchConfig", "CommandLineKit", "ResultsStore", argumentParser]),
         .testTarget(name: "LabTests", dependencies: ["LabCore", "BenchConfig", "LatencyStats", "CommandLineKit"]),
         // MARK: proxy
         // PostgreSQL wire protocol: incremental framing and decoding, both directions.
@@ -130,10 +154,10 @@ let package = Package(
         .target(
             name: "ProxyCore",
             dependencies: [
-                "PGWire", "Protocol", "NetworkEmulation", "CommandLineKit", nioCore, nioPosix,
+                "PGWire", "Protocol", "NetworkEmulation", "CommandLineKit", "LiveMetrics", nioCore, nioPosix,
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
-        .executableTarget(name: "Proxy", dependencies: ["ProxyCore", "CommandLineKit", argumentParser]),
+        .executableTarget(name: "Proxy", dependencies: ["ProxyCore", "CommandLineKit", "LiveMetrics", argumentParser]),
         .testTarget(
             name: "PGWireTests",
             dependencies: [
@@ -143,7 +167,7 @@ let package = Package(
         .testTarget(
             name: "ProxyTests",
             dependencies: [
-                "TestSupport", "ProxyCore", "PGWire", "Protocol", "NetworkEmulation", nioCore, nioPosix,
+                "TestSupport", "ProxyCore", "PGWire", "Protocol", "NetworkEmulation", "LiveMetrics", nioCore, nioPosix,
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
         // MARK: pgprobe
@@ -155,19 +179,19 @@ let package = Package(
         .target(
             name: "PGProbeCore",
             dependencies: [
-                "PGSniff", "LatencyStats", "CommandLineKit", nioCore, nioPosix, logging,
+                "PGSniff", "LatencyStats", "CommandLineKit", "LiveMetrics", nioCore, nioPosix, logging,
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ]),
         .executableTarget(
             name: "PGProbe",
             dependencies: [
-                "PGProbeCore", "PGSniff", "PacketCapture", "LatencyStats", "CommandLineKit", nioCore, nioPosix,
-                argumentParser,
+                "PGProbeCore", "PGSniff", "PacketCapture", "LatencyStats", "CommandLineKit", "LiveMetrics", nioCore,
+                nioPosix, "ResultsStore", argumentParser,
             ]),
         .testTarget(name: "PGSniffTests", dependencies: ["PGSniff", "PacketCapture", "LatencyStats", nioCore]),
         .testTarget(
             name: "PGProbeTests",
-            dependencies: ["PGProbeCore", "PGSniff", "PacketCapture", "LatencyStats", "CommandLineKit"]),
+            dependencies: ["PGProbeCore", "PGSniff", "PacketCapture", "LatencyStats", "CommandLineKit", "LiveMetrics", nioPosix]),
         // Tests that need root, network namespaces, PostgreSQL, Comet or run the scripts. Every
         // other test target is a unit test target: `swift test --skip SystemTests` runs in seconds
         // without root.
@@ -178,5 +202,29 @@ let package = Package(
                 "LatencyStats", "CDelayLink", "DelayLink", "LabCore", "PGWire", "PGSniff", "PGProbeCore", "ProxyCore",
                 nioCore, nioPosix, .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
+        // MARK: results
+        // Stored runs: the run/interval model, histogram encoding, versioned migrations, the
+        // embedded SQLite store (sqlite-nio bundles SQLite) and the background recorder the tools
+        // use. No postgres-nio here: the sender/receiver build stays light.
+        .target(
+            name: "ResultsStore",
+            dependencies: [
+                "LatencyStats", "CommandLineKit", argumentParser, nioCore, nioPosix, logging,
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+            ]),
+        // The shared PostgreSQL collector (postgres-nio): the same schema, per-tester roles.
+        .target(
+            name: "ResultsCollector",
+            dependencies: [
+                "ResultsStore", nioCore, nioPosix, logging, .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]),
+        // vtp-report's logic: tables, comparisons, exports, the HTML/SVG report (pure).
+        .target(name: "ReportCore", dependencies: ["ResultsStore", "LatencyStats", "CommandLineKit"]),
+        .executableTarget(
+            name: "Report",
+            dependencies: ["ReportCore", "ResultsStore", "ResultsCollector", "LatencyStats", "CommandLineKit", argumentParser]),
+        .testTarget(name: "ResultsStoreTests", dependencies: ["ResultsStore", "LatencyStats", "CommandLineKit"]),
+        .testTarget(name: "ReportCoreTests", dependencies: ["ReportCore", "ResultsStore", "LatencyStats"]),
     ]
 )

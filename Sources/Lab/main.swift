@@ -3,6 +3,7 @@ import BenchConfig
 import CommandLineKit
 import Foundation
 import LabCore
+import ResultsStore
 
 extension LinkKind: ExpressibleByArgument {}
 
@@ -55,20 +56,27 @@ struct CommonOptions: ParsableArguments {
     var json: String?
     @Option(help: "Write the rows as CSV here (checked before the first case; rewritten after every case).")
     var csv: String?
+    @OptionGroup(title: "Stored runs (each tool's run, tagged delay, max_connect, mode and sweep=<this run's id>)")
+    var store: StoreOptions
 
-    var settings: LabSettings {
+    func settings(bursts: LabBursts? = nil) -> LabSettings {
         LabSettings(
             rate: rate, duration: duration, eventSize: eventSize, graceSeconds: grace, capture: capture,
-            reportInterval: reportInterval)
+            reportInterval: reportInterval, bursts: bursts)
     }
 
     /// What shaped the sweep, in every JSON row's `settings`.
-    var settingsObject: [String: Any] {
-        [
+    func settingsObject(_ settings: LabSettings) -> [String: Any] {
+        var object: [String: Any] = [
             "rate_events_s": rate, "duration_s": duration, "events": settings.events, "event_size": eventSize,
             "grace_s": grace.map { $0 as Any } ?? NSNull(), "report_interval_s": reportInterval,
             "link": link.rawValue, "capture": capture,
         ]
+        if let bursts = settings.bursts {
+            object["burst"] = bursts.size
+            object["burst_every_s"] = bursts.everySeconds
+        }
+        return object
     }
 }
 
@@ -99,6 +107,9 @@ struct Run: ParsableCommand {
             link (the delay applies to each direction), runs vtp-receiver and vtp-sender in them and \
             removes everything afterwards, also on Ctrl-C. Needs root.
             Example: vtp-lab run --delay-ms 250 --max-connect 1,30 --mode per-event --rate 46.3 --duration 30s --json lab.json
+            Windows: vtp-lab run --delay-ms 250 --max-connect 1 --mode persistent --window 1,32
+            Bursts (each burst's drain time and latency in a second table): vtp-lab run --delay-ms 50 \
+            --mode persistent --max-connect 8 --window 1,64 --burst 10000 --burst-every 40s --duration 80s
 
             """ + rowsHelp)
 
@@ -108,6 +119,14 @@ struct Run: ParsableCommand {
     @Option(help: "Modes, comma-separated: per-event, persistent.") var mode = "per-event"
     @Option(help: "What MAX_CONNECT limits (per-event mode), comma-separated: connection (whole connections, the default), setup (connection set-ups, as the 2012 benchmark).")
     var maxConnectScope = "connection"
+    @Option(parsing: .unconditional, help: "Unacked events per persistent connection, comma-separated (per-event cases carry one).")
+    var window = "1"
+    @Option(
+        parsing: .unconditional,
+        help: "Events scheduled at one instant, one burst at the start of every --burst-every of --duration (replaces --rate).")
+    var burst: Int?
+    @Option(parsing: .unconditional, help: "Time between bursts (bare number = seconds; default 40s).", transform: seconds)
+    var burstEvery: Double = 40
     @OptionGroup var common: CommonOptions
 
     func run() throws {
@@ -120,9 +139,10 @@ struct Run: ParsableCommand {
                     modes: try LabPlan.list(mode, flag: "--mode", example: "per-event,persistent") { SenderMode(rawValue: $0) },
                     scopes: try LabPlan.list(maxConnectScope, flag: "--max-connect-scope", example: "setup,connection") {
                         MaxConnectScope(rawValue: $0)
-                    })
+                    },
+                    windows: try LabPlan.list(window, flag: "--window", example: "1,32") { Int($0) })
             } catch { throw OneLineFailure(error.description, status: ExitStatus.usage) }
-            try runLab(cases, common: common, withOriginal: false)
+            try runLab(cases, common: common, withOriginal: false, bursts: burst.map { LabBursts(size: $0, everySeconds: burstEvery) })
         }
     }
 }
@@ -162,8 +182,8 @@ struct Reproduce2012: ParsableCommand {
 
 /// Checks everything the user typed (64, one line), then runs the cases, printing and saving
 /// every row as it is measured.
-func runLab(_ cases: [LabCase], common: CommonOptions, withOriginal: Bool) throws {
-    let settings = common.settings
+func runLab(_ cases: [LabCase], common: CommonOptions, withOriginal: Bool, bursts: LabBursts? = nil) throws {
+    let settings = common.settings(bursts: bursts)
     do throws(LabError) { try settings.validate() } catch { throw OneLineFailure(error.description, status: ExitStatus.usage) }
     let work = URL(fileURLWithPath: common.workDir ?? "/tmp/vtplab-\(getpid())")
     let paths: LabRunner.Paths
@@ -190,12 +210,40 @@ func runLab(_ cases: [LabCase], common: CommonOptions, withOriginal: Bool) throw
     do throws(LabError) {
         runner = try LabRunner(settings: settings, paths: paths, link: common.link, log: say)
     } catch { throw OneLineFailure(error.description, status: error.isUsage ? ExitStatus.usage : ExitStatus.runFailed) }
+    let recording = ChildRecording(common.store, sweepID: metadata.run_id)
+    for problem in recording.problems { sayError("vtp-lab: \(problem)") }
+    runner.storeArguments = { recording.arguments(caseTags: $0.storeTags) }
+    let recorder = recording.localPath.map { path in
+        RunRecorder(
+            run: StoredRun(
+                id: metadata.run_id, tool: "vtp-lab", toolVersion: metadata.version, host: metadata.host,
+                tester: recording.tester ?? metadata.host, startedAt: StoreTime.date(metadata.started_at) ?? Date(),
+                config: JSONText.text(common.settingsObject(settings)), tags: recording.parentTags),
+            target: .sqlite(path: path), warn: { sayError("vtp-lab: \($0)") })
+    }
+    _ = try? recorder?.ready.wait()
+    /// The sweep's own run (its rows as the summary), then, for a collector, the upload.
+    func finishRecording() {
+        guard let recorder else { return }
+        let rows = (try? JSONSerialization.jsonObject(
+            with: LabReport.json(rows, metadata: metadata, settings: common.settingsObject(settings)))) as? [String: Any]
+        recorder.finishAndWait(summary: rows ?? [:], config: common.settingsObject(settings)).print(tool: "vtp-lab")
+        if let upload = recording.uploadAndWait(), let collector = recording.collector {
+            if let problem = upload.problem {
+                sayError(
+                    "vtp-lab: \(problem); the sweep is kept in \(recording.localPath ?? ""); upload it later with: "
+                        + "vtp-report push --store \(recording.localPath ?? "") --to \(collector.redacted) --tag sweep=\(metadata.run_id)")
+            } else {
+                say("vtp-lab: sweep \(metadata.run_id) uploaded to \(collector.redacted)")
+            }
+        }
+    }
     var rows: [LabRow] = []
     var saveFailed = false
     func save() {
         do {
             if let path = common.json {
-                try write(LabReport.json(rows, metadata: metadata, settings: common.settingsObject), to: path)
+                try write(LabReport.json(rows, metadata: metadata, settings: common.settingsObject(settings)), to: path)
             }
             if let path = common.csv { try write(Data(LabReport.csv(rows).utf8), to: path) }
         } catch {
@@ -210,10 +258,12 @@ func runLab(_ cases: [LabCase], common: CommonOptions, withOriginal: Bool) throw
             save()
         }
     } catch {
-        if !rows.isEmpty { say(LabReport.table(rows, withOriginal: withOriginal)) }
+        if !rows.isEmpty { sayTables(rows, withOriginal: withOriginal) }
+        finishRecording()
         throw OneLineFailure(error.description, status: error.isUsage ? ExitStatus.usage : ExitStatus.runFailed)
     }
-    say(LabReport.table(rows, withOriginal: withOriginal))
+    sayTables(rows, withOriginal: withOriginal)
+    finishRecording()
     if Interruption.shared.isInterrupted {
         let saved = [common.json, common.csv].compactMap { $0 }
         throw OneLineFailure(
@@ -222,6 +272,12 @@ func runLab(_ cases: [LabCase], common: CommonOptions, withOriginal: Bool) throw
             status: ExitStatus.runFailed)
     }
     if saveFailed { throw ExitStatus.runFailed }
+}
+
+/// The rows' table, and the bursts' when there are any.
+func sayTables(_ rows: [LabRow], withOriginal: Bool) {
+    say(LabReport.table(rows, withOriginal: withOriginal))
+    if let bursts = LabReport.burstTable(rows) { say("\n" + bursts) }
 }
 
 func write(_ data: Data, to path: String) throws {

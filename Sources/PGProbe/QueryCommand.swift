@@ -1,7 +1,10 @@
 import ArgumentParser
 import CommandLineKit
 import Foundation
+import LiveMetrics
+import NIOPosix
 import PGProbeCore
+import ResultsStore
 
 struct QueryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -17,12 +20,18 @@ struct QueryCommand: AsyncParsableCommand {
             """)
 
     @OptionGroup var options: ProbeOptions<QueryDefaults>
+    @OptionGroup var metrics: MetricsOptions
+    @OptionGroup(title: "Stored runs") var store: StoreOptions
 
     func run() async throws {
         try checkOutputs("query", [("--summary-json", options.summaryJSON)])
         let probe = try options.probeOptions()  // checked in validate()
+        let metricsAddress = try metrics.parsed()
+        let live = QueryMetrics(on: MultiThreadedEventLoopGroup.singleton.next())
+        let metricsServer = try await startMetrics(metricsAddress, live, tool: "pgprobe query")
         emit("pgprobe query: \(probe.dsn.redacted), \(options.describe(probe))")
         let metadata = RunMetadata()
+        let recorder = await startRecording(store, command: "query", metadata: metadata, settings: options.settings(probe))
         let started = ContinuousClock.now
         let quiet = options.quiet
         let (statistics, fatal) = await runUntilInterrupted { () -> (QueryStatistics, String?) in
@@ -30,6 +39,8 @@ struct QueryCommand: AsyncParsableCommand {
             do {
                 try await QueryProbe(options: probe).run { outcome in
                     statistics.record(outcome)
+                    live.record(outcome)
+                    recorder?.record(latencyNanos: outcome.latencyNanos)
                     if !quiet { emit(statistics.line(for: outcome)) }
                 }
                 return (statistics, nil)
@@ -38,6 +49,7 @@ struct QueryCommand: AsyncParsableCommand {
             }
         }
         let elapsed = Double((ContinuousClock.now - started).nanoseconds) / 1e9
+        await metricsServer?.stop()
         // A rejected login is what the user must read first.
         if let fatal { emitError("pgprobe query: \(fatal)") }
         emit(statistics.finalLine(elapsedSeconds: elapsed))
@@ -47,6 +59,9 @@ struct QueryCommand: AsyncParsableCommand {
                 statistics.summary, command: "query", metadata: metadata, settings: options.settings(probe),
                 extra: ["queries_per_s": statistics.rate(elapsedSeconds: elapsed) ?? NSNull()], to: path)
         }
+        await finishRecording(
+            recorder, command: "query", summary: statistics.summary, error: fatal, metadata: metadata,
+            settings: options.settings(probe), extra: ["queries_per_s": statistics.rate(elapsedSeconds: elapsed) ?? NSNull()])
         if fatal != nil || !written { throw ExitStatus.runFailed }
         if statistics.failed > 0 { throw ExitStatus.measurementFailed }
     }

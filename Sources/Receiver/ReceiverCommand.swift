@@ -1,8 +1,10 @@
 import ArgumentParser
 import BenchConfig
 import CommandLineKit
+import LiveMetrics
 import NIOCore
 import NIOPosix
+import ResultsStore
 import VTPEngine
 import WireCheck  // capture: --capture-interface
 
@@ -27,6 +29,7 @@ struct ReceiverCommand: AsyncParsableCommand {
         version: VTPBenchVersion.string)
 
     @OptionGroup var settings: ReceiverSettings
+    @OptionGroup var metrics: MetricsOptions
     @Option(
         name: .customLong("subscribe"),
         help: ArgumentHelp(
@@ -53,6 +56,7 @@ struct ReceiverCommand: AsyncParsableCommand {
     var captureInterface: String?
     @Option(name: .customLong("wire-events-csv"), help: "With --capture-interface: one CSV row per event (ivorn, sent_ns, wire_ns, app_ns, wire/app latency, app - wire).")
     var wireEventsCSV: String?
+    @OptionGroup(title: "Stored runs") var store: StoreOptions
 
     /// Flags over the config file. No validate(): ArgumentParser runs it before it reports
     /// unknown flags, which would then be answered with a complaint about another flag.
@@ -104,6 +108,7 @@ struct ReceiverCommand: AsyncParsableCommand {
 
     func run() async throws {
         let (c, options) = try resolved()
+        let metricsAddress = try metrics.parsed()
         do {
             try OutputPaths.check([
                 ("--summary-json", summaryJSON), ("--events-csv", eventsCSV), ("--wire-events-csv", wireEventsCSV),
@@ -113,21 +118,47 @@ struct ReceiverCommand: AsyncParsableCommand {
             throw ExitStatus.usage
         }
         let metadata = RunMetadata()
+        // Every connection is a descriptor: take all the kernel allows before the first accept.
+        if case .raised(let from, let to)? = FileDescriptorLimit.raiseToHardLimit() {
+            LineOutput.printError("vtp-receiver: raised the open-file limit from \(from) to \(to)")
+        }
+        let recorder = store.recorder(
+            tool: "vtp-receiver", metadata: metadata, config: settingsJSON(c, options, port: c.port),
+            warn: { LineOutput.printError("vtp-receiver: \($0)") })
+        _ = try? await recorder?.ready.get()
         Diagnostics.bootstrap()
         let logger = Diagnostics.logger("vtp-receiver")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let receiver: VTPReceiver
-        let bound: SocketAddress?
+        let bound: SocketAddress?  // nil: subscribed, not listening
         let wire: LiveWireMonitor?  // capture: opened before binding so no event is missed
+        var metricsServer: MetricsServer?
         func cannotRun(_ error: any Error) async -> ExitCode {
             LineOutput.printError("vtp-receiver: \(UserMessage.describe(error))")
+            // The attempt is recorded too: that it could not listen is a result.
+            (try? await recorder?.finish(summary: ["error": UserMessage.describe(error)]).get())?.print(tool: "vtp-receiver")
             try? await group.shutdownGracefully()
             return ExitStatus.runFailed
         }
         do {
             wire = try captureInterface.map { try LiveWireMonitor(interface: $0, keepsPairs: wireEventsCSV != nil) }
             receiver = try VTPReceiver(
-                options: options, group: group, errorOutput: { logger.warning("\($0)") }, observer: wire?.observer)
+                options: options, group: group, errorOutput: { logger.warning("\($0)") }, observer: wire?.observer,
+                onInterval: recorder?.intervalSink)
+            // Before binding: a metrics port in use stops the run before any sender connects.
+            if let metricsAddress {
+                do {
+                    metricsServer = try await MetricsServer.start(
+                        at: metricsAddress,
+                        exporter: MetricsExporter(declaring: ReceiverMetrics.exported, on: group.next()) { [receiver] in
+                            receiver.metricsSnapshot()
+                        })
+                } catch {
+                    receiver.stop()  // never started: ends it so nothing is left pending
+                    _ = try? await receiver.done.get()
+                    throw error
+                }
+            }
             if options.subscriptions.isEmpty {
                 bound = try await receiver.start().get()  // a failed start also ends `done`
             } else {
@@ -146,6 +177,7 @@ struct ReceiverCommand: AsyncParsableCommand {
             throw await cannotRun(error)
         }
         if let bound { LineOutput.print("vtp-receiver: listening on \(bound.ipAddress ?? c.host):\(bound.port ?? c.port)") }
+        if let metricsServer { LineOutput.print("vtp-receiver: metrics at \(metricsServer.url)") }
         if let wire {
             LineOutput.print("vtp-receiver: capturing on \(wire.interface) (\(wire.linkTypeName), \(wire.precision) timestamps)")
             if let note = wire.precisionNote { LineOutput.print("vtp-receiver: note: \(note)") }
@@ -176,16 +208,21 @@ struct ReceiverCommand: AsyncParsableCommand {
                 writeFailed = true
             }
         }
+        let settings = settingsJSON(c, options, port: bound?.port ?? c.port)
+        let full = ReceiverSummaryWithWire(receiver: summary, wire: wireSummary)
         if let summaryJSON {
             do {
-                try SummaryJSON.write(
-                    ReceiverSummaryWithWire(receiver: summary, wire: wireSummary), metadata: metadata,
-                    settings: settingsJSON(c, options, port: bound?.port ?? c.port), to: summaryJSON)
+                try SummaryJSON.write(full, metadata: metadata, settings: settings, to: summaryJSON)
             } catch {
                 LineOutput.printError("vtp-receiver: \(error)")
                 writeFailed = true
             }
         }
+        if let recorder {
+            let object = try? SummaryJSON.object(full, metadata: metadata, settings: settings)
+            (try? await recorder.finish(summary: object, config: settings).get())?.print(tool: "vtp-receiver")
+        }
+        await metricsServer?.stop()
         try? await group.shutdownGracefully()
         if writeFailed { throw ExitStatus.runFailed }
     }

@@ -1,9 +1,11 @@
 import ArgumentParser
 import BenchConfig
 import CommandLineKit
+import LiveMetrics
 import NIOCore
 import NIOPosix
 import Protocol
+import ResultsStore
 import VTPEngine
 
 struct SenderCommand: ParsableCommand {
@@ -28,6 +30,7 @@ struct SenderCommand: ParsableCommand {
         version: VTPBenchVersion.string)
 
     @OptionGroup var settings: SenderSettings
+    @OptionGroup var metrics: MetricsOptions
     @Option(parsing: .unconditional, help: "Events per second: sets --period to events/rate (overrides --period).")
     var rate: String?
     @Option(name: .customLong("summary-json"), help: "Write the final summary as JSON to this file.")
@@ -44,6 +47,7 @@ struct SenderCommand: ParsableCommand {
         name: .customLong("wait-subscribers"), parsing: .unconditional,
         help: "With --broadcast: start the schedule once this many subscribers are connected (default 1; 0: at once).")
     var waitSubscribers: String?
+    @OptionGroup(title: "Stored runs") var store: StoreOptions
 
     func resolvedConfiguration() throws -> BenchConfiguration {
         var c = try settings.configuration()
@@ -90,7 +94,11 @@ struct SenderCommand: ParsableCommand {
 
     private func send() throws {
         let configuration = try resolvedConfiguration()
+        let metricsAddress = try metrics.parsed()
         let broadcastSettings = try broadcastSettings()
+        if broadcastSettings != nil && metricsAddress != nil {
+            throw ValidationError("--metrics does not go with --broadcast (the broker role exports no metrics yet)")
+        }
         if printEvent {
             let builder = TestEventBuilder(localIVO: configuration.localIVO, eventSize: configuration.eventSize)
             print(builder.document(sequence: 0, sentNanos: WallClock.nowNanos()), terminator: "")
@@ -102,64 +110,104 @@ struct SenderCommand: ParsableCommand {
         } catch {
             throw OneLineFailure(error.description, status: ExitStatus.usage)
         }
+        if let (listen, waitSubscribers) = broadcastSettings {
+            return try broadcast(configuration, listen: listen, waitSubscribers: waitSubscribers)
+        }
         // At most max_connect connections, and never more than events (per-event: one
         // each; persistent: one per unfinished event). The setup scope may exceed
         // max_connect while acks are awaited; this covers its set-ups at least.
         let connections = min(configuration.maxConnect, configuration.events)
-        if broadcastSettings == nil {
-            do {
-                if case .raised(let from, let to) = try FileDescriptorLimit.ensure(connections: connections) {
-                    LineOutput.printError("vtp-sender: raised the open-file limit from \(from) to \(to) for \(connections) connections")
-                }
-            } catch let error as FileDescriptorLimit.TooLow {
-                throw ValidationError(error.description)
+        do {
+            if case .raised(let from, let to) = try FileDescriptorLimit.ensure(connections: connections) {
+                LineOutput.printError("vtp-sender: raised the open-file limit from \(from) to \(to) for \(connections) connections")
             }
+        } catch let error as FileDescriptorLimit.TooLow {
+            throw ValidationError(error.description)
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         defer { try? group.syncShutdownGracefully() }
         let metadata = RunMetadata()
         let options = SenderOptions(configuration: configuration)
-        // One run either way: how to stop it, its outcome, and the settings its summary records.
-        let stop: @Sendable () -> Void
-        let finished: () throws -> SenderSummary
-        let settings: (SenderSummary) -> [String: Any]
-        if let (listen, waitSubscribers) = broadcastSettings {
-            let broadcaster = VTPBroadcaster(options: options, listen: listen, waitSubscribers: waitSubscribers, group: group)
-            (stop, settings) = (broadcaster.stop, broadcaster.settings(for:))
-            LineOutput.print(
-                SenderSummaryText.broadcastStartLine(
-                    configuration, listen: listen, eventSizeSent: broadcaster.eventSizeSent, runID: broadcaster.builder.runID))
-            finished = {
-                _ = try broadcaster.start().wait()  // a failed bind also fails `finished`
-                return try broadcaster.finished.wait()
+        let recorder = store.recorder(
+            tool: "vtp-sender", metadata: metadata, config: VTPSender.plannedSettings(options),
+            warn: { LineOutput.printError("vtp-sender: \($0)") })
+        _ = try? recorder?.ready.wait()
+        let sender = VTPSender(options: options, group: group, onInterval: recorder?.intervalSink)
+        let metricsServer = try metricsAddress.map { address in
+            let exporter = MetricsExporter(declaring: SenderMetrics.exported, on: group.next()) { sender.metricsSnapshot() }
+            do {
+                return try exporter.loop.makeFutureWithTask { try await MetricsServer.start(at: address, exporter: exporter) }.wait()
+            } catch {
+                sender.stop()  // never started: ends its run so nothing is left pending
+                _ = try? sender.finished.wait()
+                recorder?.finishAndWait(summary: ["error": UserMessage.describe(error)]).print(tool: "vtp-sender")
+                throw OneLineFailure(UserMessage.describe(error), status: ExitStatus.runFailed)
             }
-        } else {
-            let sender = VTPSender(options: options, group: group)
-            (stop, settings) = (sender.stop, sender.settings(for:))
-            LineOutput.print(SenderSummaryText.startLine(configuration, eventSizeSent: sender.eventSizeSent, runID: sender.builder.runID))
-            finished = { try sender.start().wait() }
         }
+        defer { if let metricsServer { try? group.next().makeFutureWithTask { await metricsServer.stop() }.wait() } }
         let signals = TerminationSignals { name in
             LineOutput.printError("vtp-sender: \(name): stopping")
-            stop()
+            sender.stop()
         }
         defer { signals.cancel() }
+        LineOutput.print(SenderSummaryText.startLine(configuration, eventSizeSent: sender.eventSizeSent, runID: sender.builder.runID))
+        if let metricsServer { LineOutput.print("vtp-sender: metrics at \(metricsServer.url)") }
         let summary: SenderSummary
         do {
-            summary = try finished()
+            summary = try sender.start().wait()
         } catch let error as SenderRunError {
-            throw OneLineFailure(error.description, status: ExitStatus.runFailed)
-        } catch let error as TransportError {
+            // The attempt is recorded too: that the receiver was unreachable is a result.
+            recorder?.finishAndWait(summary: ["error": error.description], config: sender.settings()).print(tool: "vtp-sender")
             throw OneLineFailure(error.description, status: ExitStatus.runFailed)
         }
+        try report(summary, metadata: metadata, settings: sender.settings(for: summary), recorder: recorder)
+    }
+
+    /// `--broadcast`: the broker role, reported as a sending run is.
+    private func broadcast(_ configuration: BenchConfiguration, listen: HostAndPort, waitSubscribers: Int) throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        defer { try? group.syncShutdownGracefully() }
+        let metadata = RunMetadata()
+        let options = SenderOptions(configuration: configuration)
+        let broadcaster = VTPBroadcaster(options: options, listen: listen, waitSubscribers: waitSubscribers, group: group)
+        let recorder = store.recorder(
+            tool: "vtp-sender", metadata: metadata, config: broadcaster.settings(for: nil),
+            warn: { LineOutput.printError("vtp-sender: \($0)") })
+        _ = try? recorder?.ready.wait()
+        let signals = TerminationSignals { name in
+            LineOutput.printError("vtp-sender: \(name): stopping")
+            broadcaster.stop()
+        }
+        defer { signals.cancel() }
+        LineOutput.print(
+            SenderSummaryText.broadcastStartLine(
+                configuration, listen: listen, eventSizeSent: broadcaster.eventSizeSent, runID: broadcaster.builder.runID))
+        let summary: SenderSummary
+        do {
+            _ = try broadcaster.start().wait()  // a failed bind also fails `finished`
+            summary = try broadcaster.finished.wait()
+        } catch let error as TransportError {
+            recorder?.finishAndWait(summary: ["error": error.description]).print(tool: "vtp-sender")
+            throw OneLineFailure(error.description, status: ExitStatus.runFailed)
+        }
+        try report(summary, metadata: metadata, settings: broadcaster.settings(for: summary), recorder: recorder)
+    }
+
+    /// The summary's lines, JSON and stored run; the exit status it earns.
+    private func report(_ summary: SenderSummary, metadata: RunMetadata, settings: [String: Any], recorder: RunRecorder?) throws {
         for line in SenderSummaryText.lines(summary) { LineOutput.print(line) }
+        var writeFailure: OneLineFailure?
         if let summaryJSON {
             do {
-                try SummaryJSON.write(summary, metadata: metadata, settings: settings(summary), to: summaryJSON)
+                try SummaryJSON.write(summary, metadata: metadata, settings: settings, to: summaryJSON)
             } catch {
-                throw OneLineFailure(error.description, status: ExitStatus.runFailed)
+                writeFailure = OneLineFailure(UserMessage.describe(error), status: ExitStatus.runFailed)
             }
         }
+        recorder?.finishAndWait(
+            summary: try? SummaryJSON.object(summary, metadata: metadata, settings: settings), config: settings
+        ).print(tool: "vtp-sender")
+        if let writeFailure { throw writeFailure }
         if summary.acked < summary.events { throw ExitStatus.measurementFailed }
     }
 }

@@ -13,6 +13,9 @@ struct AckProgress {
 
     mutating func record(roundTripNanos: Int64) { interval.record(nanos: roundTripNanos) }
 
+    /// The round trips since the last report (what a stored interval holds).
+    var currentInterval: LatencyRecorder { interval }
+
     /// `1,234 events/s acked | ack round trip min/avg/max …, p99 …` since the last call.
     mutating func reportText(acked: Int, nowNanos: Int64, ackedBy: String = "acked") -> String {
         let rtt = interval.count > 0 ? interval.summary : nil

@@ -98,6 +98,8 @@ public struct ReceiverTally: Sendable {
     public var withinClockError = 0
     /// Latencies of events neither in the warm-up nor with an implausible timestamp.
     public var latency = LatencyRecorder()
+    /// The same latencies in `--metrics`' Prometheus buckets.
+    public var latencyBuckets = ExponentialBuckets()
     public var firstEventNanos: Int64?
     public var lastEventNanos: Int64?
     /// The sender's latest clock-offset estimate (receiver − sender), relayed in its events.
@@ -125,6 +127,7 @@ public struct ReceiverTally: Sendable {
             warmupExcluded += 1
         } else {
             latency.record(nanos: event.latencyNanos)
+            latencyBuckets.record(nanos: event.latencyNanos)
         }
         return event
     }
@@ -139,6 +142,7 @@ public struct ReceiverTally: Sendable {
         implausibleTimestamps += other.implausibleTimestamps
         withinClockError += other.withinClockError
         latency.merge(other.latency)
+        latencyBuckets.merge(other.latencyBuckets)
         if let first = other.firstEventNanos { firstEventNanos = min(firstEventNanos ?? first, first) }
         if let last = other.lastEventNanos { lastEventNanos = max(lastEventNanos ?? last, last) }
         if let clock = other.clockOffset, clock.receivedNanos >= clockOffset?.receivedNanos ?? .min {
@@ -184,6 +188,8 @@ public struct ReceiverStatistics: Sendable {
     private var lastReportNanos: Int64
     /// The idle line was printed and nothing has happened since.
     private var idleAnnounced = false
+    /// Duplicates counted up to the last stored interval.
+    private var duplicatesStored = 0
 
     public init(startNanos: Int64 = WallClock.nowNanos()) {
         self.startNanos = startNanos
@@ -226,6 +232,16 @@ public struct ReceiverStatistics: Sendable {
                     + "\(totals.withinClockError) latencies within the error bound")
         }
         return lines
+    }
+
+    /// The stored form of an interval already folded in (by `report(adding:)` or `absorb`):
+    /// its own counters and histogram, and the state at its end (missing, open connections).
+    public mutating func storedInterval(_ interval: ReceiverTally, startNanos: Int64, endNanos: Int64) -> ReportInterval {
+        defer { duplicatesStored = sequences.duplicates }
+        return ReportInterval(
+            startNanos: startNanos, endNanos: endNanos, events: interval.received, latency: interval.latency,
+            naks: interval.naks, errors: interval.framingErrors, duplicates: sequences.duplicates - duplicatesStored,
+            missing: sequences.missing, openConnections: totals.connectionsOpened - totals.connectionsClosed)
     }
 
     private func counters(openConnections: Int) -> String {

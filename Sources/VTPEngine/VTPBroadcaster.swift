@@ -85,14 +85,16 @@ public final class VTPBroadcaster: Sendable {
         engine.eventLoop.execute { engine.value.finish() }
     }
 
-    /// The `settings` of the summary JSON.
-    public func settings(for summary: SenderSummary) -> [String: Any] {
-        let own: [String: Any] = [
+    /// The `settings` of the summary JSON: the sender's, without what only connecting senders use.
+    public func settings(for summary: SenderSummary?) -> [String: Any] {
+        var settings = VTPSender.plannedSettings(options)
+        for key in ["host", "port", "max_connect", "max_connect_scope", "connect_timeout_s"] { settings[key] = nil }
+        settings.merge([
             "broadcast": listen.description, "wait_subscribers": waitSubscribers, "mode": "broadcast",
-            "iamalive_interval_s": options.iamaliveInterval,
-        ]
-        return options.scheduleSettings(eventSize: summary.eventBytes?.max ?? eventSizeSent, runID: builder.runID)
-            .merging(own) { $1 }
+            "iamalive_interval_s": options.iamaliveInterval, "event_size": summary?.eventBytes?.max ?? eventSizeSent,
+            "event_run_id": builder.runID,
+        ]) { $1 }
+        return settings
     }
 }
 
@@ -128,7 +130,7 @@ final class BroadcastEngine {
     private let startMonotonic = VTPSender.monotonicNanos()
     /// When the schedule started (the subscribers awaited were there).
     private var scheduleStart: (monotonic: Int64, wall: Int64)?
-    private let intervalNanos: Int64
+    private let schedule: EventSchedule
     private var progress = AckProgress()
     private var eventBytes: SenderSummary.ByteRange?
     private var lastError: String?
@@ -146,7 +148,7 @@ final class BroadcastEngine {
         self.loop = loop
         self.promise = promise
         self.output = output
-        intervalNanos = options.events > 0 ? DurationRule.nanoseconds(options.period / Double(options.events)) : 0
+        schedule = EventSchedule(options)
         state = BroadcastState(
             window: options.window, ackTimeoutNanos: DurationRule.nanoseconds(options.ackTimeout),
             iamaliveIntervalNanos: DurationRule.nanoseconds(options.iamaliveInterval), waitSubscribers: waitSubscribers,
@@ -197,17 +199,16 @@ final class BroadcastEngine {
         }
     }
 
-    /// Events due by now (evenly spaced from the schedule's start), then the next tick, or the
-    /// drain timeout once all are due.
+    /// Events due by now (from the schedule's start), then the next tick, or the drain timeout
+    /// once all are due.
     private func tick() {
         guard let start = scheduleStart else { return }
         let now = now
-        let total = UInt64(options.events)
-        let due = intervalNanos == 0 ? total : min(total, UInt64((now - start.monotonic) / intervalNanos) + 1)
+        let due = schedule.dueCount(elapsedNanos: now - start.monotonic)
         execute(state.eventsDue(due, now: now))
-        if due < total {
+        if due < schedule.totalEvents {
             // Batch at high rates: the embedded timestamps stay exact either way.
-            at(max(start.monotonic + Int64(due) * intervalNanos, now + 200_000), .tick) { $0.tick() }
+            at(max(start.monotonic &+ schedule.scheduledOffsetNanos(of: due), now + 200_000), .tick) { $0.tick() }
         } else {
             at(now + DurationRule.nanoseconds(options.drainTimeout), .drain) {
                 $0.output("vtp-sender: drain timeout (\(Human.duration(seconds: $0.options.drainTimeout))) expired; giving up on the backlog")
@@ -261,7 +262,7 @@ final class BroadcastEngine {
             switch action {
             case .send(let id, let sequences):
                 guard let start = scheduleStart else { continue }
-                let events = sequences.map { (sequence: $0, scheduledNanos: start.wall + Int64($0) * intervalNanos) }
+                let events = sequences.map { (sequence: $0, scheduledNanos: start.wall &+ schedule.scheduledOffsetNanos(of: $0)) }
                 handlers[id]?.run { $0.send(events) }
             case .iamalive(let id):
                 let localIVO = options.localIVO

@@ -1,6 +1,7 @@
 import BenchConfig
 import CommandLineKit
 import LatencyStats
+import LiveMetrics
 import NIOCore
 import NIOPosix
 import Protocol
@@ -66,6 +67,7 @@ public final class VTPReceiver: Sendable {
     private let output: @Sendable (String) -> Void
     private let errorOutput: @Sendable (String) -> Void
     private let observer: (@Sendable (ReceivedEvent) -> Void)?
+    private let onInterval: (@Sendable (ReportInterval) -> Void)?
     private let donePromise: EventLoopPromise<ReceiverSummary>
 
     /// The home loop's state.
@@ -74,25 +76,35 @@ public final class VTPReceiver: Sendable {
         var phase = Phase.created
         var stopWhenBound = false
         var statistics = ReceiverStatistics()
+        /// Taken from the loops for `--metrics` since the last report; the next report adds it.
+        var unreported = ReceiverTally()
         var serverChannel: Channel?
         var subscriptions: [BrokerSubscription] = []
         var brokerDuplicates: BrokerDuplicates
         var reportTask: RepeatedTask?
         var events = 0
+        /// Wall clock at the start of the current report interval.
+        var intervalStartNanos = WallClock.nowNanos()
     }
 
-    /// - Parameter observer: called for every event, on its connection's event loop.
+    /// - Parameters:
+    ///   - observer: called for every event, on its connection's event loop.
+    ///   - onInterval: called with each report interval in which something happened (and the
+    ///     last, partial one at stop), on the home loop; it must return at once (the results
+    ///     store only posts it to its own loop).
     public init(
         options: ReceiverOptions, group: EventLoopGroup,
         output: @escaping @Sendable (String) -> Void = LineOutput.print,
         errorOutput: @escaping @Sendable (String) -> Void = LineOutput.printError,
-        observer: (@Sendable (ReceivedEvent) -> Void)? = nil
+        observer: (@Sendable (ReceivedEvent) -> Void)? = nil,
+        onInterval: (@Sendable (ReportInterval) -> Void)? = nil
     ) throws {
         self.options = options
         self.group = group
         self.output = output
         self.errorOutput = errorOutput
         self.observer = observer
+        self.onInterval = onInterval
         let homeLoop = group.next()
         home = .makeBoxSendingValue(
             Home(brokerDuplicates: BrokerDuplicates(brokers: options.subscriptions.count)), eventLoop: homeLoop)
@@ -191,6 +203,7 @@ public final class VTPReceiver: Sendable {
         }
         let stopWhenBound = home.withValue { home in
             home.phase = .running
+            home.intervalStartNanos = WallClock.nowNanos()
             home.serverChannel = channel
             home.reportTask = reportTask
             return home.stopWhenBound
@@ -202,10 +215,22 @@ public final class VTPReceiver: Sendable {
     }
 
     private func report() -> EventLoopFuture<Void> {
-        collect().map { interval in
-            let lines = self.home.value.statistics.report(adding: interval, nowNanos: WallClock.nowNanos())
+        collect().map { latest in
+            var interval = self.home.value.unreported.take()
+            interval.merge(latest)
+            let now = WallClock.nowNanos()
+            let lines = self.home.value.statistics.report(adding: interval, nowNanos: now)
             for line in lines { self.output(line) }
+            self.store(interval, endNanos: now)
         }
+    }
+
+    /// Hands an interval already folded into the statistics to `onInterval` (quiet ones are not stored).
+    private func store(_ interval: ReceiverTally, endNanos: Int64) {
+        let start = home.value.intervalStartNanos
+        home.value.intervalStartNanos = endNanos
+        guard let onInterval, !interval.isQuiet else { return }
+        onInterval(home.value.statistics.storedInterval(interval, startNanos: start, endNanos: endNanos))
     }
 
     /// Takes every loop's share since the last call, with the sequence numbers not yet handed over.
@@ -220,6 +245,20 @@ public final class VTPReceiver: Sendable {
                 merged.merge(tally)
             }
             return merged
+        }
+    }
+
+    /// Everything so far, for `--metrics`: the loops' shares are taken now (kept for the next
+    /// report), so a scrape never waits for a report and never counts an event twice.
+    public func metricsSnapshot() -> EventLoopFuture<MetricsSnapshot> {
+        home.eventLoop.flatSubmit {
+            self.collect().map { latest in
+                self.home.withValue { home in
+                    home.unreported.merge(latest)
+                    return ReceiverMetrics.snapshot(
+                        totals: home.statistics.totals, unreported: home.unreported, sequences: home.statistics.sequences)
+                }
+            }
         }
     }
 
@@ -260,7 +299,10 @@ public final class VTPReceiver: Sendable {
             .flatMap { _ in self.closeConnections() }
             .flatMap { self.collect() }
             .flatMap { last in
-                self.home.value.statistics.absorb(last)
+                var final = self.home.value.unreported.take()
+                final.merge(last)
+                self.home.value.statistics.absorb(final)
+                self.store(final, endNanos: WallClock.nowNanos())
                 return EventLoopFuture.whenAllSucceed(subscriptions.map { $0.summary() }, on: self.home.eventLoop)
             }
             .flatMap { brokers in self.closeCSV().recover { _ in }.map { brokers } }

@@ -6,6 +6,7 @@ import Darwin
 import BenchConfig
 import CommandLineKit
 import LatencyStats
+import LiveMetrics
 import NIOCore
 import NIOPosix
 import Protocol
@@ -66,16 +67,21 @@ public final class VTPSender: Sendable {
     private let engine: NIOLoopBoundBox<SenderEngine>
     private let promise: EventLoopPromise<SenderSummary>
 
+    /// - Parameter onInterval: called with each report interval (and the last, partial one), on
+    ///   the control loop; it must return at once (the results store only posts it to its own loop).
     public init(
         options: SenderOptions, group: EventLoopGroup, runID: String = TestEventBuilder.makeRunID(),
-        output: @escaping @Sendable (String) -> Void = LineOutput.print
+        output: @escaping @Sendable (String) -> Void = LineOutput.print,
+        onInterval: (@Sendable (ReportInterval) -> Void)? = nil
     ) {
         self.options = options
         let loop = group.next()
         builder = TestEventBuilder(localIVO: options.localIVO, runID: runID, eventSize: options.eventSize)
         promise = loop.makePromise(of: SenderSummary.self)
         engine = NIOLoopBoundBox.makeBoxSendingValue(
-            SenderEngine(options: options, builder: builder, group: group, loop: loop, promise: promise, output: output),
+            SenderEngine(
+                options: options, builder: builder, group: group, loop: loop, promise: promise, output: output,
+                onInterval: onInterval),
             eventLoop: loop)
     }
 
@@ -99,6 +105,12 @@ public final class VTPSender: Sendable {
         engine.eventLoop.execute { engine.value.finish() }
     }
 
+    /// What `--metrics` exports, read on the control loop.
+    public func metricsSnapshot() -> EventLoopFuture<MetricsSnapshot> {
+        let engine = engine
+        return engine.eventLoop.submit { engine.value.metricsSnapshot() }
+    }
+
     /// The size of an event document as sent: `event_size`, or the unpadded event when that
     /// is larger (the first events; later ones grow by their sequence digits and clock offset).
     public var eventSizeSent: Int {
@@ -106,14 +118,30 @@ public final class VTPSender: Sendable {
     }
 
     /// The `settings` of the summary JSON: what shaped the run.
-    public func settings(for summary: SenderSummary) -> [String: Any] {
+    public func settings(for summary: SenderSummary? = nil) -> [String: Any] {
+        var settings = Self.plannedSettings(options)
+        settings["event_size"] = summary?.eventBytes?.max ?? eventSizeSent
+        settings["event_run_id"] = builder.runID
+        return settings
+    }
+
+    /// The settings known before a sender exists (without the event size sent and the run id).
+    public static func plannedSettings(_ options: SenderOptions) -> [String: Any] {
         let c = options.configuration
-        let own: [String: Any] = [
-            "host": c.host, "port": c.port, "mode": c.mode.rawValue, "max_connect": c.maxConnect,
-            "max_connect_scope": c.maxConnectScope.rawValue, "connect_timeout_s": c.connectTimeout,
+        var settings: [String: Any] = [
+            "host": c.host, "port": c.port, "events": c.events, "period_s": c.period, "mode": c.mode.rawValue,
+            "max_connect": c.maxConnect, "max_connect_scope": c.maxConnectScope.rawValue, "window": c.window,
+            "event_size_requested": c.eventSize, "connect_timeout_s": c.connectTimeout, "ack_timeout_s": c.ackTimeout,
+            "drain_timeout_s": c.drainTimeout,
         ]
-        return options.scheduleSettings(eventSize: summary.eventBytes?.max ?? eventSizeSent, runID: builder.runID)
-            .merging(own) { $1 }
+        // Events per second as scheduled; all at once has no rate.
+        settings["rate"] = c.period > 0 ? Double(c.events) / c.period : nil
+        if c.burst > 0 {
+            settings["burst"] = c.burst
+            settings["burst_every_s"] = c.burstEvery
+            settings["rate"] = Double(c.burst) / c.burstEvery
+        }
+        return settings
     }
 }
 
@@ -147,6 +175,7 @@ final class SenderEngine {
     private let loop: EventLoop
     private let promise: EventLoopPromise<SenderSummary>
     private let output: @Sendable (String) -> Void
+    private let onInterval: (@Sendable (ReportInterval) -> Void)?
 
     private var state: SenderDispatchState
     private var mailbox: SenderMailbox?
@@ -155,11 +184,15 @@ final class SenderEngine {
     /// Channels still connecting: closed by `finish()` so no connect outlives the run.
     private var connecting: [ConnectionID: Channel] = [:]
     private var progress = AckProgress()
+    private var roundTripBuckets = ExponentialBuckets()  // --metrics
     private var clock = ClockOffsetEstimator()
     private var lastError: String?
     private var intervalErrors = 0
+    /// Where the stored interval began: wall clock and the counters then.
+    private var lastStored = (wallNanos: Int64(0), acked: 0, nakked: 0)
     private var reports = 0
     private var eventBytes: SenderSummary.ByteRange?
+    private var bursts: BurstTracker?
     /// One pending timer per purpose: a new one replaces (and cancels) the previous.
     private enum Timer { case tick, report, drain, connectDeadline, wakeUp }
     private var timers: [Timer: Scheduled<Void>] = [:]
@@ -168,7 +201,8 @@ final class SenderEngine {
 
     init(
         options: SenderOptions, builder: TestEventBuilder, group: EventLoopGroup, loop: EventLoop,
-        promise: EventLoopPromise<SenderSummary>, output: @escaping @Sendable (String) -> Void
+        promise: EventLoopPromise<SenderSummary>, output: @escaping @Sendable (String) -> Void,
+        onInterval: (@Sendable (ReportInterval) -> Void)? = nil
     ) {
         self.options = options
         self.builder = builder
@@ -176,15 +210,16 @@ final class SenderEngine {
         self.loop = loop
         self.promise = promise
         self.output = output
+        self.onInterval = onInterval
         state = Self.dispatchState(options, startWallNanos: WallClock.nowNanos())
     }
 
     private static func dispatchState(_ options: SenderOptions, startWallNanos: Int64) -> SenderDispatchState {
-        let intervalNanos = options.events > 0 ? DurationRule.nanoseconds(options.period / Double(options.events)) : 0
+        let schedule = EventSchedule(options)
         return SenderDispatchState(
             mode: options.mode, scope: options.maxConnectScope, maxConnect: options.maxConnect,
-            totalEvents: options.events, intervalNanos: intervalNanos, startWallNanos: startWallNanos,
-            window: options.window)
+            totalEvents: options.events, intervalNanos: schedule.intervalNanos, startWallNanos: startWallNanos,
+            window: options.window, burstSize: schedule.burstSize)
     }
 
     private var now: Int64 { VTPSender.monotonicNanos() }
@@ -195,7 +230,12 @@ final class SenderEngine {
         self.mailbox = mailbox
         startMonotonic = now
         progress.restart(atNanos: startMonotonic, acked: 0)
-        state = Self.dispatchState(options, startWallNanos: WallClock.nowNanos())
+        let startWall = WallClock.nowNanos()
+        lastStored = (startWall, 0, 0)
+        state = Self.dispatchState(options, startWallNanos: startWall)
+        if options.burst > 0 {
+            bursts = BurstTracker(burstSize: options.burst, intervalNanos: state.intervalNanos, totalEvents: options.events)
+        }
         scheduleReport()
         // Fail fast: a receiver never reached by then is unreachable, not slow.
         after(.nanoseconds(DurationRule.nanoseconds(options.connectTimeout)), .connectDeadline) {
@@ -233,12 +273,11 @@ final class SenderEngine {
 
     private func tick() {
         let now = now
-        let interval = state.intervalNanos
         let total = UInt64(options.events)
-        let due = interval == 0 ? total : min(total, UInt64((now - startMonotonic) / interval) + 1)
+        let due = state.dueCount(elapsedNanos: now - startMonotonic)
         execute(state.eventsDue(due, now: now))
         if due < total {
-            let nextDue = startMonotonic + Int64(due) * interval
+            let nextDue = startMonotonic &+ state.scheduledOffsetNanos(of: due)
             // Batch at high rates: the embedded timestamps stay exact either way.
             at(.uptimeNanoseconds(UInt64(max(nextDue, now + 200_000))), .tick) { $0.tick() }
         } else {
@@ -266,9 +305,12 @@ final class SenderEngine {
         case .replies(let id, let replies):
             guard !stopped else { return }
             let now = now
+            let sinceStart = WallClock.nowNanos() - state.startWallNanos
             var actions: [SenderDispatchState.Action] = []
             for reply in replies {
+                bursts?.replied(sequence: reply.sequence, accepted: reply.accepted, offsetNanos: sinceStart)
                 progress.record(roundTripNanos: reply.roundTripNanos)
+                roundTripBuckets.record(nanos: reply.roundTripNanos)
                 if let sample = reply.clockSample { clock.add(sample) }
                 if let reason = reply.nakReason { lastError = "nak: \(reason)" }
                 eventBytes = SenderSummary.ByteRange(
@@ -389,8 +431,11 @@ final class SenderEngine {
 
     // MARK: reporting
 
+    func metricsSnapshot() -> MetricsSnapshot { SenderMetrics.snapshot(state, roundTrips: roundTripBuckets) }
+
     private func report() {
         let now = now
+        storeInterval()
         var text = "[\(Human.duration(seconds: Double(now - startMonotonic) / 1e9))] sent \(state.sent)"
             + " acked \(state.acked) nak'd \(state.nakked) backlog \(state.backlog) open \(state.openConnections)"
             + " errors \(state.errors)" + SenderSummaryText.causes(state.errorsByCause)
@@ -403,6 +448,19 @@ final class SenderEngine {
         output(text)
     }
 
+    /// Hands the interval since the last one to `onInterval`: acks and their round trips, naks,
+    /// errors, and the backlog and open connections now.
+    private func storeInterval() {
+        let wall = WallClock.nowNanos()
+        defer { lastStored = (wall, state.acked, state.nakked) }
+        guard let onInterval else { return }
+        onInterval(
+            ReportInterval(
+                startNanos: lastStored.wallNanos, endNanos: wall, events: state.acked - lastStored.acked,
+                latency: progress.currentInterval, naks: state.nakked - lastStored.nakked, errors: intervalErrors,
+                backlog: state.backlog, openConnections: state.openConnections))
+    }
+
     private func summary() -> SenderSummary {
         return SenderSummary(
             events: options.events, sent: state.sent, acked: state.acked, nakked: state.nakked,
@@ -412,13 +470,14 @@ final class SenderEngine {
             ackRoundTripStatistics: progress.overall, retries: state.resent, errors: state.errors,
             errorsByCause: Dictionary(uniqueKeysWithValues: state.errorsByCause.map { ($0.key.rawValue, $0.value) }),
             mode: options.mode.rawValue, maxConnect: options.maxConnect, maxConnectScope: options.maxConnectScope.rawValue,
-            window: options.window, clockOffset: clock.estimate.map { ClockOffsetSummary($0, samples: clock.samples) }, eventBytes: eventBytes)
+            window: options.window, bursts: bursts?.summary, clockOffset: clock.estimate.map { ClockOffsetSummary($0, samples: clock.samples) }, eventBytes: eventBytes)
     }
 
     /// Ends the run: closes every connection (and connect under way), completes `finished`.
     func finish(failure: SenderRunError? = nil) {
         guard !stopped else { return }
         for action in state.stop() { if case .close(let id) = action { close(id) } }
+        storeInterval()
         stopped = true
         for timer in timers.values { timer.cancel() }
         timers = [:]
@@ -557,7 +616,13 @@ final class SenderConnectionHandler: ChannelInboundHandler {
         let receivedAt = VTPSender.monotonicNanos()
         let message: VTPMessage
         do {
-            message = try VTPMessage.parse(frame)
+            // Plain acks are read without libxml2 (60% of the sender's CPU per event); anything
+            // else, including every malformed reply, by the full parser.
+            if let element = frame.withUnsafeReadableBytes({ QuickXML.parse($0) }) {
+                message = try VTPMessage.parse(element)
+            } else {
+                message = try VTPMessage.parse(frame)
+            }
         } catch {
             return fail(SenderConnectionError.unexpectedReply("unparseable (\(ErrorText.describe(error)))"))
         }
