@@ -5,6 +5,7 @@ import LiveMetrics
 import NIOCore
 import NIOPosix
 import Protocol
+import ResultsStore
 import VTPEngine
 
 struct SenderCommand: ParsableCommand {
@@ -31,6 +32,7 @@ struct SenderCommand: ParsableCommand {
     var summaryJSON: String?
     @Flag(help: "Print one event document exactly as it would be sent (sequence 0, timestamp now) and exit.")
     var printEvent = false
+    @OptionGroup(title: "Stored runs") var store: StoreOptions
 
     func resolvedConfiguration() throws -> BenchConfiguration {
         var c = try settings.configuration()
@@ -81,7 +83,12 @@ struct SenderCommand: ParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         defer { try? group.syncShutdownGracefully() }
         let metadata = RunMetadata()
-        let sender = VTPSender(options: SenderOptions(configuration: configuration), group: group)
+        let options = SenderOptions(configuration: configuration)
+        let recorder = store.recorder(
+            tool: "vtp-sender", metadata: metadata, config: VTPSender.plannedSettings(options),
+            warn: { LineOutput.printError("vtp-sender: \($0)") })
+        _ = try? recorder?.ready.wait()
+        let sender = VTPSender(options: options, group: group, onInterval: recorder?.intervalSink)
         let metricsServer = try metricsAddress.map { address in
             let exporter = MetricsExporter(declaring: SenderMetrics.exported, on: group.next()) { sender.metricsSnapshot() }
             do {
@@ -89,6 +96,7 @@ struct SenderCommand: ParsableCommand {
             } catch {
                 sender.stop()  // never started: ends its run so nothing is left pending
                 _ = try? sender.finished.wait()
+                recorder?.finishAndWait(summary: ["error": UserMessage.describe(error)]).print(tool: "vtp-sender")
                 throw OneLineFailure(UserMessage.describe(error), status: ExitStatus.runFailed)
             }
         }
@@ -104,16 +112,24 @@ struct SenderCommand: ParsableCommand {
         do {
             summary = try sender.start().wait()
         } catch let error as SenderRunError {
+            // The attempt is recorded too: that the receiver was unreachable is a result.
+            recorder?.finishAndWait(summary: ["error": error.description], config: sender.settings()).print(tool: "vtp-sender")
             throw OneLineFailure(error.description, status: ExitStatus.runFailed)
         }
         for line in SenderSummaryText.lines(summary) { LineOutput.print(line) }
+        let settings = sender.settings(for: summary)
+        var writeFailure: OneLineFailure?
         if let summaryJSON {
             do {
-                try SummaryJSON.write(summary, metadata: metadata, settings: sender.settings(for: summary), to: summaryJSON)
+                try SummaryJSON.write(summary, metadata: metadata, settings: settings, to: summaryJSON)
             } catch {
-                throw OneLineFailure(error.description, status: ExitStatus.runFailed)
+                writeFailure = OneLineFailure(UserMessage.describe(error), status: ExitStatus.runFailed)
             }
         }
+        recorder?.finishAndWait(
+            summary: try? SummaryJSON.object(summary, metadata: metadata, settings: settings), config: settings
+        ).print(tool: "vtp-sender")
+        if let writeFailure { throw writeFailure }
         if summary.acked < summary.events { throw ExitStatus.measurementFailed }
     }
 }
