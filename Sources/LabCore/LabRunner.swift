@@ -203,7 +203,7 @@ public final class LabRunner {
         }
         let linkError = try link.stop()
         let row = LabRow(
-            labCase: labCase, rate: settings.rate, duration: settings.duration, grace: grace,
+            labCase: labCase, rate: settings.offeredRate, duration: settings.duration, grace: grace,
             intervalNanos: settings.intervalNanos, sender: senderSummary,
             receiver: receiverSummary, timeline: timeline, linkError: linkError, complete: !interrupted,
             burstSize: settings.bursts?.size)
