@@ -78,7 +78,12 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]),
         // Drives the built executables as processes (flags, exit codes, signals, Comet interop).
-        .testTarget(name: "CLITests", dependencies: ["Sender", "Receiver"]),
+        .testTarget(name: "CLITests", dependencies: ["Sender", "Receiver", "TestSupport"]),
+        // Test helpers shared by test targets: running the built tools as a user would.
+        .target(
+            name: "TestSupport",
+            dependencies: ["PacketCapture", "Protocol", nioCore, nioPosix, .product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
+            path: "Tests/TestSupport"),
         // Reads the manifest and scripts/: every script installs what the products it builds link.
         .testTarget(name: "PackagingTests"),
         // MARK: capture
@@ -98,7 +103,7 @@ let package = Package(
         .testTarget(
             name: "PacketCaptureTests",
             dependencies: [
-                "PacketCapture", "VTPWire", "WireCheck", "VTPEngine", "Protocol", "BenchConfig", "LatencyStats",
+                "TestSupport", "PacketCapture", "VTPWire", "WireCheck", "VTPEngine", "Protocol", "BenchConfig", "LatencyStats",
                 nioCore, nioPosix,
             ]),
         // MARK: lab
@@ -138,7 +143,7 @@ let package = Package(
         .testTarget(
             name: "ProxyTests",
             dependencies: [
-                "ProxyCore", "PGWire", "Protocol", "NetworkEmulation", nioCore, nioPosix,
+                "TestSupport", "ProxyCore", "PGWire", "Protocol", "NetworkEmulation", nioCore, nioPosix,
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
         // MARK: pgprobe
@@ -163,5 +168,15 @@ let package = Package(
         .testTarget(
             name: "PGProbeTests",
             dependencies: ["PGProbeCore", "PGSniff", "PacketCapture", "LatencyStats", "CommandLineKit"]),
+        // Tests that need root, network namespaces, PostgreSQL, Comet or run the scripts. Every
+        // other test target is a unit test target: `swift test --skip SystemTests` runs in seconds
+        // without root.
+        .testTarget(
+            name: "SystemTests",
+            dependencies: [
+                "TestSupport", "PacketCapture", "VTPWire", "WireCheck", "VTPEngine", "Protocol", "BenchConfig",
+                "LatencyStats", "CDelayLink", "DelayLink", "LabCore", "PGWire", "PGSniff", "PGProbeCore", "ProxyCore",
+                nioCore, nioPosix, .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]),
     ]
 )

@@ -28,11 +28,22 @@ public enum VTPFraming {
     public static let defaultMaximumFrameSize = 1 << 20
     public static let headerSize = 4
 
+    /// Appends one frame whose payload `writePayload` appends: the one place a length prefix is
+    /// written (events, acks, Transport messages and the channel encoder all come here). The
+    /// payload must fit the 32-bit prefix; callers bound it first.
+    @inline(__always)
+    public static func writeFrame(into buffer: inout ByteBuffer, _ writePayload: (inout ByteBuffer) -> Void) {
+        let lengthIndex = buffer.writerIndex
+        buffer.writeInteger(UInt32(0), endianness: .big)
+        let start = buffer.writerIndex
+        writePayload(&buffer)
+        buffer.setInteger(UInt32(truncatingIfNeeded: buffer.writerIndex - start), at: lengthIndex, endianness: .big)
+    }
+
     /// Appends `payload` to `buffer` as one frame (4-byte big-endian length + bytes).
     public static func writeFrame<Bytes: Collection>(_ payload: Bytes, into buffer: inout ByteBuffer)
     where Bytes.Element == UInt8 {
-        buffer.writeInteger(UInt32(payload.count), endianness: .big)
-        buffer.writeBytes(payload)
+        writeFrame(into: &buffer) { $0.writeBytes(payload) }
     }
 
     public static func frame(_ payload: String, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
@@ -99,7 +110,6 @@ public struct VTPFrameEncoder: MessageToByteEncoder {
         guard data.readableBytes <= Int(UInt32.max) else {
             throw VTPFramingError.payloadTooLarge(bytes: data.readableBytes)
         }
-        out.writeInteger(UInt32(data.readableBytes), endianness: .big)
-        out.writeImmutableBuffer(data)
+        VTPFraming.writeFrame(into: &out) { $0.writeImmutableBuffer(data) }
     }
 }

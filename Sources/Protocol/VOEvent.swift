@@ -1,5 +1,19 @@
 import NIOCore
 
+/// The benchmark's event schema: the `What/Param` names the builder writes and the parser reads.
+public enum BenchEventSchema {
+    public static let voeventNamespace = "http://www.ivoa.net/xml/VOEvent/v2.0"
+    public enum Param {
+        public static let sequence = "seq"
+        public static let sentNanos = "sent_ns"
+        public static let run = "run"
+        public static let padding = "padding"
+        /// The sender's current clock-offset estimate (receiver − sender) and its error bound, ns.
+        public static let clockOffset = "clock_offset_ns"
+        public static let clockError = "clock_error_ns"
+    }
+}
+
 /// Builds schema-valid, unique VOEvent 2.0 test events for the benchmark.
 ///
 /// Each event carries its sequence number, the sender's run id and the moment it was
@@ -8,14 +22,7 @@ import NIOCore
 /// `#local_ID` and naks any payload it has seen before, so run id + sequence keep
 /// every event unique across runs.
 public struct TestEventBuilder: Sendable {
-    public static let voeventNamespace = "http://www.ivoa.net/xml/VOEvent/v2.0"
-    public static let sequenceParam = "seq"
-    public static let sentNanosParam = "sent_ns"
-    public static let runParam = "run"
-    public static let paddingParam = "padding"
-    /// The sender's current clock-offset estimate (receiver − sender) and its error bound, ns.
-    public static let clockOffsetParam = "clock_offset_ns"
-    public static let clockErrorParam = "clock_error_ns"
+    private typealias Param = BenchEventSchema.Param
 
     public let localIVO: String
     public let runID: String
@@ -26,7 +33,7 @@ public struct TestEventBuilder: Sendable {
     private let beforeSequenceParam: [UInt8]
     private let beforeSentNanos: [UInt8]
     private let beforePadding: [UInt8]
-    private static let paddingOpen = Array("\n<Param name=\"\(paddingParam)\" value=\"".utf8)
+    private static let paddingOpen = Array("\n<Param name=\"\(Param.padding)\" value=\"".utf8)
     private static let tail = Array("\"/></What>\n</voe:VOEvent>\n".utf8)
 
     public init(localIVO: String, runID: String = TestEventBuilder.makeRunID(), eventSize: Int) {
@@ -36,16 +43,16 @@ public struct TestEventBuilder: Sendable {
         let author = XMLEscaping.escape(localIVO)
         beforeSequence = Array("""
             <?xml version="1.0" encoding="UTF-8"?>
-            <voe:VOEvent xmlns:voe="\(Self.voeventNamespace)" \
+            <voe:VOEvent xmlns:voe="\(BenchEventSchema.voeventNamespace)" \
             xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" \
             xsi:schemaLocation="http://www.ivoa.net/xml/VOEvent/v2.0 http://www.ivoa.net/xml/VOEvent/VOEvent-v2.0.xsd" \
             version="2.0" role="test" ivorn="\(author)#\(XMLEscaping.escape(runID))-
             """.utf8)
         beforeDate = Array("\">\n<Who><AuthorIVORN>\(author)</AuthorIVORN><Date>".utf8)
-        beforeSequenceParam = Array("</Date></Who>\n<What><Param name=\"\(Self.sequenceParam)\" value=\"".utf8)
-        beforeSentNanos = Array("\"/><Param name=\"\(Self.sentNanosParam)\" value=\"".utf8)
+        beforeSequenceParam = Array("</Date></Who>\n<What><Param name=\"\(Param.sequence)\" value=\"".utf8)
+        beforeSentNanos = Array("\"/><Param name=\"\(Param.sentNanos)\" value=\"".utf8)
         beforePadding = Array(
-            "\"/><Param name=\"\(Self.runParam)\" value=\"\(XMLEscaping.escape(runID))\"/>\n<Param name=\"\(Self.paddingParam)\" value=\"".utf8)
+            "\"/><Param name=\"\(Param.run)\" value=\"\(XMLEscaping.escape(runID))\"/>\n<Param name=\"\(Param.padding)\" value=\"".utf8)
     }
 
     /// 12 hex digits of randomness: enough that two runs never share an ivorn.
@@ -65,8 +72,16 @@ public struct TestEventBuilder: Sendable {
         into buffer: inout ByteBuffer
     ) {
         buffer.reserveCapacity(minimumWritableBytes: max(eventSize, 700) + VTPFraming.headerSize)
-        let lengthIndex = buffer.writerIndex
-        buffer.writeInteger(UInt32(0), endianness: .big)
+        VTPFraming.writeFrame(into: &buffer) { buffer in
+            writeDocument(sequence: sequence, sentNanos: sentNanos, clockOffset: clockOffset, into: &buffer)
+        }
+    }
+
+    @inline(__always)
+    private func writeDocument(
+        sequence: UInt64, sentNanos: Int64, clockOffset: (offsetNanos: Int64, errorNanos: Int64)?,
+        into buffer: inout ByteBuffer
+    ) {
         let start = buffer.writerIndex
         buffer.writeBytes(beforeSequence)
         Self.writeDecimal(sequence, into: &buffer)
@@ -82,14 +97,13 @@ public struct TestEventBuilder: Sendable {
         Self.writeDecimal(sentNanos.magnitude, into: &buffer)
         buffer.writeBytes(beforePadding.prefix(beforePadding.count - Self.paddingOpen.count))
         if let clockOffset {
-            buffer.writeString("<Param name=\"\(Self.clockOffsetParam)\" value=\"\(clockOffset.offsetNanos)\"/>")
-            buffer.writeString("<Param name=\"\(Self.clockErrorParam)\" value=\"\(clockOffset.errorNanos)\"/>")
+            buffer.writeString("<Param name=\"\(Param.clockOffset)\" value=\"\(clockOffset.offsetNanos)\"/>")
+            buffer.writeString("<Param name=\"\(Param.clockError)\" value=\"\(clockOffset.errorNanos)\"/>")
         }
         buffer.writeBytes(Self.paddingOpen)
         let written = buffer.writerIndex - start + Self.tail.count
         if eventSize > written { buffer.writeRepeatingByte(UInt8(ascii: "x"), count: eventSize - written) }
         buffer.writeBytes(Self.tail)
-        buffer.setInteger(UInt32(buffer.writerIndex - start), at: lengthIndex, endianness: .big)
     }
 
     /// One event document as text.
@@ -123,12 +137,12 @@ public struct VOEventSummary: Sendable, Equatable {
     public var date: String?
     public var params: [String: String]
 
-    public var sequence: UInt64? { params[TestEventBuilder.sequenceParam].flatMap { UInt64($0) } }
-    public var runID: String? { params[TestEventBuilder.runParam] }
+    public var sequence: UInt64? { params[BenchEventSchema.Param.sequence].flatMap { UInt64($0) } }
+    public var runID: String? { params[BenchEventSchema.Param.run] }
     /// The sender's clock-offset estimate carried by the event, if any.
     public var clockOffset: (offsetNanos: Int64, errorNanos: Int64)? {
-        guard let offset = params[TestEventBuilder.clockOffsetParam].flatMap({ Int64($0) }),
-            let error = params[TestEventBuilder.clockErrorParam].flatMap({ Int64($0) })
+        guard let offset = params[BenchEventSchema.Param.clockOffset].flatMap({ Int64($0) }),
+            let error = params[BenchEventSchema.Param.clockError].flatMap({ Int64($0) })
         else { return nil }
         return (offset, error)
     }
@@ -136,7 +150,7 @@ public struct VOEventSummary: Sendable, Equatable {
     /// The send timestamp: `sent_ns` if present (nanoseconds), else `Who/Date`
     /// (microseconds at best), so events from other authors can still be timed.
     public func sendTimestampNanos() throws -> Int64 {
-        if let raw = params[TestEventBuilder.sentNanosParam] {
+        if let raw = params[BenchEventSchema.Param.sentNanos] {
             guard let value = Int64(raw) else {
                 throw VTPMessageError.invalidTimestamp(field: "What/Param[sent_ns]", value: raw)
             }

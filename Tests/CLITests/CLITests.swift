@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// The executables as users drive them: flags, exit codes, output, signals.
@@ -129,35 +130,5 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(status, 0)
         XCTAssertEqual(out.utf8.count, 2048)
         XCTAssertTrue(out.contains(#"role="test""#))
-    }
-}
-
-final class BenchmarkSmokeTests: XCTestCase {
-    /// scripts/bench-core end to end with tiny counts: the benchmark's plumbing works.
-    func testBenchCoreSmoke() throws {
-        _ = try Tools.url("vtp-sender")
-        let script = Tools.packageRoot.appendingPathComponent("scripts/bench-core")
-        let (status, out, err) = try RunningProcess.run(script, ["--smoke", "--bin", Tools.binDirectory.path], timeout: 120)
-        XCTAssertEqual(status, 0, "stdout:\n\(out)\nstderr:\n\(err)")
-        for row in ["per-event              1", "per-event             64", "persistent             8"] {
-            XCTAssertTrue(out.contains(row), "missing row \(row):\n\(out)")
-        }
-        XCTAssertTrue(out.contains("ack round trip at a light rate"), out)
-        XCTAssertTrue(out.contains("targets: per-event >= 10000 events/s"), out)
-    }
-}
-
-final class CometInteropTests: XCTestCase {
-    /// Comet 3.1.0 (PyPI) as broker for vtp-sender and as author (comet-sendvo) for vtp-receiver.
-    func testCometBrokerAcksOurEventsAndCometSendvoGetsOurAck() throws {
-        let required = ProcessInfo.processInfo.environment["VTPBENCH_REQUIRE_INTEROP"] == "1"
-        if getuid() != 0 && !required { throw XCTSkip("needs root for a private network namespace (unshare --net)") }
-        _ = try Tools.url("vtp-sender")
-        let script = Tools.packageRoot.appendingPathComponent("scripts/comet-interop")
-        let (status, out, err) = try RunningProcess.run(script, ["--bin", Tools.binDirectory.path], timeout: 300)
-        XCTAssertEqual(status, 0, "stdout:\n\(out)\nstderr:\n\(err)")
-        XCTAssertTrue(out.contains("vtp-sender (per-event) -> Comet 3.1.0 broker: 25/25 acked"), out)
-        XCTAssertTrue(out.contains("vtp-sender (persistent) -> Comet 3.1.0 broker: 25/25 acked"), out)
-        XCTAssertTrue(out.contains("comet-sendvo -> vtp-receiver: 2/2 acked"), out)
     }
 }

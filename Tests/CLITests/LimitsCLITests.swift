@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// Out-of-range durations, report intervals and connection counts: a one-line error and

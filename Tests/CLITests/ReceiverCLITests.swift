@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// vtp-receiver's command line: units, messages, exit statuses, output paths, the idle report.

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// vtp-sender as a new user meets it: fails fast with one line when the receiver cannot be

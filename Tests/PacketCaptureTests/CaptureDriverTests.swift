@@ -5,6 +5,7 @@ import PacketCapture
 import Synchronization
 import Protocol
 import VTPWire
+import TestSupport
 import XCTest
 
 @testable import WireCheck
@@ -128,62 +129,6 @@ final class WireFileAnalysisTests: XCTestCase {
 
 /// The capture-thread driver and the wire monitor's per-thread inboxes.
 final class CaptureThreadTests: XCTestCase {
-    struct Collector: CaptureConsumer {
-        /// Payload is counted for this port only: other tests' loopback traffic may pass the first filter.
-        var port: UInt16 = 0
-        var segments = 0
-        var payloadBytes = 0
-        var polls = 0
-        var finished = false
-        var reassembler = TCPReassembler()
-        mutating func consume(_ segment: TCPSegment) {
-            segments += 1
-            if segment.source.port == port || segment.destination.port == port { payloadBytes += segment.payload.count }
-            _ = reassembler.process(segment)
-        }
-        mutating func afterPoll() { polls += 1 }
-        mutating func finish() { finished = true }
-        var reassemblyTotals: TCPReassembler.Totals { reassembler.totals }
-    }
-
-    func testTheThreadDecodesCountsAndDrainsBeforeItStops() throws {
-        guard geteuid() == 0 else { throw XCTSkip("live capture needs root or CAP_NET_RAW") }
-        let listener = try TCPListener()
-        let thread = CaptureThread<Collector>(
-            capture: try LiveCapture(interface: "lo", filter: "tcp"), threadName: "test-capture")
-        try thread.start(consumer: Collector(port: UInt16(listener.port))) { capture throws(LiveCaptureError) in
-            try capture.setFilter("tcp port \(listener.port)")
-        }
-        let client = try TCPClient(port: listener.port)
-        let server = try listener.accept()
-        for _ in 0..<20 { try client.send([UInt8](repeating: 1, count: 100)) }
-        _ = try server.receive(count: 2_000)
-        client.close()
-        server.close()
-        // No sleep: the stop drains what the kernel holds.
-        let outcome = thread.stop()
-        let consumer = try XCTUnwrap(outcome.consumer)
-        XCTAssertNil(outcome.failure)
-        XCTAssertTrue(consumer.finished)
-        XCTAssertGreaterThan(consumer.polls, 0)
-        XCTAssertEqual(consumer.payloadBytes, 2_000, "every byte sent, seen once by the consumer")
-        XCTAssertEqual(consumer.segments, outcome.decode.packets - outcome.decode.notTCP - outcome.decode.undecodable)
-        XCTAssertGreaterThan(outcome.decode.bytes, 2_000)
-        XCTAssertEqual(outcome.decode.captureDropped, 0)
-        XCTAssertEqual(outcome.decode.reassemblyGaps, 0)
-        XCTAssertNotNil(outcome.statistics)
-        XCTAssertEqual(thread.stop().decode, outcome.decode, "a second stop returns the same outcome")
-    }
-
-    func testStopWithoutStartClosesTheCapture() throws {
-        guard geteuid() == 0 else { throw XCTSkip("live capture needs root or CAP_NET_RAW") }
-        let thread = CaptureThread<Collector>(capture: try LiveCapture(interface: "lo", filter: "tcp"), threadName: "t")
-        let outcome = thread.stop()
-        XCTAssertNil(outcome.consumer)
-        XCTAssertEqual(outcome.decode.packets, 0)
-        try thread.start(consumer: Collector())  // after stop: does nothing
-        XCTAssertNil(thread.stop().consumer)
-    }
 
     /// Events posted by many threads at once all arrive, each thread's in its order.
     func testInboxKeepsEveryThreadsEventsInOrder() {

@@ -2,6 +2,7 @@ import NIOCore
 import PacketCapture
 import Protocol
 import VTPWire
+import TestSupport
 import XCTest
 
 final class ReassemblyTests: XCTestCase {

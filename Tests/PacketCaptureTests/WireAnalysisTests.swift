@@ -4,6 +4,7 @@ import PacketCapture
 import Protocol
 import VTPWire
 import WireCheck
+import TestSupport
 import XCTest
 
 final class WireAnalysisTests: XCTestCase {

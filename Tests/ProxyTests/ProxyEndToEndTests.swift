@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import PGWire
 import Protocol
+import TestSupport
 import XCTest
 
 @testable import ProxyCore

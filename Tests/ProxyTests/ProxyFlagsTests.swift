@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 @testable import ProxyCore
@@ -6,7 +7,7 @@ import XCTest
 /// vtp-proxy run as a process: flags out of range are usage errors (exit 64), never a trap.
 final class ProxyFlagsTests: XCTestCase {
     func testOutOfRangeDurationAndRateFlagsAreUsageErrors() throws {
-        guard let proxy = builtExecutable("vtp-proxy") else { throw XCTSkip("vtp-proxy not built (swift build first)") }
+        guard let proxy = Tools.path("vtp-proxy") else { throw XCTSkip("vtp-proxy not built (swift build first)") }
         let base = ["--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1"]
         // Each exited 132 (SIGILL: Double → Int64 conversion trap) before any check.
         let cases: [(flags: [String], names: String)] = [
@@ -35,8 +36,8 @@ final class ProxyFlagsTests: XCTestCase {
 /// vtp-proxy's vocabulary as a process: unknown flags named, one error line, --version.
 final class ProxyVocabularyTests: XCTestCase {
     private func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        guard let proxy = builtExecutable("vtp-proxy") else { throw XCTSkip("vtp-proxy not built (swift build first)") }
-        return try runProcess(proxy, arguments)
+        guard let proxy = Tools.path("vtp-proxy") else { throw XCTSkip("vtp-proxy not built (swift build first)") }
+        return try runMerged(proxy, arguments)
     }
 
     func testAMisspelledFlagIsNamedWithASuggestion() throws {
@@ -75,7 +76,7 @@ final class ProxyVocabularyTests: XCTestCase {
     }
 
     func testSignalEndsTheProxyWithItsStatisticsLines() throws {
-        guard let proxy = builtExecutable("vtp-proxy") else { throw XCTSkip("vtp-proxy not built (swift build first)") }
+        guard let proxy = Tools.path("vtp-proxy") else { throw XCTSkip("vtp-proxy not built (swift build first)") }
         let run = try RunningProcess(proxy, ["--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1"])
         XCTAssertNotNil(run.waitFor("listening on", seconds: 20), run.text)
         run.process.interrupt()

@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import PGWire
+import TestSupport
 import XCTest
 
 @testable import ProxyCore

@@ -1,4 +1,5 @@
 import NetworkEmulation
+import TestSupport
 import XCTest
 
 @testable import ProxyCore

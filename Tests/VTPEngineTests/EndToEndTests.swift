@@ -10,11 +10,20 @@ import XCTest
 /// Sender → receiver over real loopback sockets.
 final class EndToEndTests: XCTestCase {
     var group: MultiThreadedEventLoopGroup!
+    /// The sender runs on its own loops, as it does in its own process: sharing the receiver's
+    /// two threads stalled deliveries under ThreadSanitizer (886 of 2,000 acked after 300 s).
+    var senderGroup: MultiThreadedEventLoopGroup!
     let lines = NIOLockedValueBox<[String]>([])
     let errors = NIOLockedValueBox<[String]>([])
 
-    override func setUp() { group = MultiThreadedEventLoopGroup(numberOfThreads: 2) }
-    override func tearDown() { try? group.syncShutdownGracefully() }
+    override func setUp() {
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        senderGroup = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    }
+    override func tearDown() {
+        try? senderGroup.syncShutdownGracefully()
+        try? group.syncShutdownGracefully()
+    }
 
     private func makeReceiver(port: Int = 0, configure: (inout ReceiverOptions) -> Void = { _ in }) throws -> (VTPReceiver, Int) {
         var config = BenchConfiguration()
@@ -45,7 +54,7 @@ final class EndToEndTests: XCTestCase {
     }
 
     private func runSender(_ options: SenderOptions) throws -> SenderSummary {
-        let sender = VTPSender(options: options, group: group, output: { _ in })
+        let sender = VTPSender(options: options, group: senderGroup, output: { _ in })
         return try sender.start().wait()
     }
 

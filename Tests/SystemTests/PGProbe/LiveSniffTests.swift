@@ -1,6 +1,7 @@
 import Foundation
 import PGSniff
 import Synchronization
+import TestSupport
 import XCTest
 
 @testable import PGProbeCore
@@ -106,7 +107,7 @@ final class LiveSniffTests: ClusterTestCase {
     /// and the sniffer's p50 rise by the injected 10 ms round trip, within 1 ms.
     func testLatencyExperimentSmoke() throws {
         guard geteuid() == 0 else { throw XCTSkip("live capture needs root or CAP_NET_RAW") }
-        let binDirectory = productsDirectory
+        let binDirectory = productsDirectory.path
         for tool in ["pgprobe", "vtp-proxy"] {
             XCTAssertTrue(
                 FileManager.default.isExecutableFile(atPath: binDirectory + "/" + tool),

@@ -3,54 +3,10 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import PGWire
+import TestSupport
 import XCTest
 
 @testable import ProxyCore
-
-/// A long-running child process whose output is collected as it comes.
-final class RunningProcess: Sendable {
-    let process = Process()
-    private let output = NIOLockedValueBox("")
-
-    init(_ executable: String, _ arguments: [String]) throws {
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.standardInput = FileHandle.nullDevice
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            guard let self, !data.isEmpty else { return }
-            self.output.withLockedValue { $0 += String(decoding: data, as: UTF8.self) }
-        }
-        try process.run()
-    }
-
-    var text: String { output.withLockedValue { $0 } }
-
-    /// Waits for a line containing `marker`; returns the text after it on that line.
-    func waitFor(_ marker: String, seconds: Double) -> String? {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if let range = text.range(of: marker) {
-                return String(text[range.upperBound...].prefix { $0 != "\n" })
-            }
-            Thread.sleep(forTimeInterval: 0.02)
-        }
-        return nil
-    }
-
-    func waitForExit(seconds: Double) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
-        if process.isRunning {
-            process.terminate()
-            return false
-        }
-        return true
-    }
-}
 
 private struct StartFailure: Error, CustomStringConvertible { var description: String }
 
@@ -67,7 +23,7 @@ final class ProxySystemTests: XCTestCase {
     }
 
     private func runVTP(latencyMs: Double, events: Int, name: String) async throws -> VTPRun {
-        guard let receiver = builtExecutable("vtp-receiver"), let sender = builtExecutable("vtp-sender") else {
+        guard let receiver = Tools.path("vtp-receiver"), let sender = Tools.path("vtp-sender") else {
             throw XCTSkip("vtp-sender/vtp-receiver not built (swift build first)")
         }
         let receiverJSON = temporaryPath("\(name)-receiver.json")
@@ -97,7 +53,7 @@ final class ProxySystemTests: XCTestCase {
                     upstream: HostPort(host: "127.0.0.1", port: receiverPort), protocol: .vtp, log: log, toxics: toxics)
             ], control: nil, threads: 2)
         let proxyPort = runtime.listeners[0].boundAddress!.port
-        let (status, output) = try runProcess(
+        let (status, output) = try runMerged(
             sender,
             [
                 "--host", "127.0.0.1", "--port", "\(proxyPort)", "--events", "\(events)", "--period", "2",
@@ -147,7 +103,7 @@ final class ProxySystemTests: XCTestCase {
         try requirePostgres()
         let directory = temporaryPath("pg-cluster")
         let script = Self.repositoryRoot.appendingPathComponent("scripts/pg-cluster").path
-        let (status, output) = try runProcess(script, ["start", directory])
+        let (status, output) = try runMerged(script, ["start", directory])
         guard status == 0, let line = output.split(separator: "\n").first(where: { $0.hasPrefix("PGPORT=") }),
             let port = Int(line.dropFirst("PGPORT=".count))
         else { throw XCTSkip("could not start a PostgreSQL cluster: \(output)") }
@@ -173,7 +129,7 @@ final class ProxySystemTests: XCTestCase {
         let environment = ["PGHOST": "127.0.0.1", "PGPORT": port, "PGUSER": "postgres", "PGDATABASE": "postgres", "PGSSLMODE": "prefer"]
 
         // psql asks for SSL first (sslmode=prefer): the proxy's 'N' lets it continue in plain text.
-        let (psqlStatus, psqlOutput) = try runProcess("/usr/bin/psql", ["-X", "-A", "-t", "-c", "SELECT 40 + 2"], environment: environment)
+        let (psqlStatus, psqlOutput) = try runMerged("/usr/bin/psql", ["-X", "-A", "-t", "-c", "SELECT 40 + 2"], environment: environment)
         XCTAssertEqual(psqlStatus, 0, psqlOutput)
         XCTAssertEqual(psqlOutput.trimmingCharacters(in: .whitespacesAndNewlines), "42")
 
@@ -188,7 +144,7 @@ final class ProxySystemTests: XCTestCase {
         let clients = 4
         let statements = 3
         for mode in ["simple", "extended", "prepared"] {
-            let (status, output) = try runProcess(
+            let (status, output) = try runMerged(
                 "/usr/bin/pgbench", ["-n", "-M", mode, "-f", script, "-t", "\(transactions)", "-c", "\(clients)"],
                 environment: environment)
             XCTAssertEqual(status, 0, output)
@@ -272,9 +228,9 @@ final class ProxySystemTests: XCTestCase {
 
     func testSoakSmoke() throws {
         try requirePostgres()  // the script makes its own cluster
-        guard let proxy = builtExecutable("vtp-proxy") else { throw XCTSkip("vtp-proxy not built") }
+        guard let proxy = Tools.path("vtp-proxy") else { throw XCTSkip("vtp-proxy not built") }
         let script = Self.repositoryRoot.appendingPathComponent("scripts/proxy-soak").path
-        let (status, output) = try runProcess(script, ["--smoke", "--bin", proxy])
+        let (status, output) = try runMerged(script, ["--smoke", "--bin", proxy])
         XCTAssertEqual(status, 0, output)
         XCTAssertTrue(output.contains("proxy-soak: PASS"), output)
     }

@@ -3,6 +3,7 @@ import Glibc
 import PacketCapture
 import Protocol
 import VTPWire
+import TestSupport
 import XCTest
 
 /// Live capture on loopback (CI runs as root). Bounded: a few packets, timeouts of seconds.
@@ -90,38 +91,6 @@ extension PacketDecodeResult {
         if case .segment(let s) = self { return s.flags.contains(.fin) }
         return false
     }
-}
-
-var productsDirectory: URL {
-    // The .xctest bundle sits beside the built executables.
-    for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
-        return bundle.bundleURL.deletingLastPathComponent()
-    }
-    return Bundle.main.bundleURL
-}
-
-struct ProcessResult {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-}
-
-func runProcess(_ executable: String, _ arguments: [String]) throws -> ProcessResult {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    let stdout = out.fileHandleForReading.readDataToEndOfFile()
-    let stderr = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return ProcessResult(
-        status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-        stderr: String(decoding: stderr, as: UTF8.self))
 }
 
 // MARK: - Minimal blocking sockets for the loopback test

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TestSupport
 import XCTest
 
 /// A throwaway PostgreSQL cluster started with scripts/pg-cluster (one per test class).
@@ -55,41 +56,10 @@ final class PGCluster: Sendable {
         return result.stdout
     }
 
-    /// Runs a command to its end: exit status, stdout and stderr (`mergeOutput`: stderr into
-    /// stdout, to see the order of lines across both). (posix_spawn + waitpid: Foundation's
-    /// Process.waitUntilExit was seen to hang here after the child had exited.)
+    /// Runs a command (looked up in PATH) to its end.
     static func spawn(_ arguments: [String], mergeOutput: Bool = false) throws -> (status: Int32, stdout: String, stderr: String) {
-        let base = FileManager.default.temporaryDirectory.appendingPathComponent("pgprobe-run-\(UUID().uuidString)").path
-        let outPath = base + ".out"
-        let errPath = base + ".err"
-        defer {
-            unlink(outPath)
-            unlink(errPath)
-        }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        if mergeOutput {
-            posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        } else {
-            posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        }
-        let argv = (["/usr/bin/env"] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, "/usr/bin/env", &actions, nil, argv, environ)
-        guard spawned == 0 else {
-            throw ClusterError(message: "cannot run \(arguments[0]): \(String(cString: strerror(spawned)))")
-        }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let stdout = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
-        let stderr = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
-        // WIFEXITED ? WEXITSTATUS : 128 + signal
-        let exitStatus = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return (exitStatus, stdout, stderr)
+        let result = try runProcess(arguments[0], Array(arguments.dropFirst()), mergeOutput: mergeOutput)
+        return (result.status, result.stdout, result.stderr)
     }
 }
 
@@ -139,4 +109,3 @@ final class ClusterFixture: Sendable {
 }
 
 /// The directory holding the built products (the test bundle sits beside them).
-var productsDirectory: String { URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path }

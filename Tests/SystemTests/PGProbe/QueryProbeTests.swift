@@ -1,5 +1,6 @@
 import Foundation
 import LatencyStats
+import TestSupport
 import XCTest
 
 @testable import PGProbeCore

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import Protocol
 @testable import VTPWire
+import TestSupport
 import XCTest
 
 final class BenchSmokeAndQuickScanTests: XCTestCase {
