@@ -31,6 +31,9 @@ public struct BenchConfiguration: Sendable, Equatable {
     public var eventSize = 1024
     public var mode = SenderMode.perEvent
     public var maxConnectScope = MaxConnectScope.connection
+    /// Events a persistent connection may have awaiting their acks at once (1 = send, await the
+    /// ack, send the next).
+    public var window = 1
     public var connectTimeout = 10.0
     public var ackTimeout = 30.0
     /// The receiver closes a connection silent for this long (0 = never).
@@ -92,6 +95,11 @@ public struct BenchConfiguration: Sendable, Equatable {
             "max_connect_scope", \.maxConnectScope,
             flags: .sender(
                 "What --max-connect limits: connection (whole connections, default) or setup (connection set-ups only, as the 2012 benchmark).")),
+        .integer(
+            "window", \.window,
+            flags: .sender(
+                "Events a persistent connection may have awaiting their acks at once (1 = wait for each ack before the next; at most \(maximumWindow))."),
+            range: { _ in 1...maximumWindow }, expected: { _ in "an integer from 1 to \(maximumWindow)" }),
         .duration(
             "connect_timeout", \.connectTimeout, .positive,
             flags: .sender("Time to wait for a TCP connection; if none has ever opened by then, the run stops (exit 2).")),
@@ -197,6 +205,9 @@ public struct BenchConfiguration: Sendable, Equatable {
     /// One TCP client address holds at most one connection per local port to one
     /// receiver address, so more than 65535 simultaneous connections cannot exist.
     public static let maximumMaxConnect = 65535
+
+    /// A window this large already fills any link; beyond it only memory grows.
+    public static let maximumWindow = 65535
 
     /// The built-in defaults as JSON (what `config.json` ships with).
     public var jsonObject: [String: Any] {

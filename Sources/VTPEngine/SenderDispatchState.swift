@@ -58,16 +58,27 @@ public struct SenderDispatchState: Sendable {
     enum ConnectionState: Equatable, Sendable {
         /// Per-event connections carry their event from the start.
         case connecting(PendingEvent?)
+        /// Open, nothing in flight.
         case idle
-        case busy(PendingEvent)
+        /// Open, this many events written and awaiting replies (at most `window`).
+        case busy(inFlight: Int)
     }
 
     struct Connection: Equatable, Sendable {
-        var state: ConnectionState
+        var isConnecting = true
+        /// The event a per-event connection carries while it connects.
+        var carried: PendingEvent?
+        /// Events written on it awaiting their ack or nak, by sequence.
+        var window: AckWindow<UInt64, PendingEvent>
         /// Counted against max_connect (false once released under the `setup` scope).
         var holdsSlot: Bool
         /// An ack or nak arrived on it: the peer speaks VTP.
         var replied = false
+
+        var state: ConnectionState {
+            if isConnecting { return .connecting(carried) }
+            return window.isEmpty ? .idle : .busy(inFlight: window.count)
+        }
     }
 
     public let mode: SenderMode
@@ -76,6 +87,9 @@ public struct SenderDispatchState: Sendable {
     public let totalEvents: UInt64
     public let intervalNanos: Int64
     public let startWallNanos: Int64
+    /// Events a persistent connection may have awaiting replies at once (`--window`); per-event
+    /// connections carry one.
+    public let window: Int
     public static let initialBackoffNanos: Int64 = 50_000_000
     public static let maximumBackoffNanos: Int64 = 2_000_000_000
     /// Persistent connections are opened at most this many at a time: thousands of
@@ -83,7 +97,8 @@ public struct SenderDispatchState: Sendable {
     public static let persistentConnectBurst = 256
 
     private(set) var connections: [ConnectionID: Connection] = [:]
-    private var idle: Deque<ConnectionID> = []
+    /// Open connections with room in their window; the most recently freed last.
+    private var ready: Deque<ConnectionID> = []
     private var retries: Deque<PendingEvent> = []
     private var due: UInt64 = 0
     private var nextFresh: UInt64 = 0
@@ -115,7 +130,7 @@ public struct SenderDispatchState: Sendable {
 
     public init(
         mode: SenderMode, scope: MaxConnectScope, maxConnect: Int, totalEvents: Int, intervalNanos: Int64,
-        startWallNanos: Int64
+        startWallNanos: Int64, window: Int = 1
     ) {
         self.mode = mode
         self.scope = scope
@@ -123,18 +138,14 @@ public struct SenderDispatchState: Sendable {
         self.totalEvents = UInt64(max(0, totalEvents))
         self.intervalNanos = max(0, intervalNanos)
         self.startWallNanos = startWallNanos
+        self.window = mode == .persistent ? max(1, window) : 1
     }
 
     /// Events scheduled but not yet on a connection.
     public var backlog: Int { retries.count + Int(due - nextFresh) }
     public var openConnections: Int { connections.count }
     public var inFlight: Int {
-        connections.values.reduce(0) { n, c in
-            switch c.state {
-            case .busy, .connecting(.some): return n + 1
-            default: return n
-            }
-        }
+        connections.values.reduce(0) { n, c in n + c.window.count + (c.carried == nil ? 0 : 1) }
     }
     public var isFinished: Bool { UInt64(acked + nakked) == totalEvents }
     /// Events neither acked nor nak'd (meaningful once the run is over).
@@ -155,19 +166,18 @@ public struct SenderDispatchState: Sendable {
     }
 
     public mutating func connected(_ id: ConnectionID, now: Int64) -> [Action] {
-        guard var connection = connections[id], case .connecting(let event) = connection.state else { return [] }
+        guard var connection = connections[id], connection.isConnecting else { return [] }
         connecting -= 1
         connectionsOpened += 1
+        connection.isConnecting = false
         var actions: [Action] = []
-        if let event {
-            connection.state = .busy(event)
-            connections[id] = connection
+        if let event = connection.carried {
+            connection.carried = nil
+            connection.window.insert(event, for: event.sequence)
             actions.append(send(event, on: id))
-        } else {
-            connection.state = .idle
-            connections[id] = connection
-            idle.append(id)
         }
+        connections[id] = connection
+        if !connection.window.isFull { ready.append(id) }
         return actions + fill(now: now)
     }
 
@@ -182,22 +192,28 @@ public struct SenderDispatchState: Sendable {
         return fill(now: now)
     }
 
-    public mutating func replied(_ id: ConnectionID, accepted: Bool, now: Int64) -> [Action] {
-        guard var connection = connections[id] else { return [] }
-        guard case .busy = connection.state else { return failed(id, cause: .badReply, now: now) }
+    /// The ack or nak for event `sequence` arrived on `id` (nil: the oldest event in flight there,
+    /// for a window of 1). A reply for an event not in flight there is a bad reply.
+    public mutating func replied(_ id: ConnectionID, sequence: UInt64? = nil, accepted: Bool, now: Int64) -> [Action] {
+        // In place (no copy of the connection): a copy would duplicate its window's storage.
+        guard let isConnecting = connections[id]?.isConnecting else { return [] }
+        let wasFull = connections[id]?.window.isFull ?? false
+        var event: PendingEvent?
+        if !isConnecting {
+            if let sequence { event = connections[id]?.window.remove(sequence) } else { event = connections[id]?.window.removeOldest() }
+        }
+        guard event != nil else { return failed(id, cause: .badReply, now: now) }
         if accepted { acked += 1 } else { nakked += 1 }
         consecutiveFailures = 0
         probe = nil
-        connection.replied = true
+        connections[id]?.replied = true
         var actions: [Action] = []
         switch mode {
         case .perEvent:
             release(id)
             actions.append(.close(id))
         case .persistent:
-            connection.state = .idle
-            connections[id] = connection
-            idle.append(id)
+            if wasFull { ready.append(id) }
         }
         actions += fill(now: now)
         return actions + finishIfDone()
@@ -210,15 +226,13 @@ public struct SenderDispatchState: Sendable {
         errors += 1
         errorsByCause[cause, default: 0] += 1
         release(id)
-        switch connection.state {
-        case .connecting(.some(let event)):
-            retries.prepend(event)  // never written: not an attempt
-        case .busy(var event):
+        var window = connection.window  // the connection is gone: its window is requeued
+        // Oldest first at the front of the queue, in the order they were written.
+        for var event in window.removeAll().reversed() {
             event.attempts += 1
             retries.prepend(event)
-        case .connecting(.none), .idle:
-            break
         }
+        if let event = connection.carried { retries.prepend(event) }  // never written: not an attempt
         backOff(now: now)
         return [.close(id)] + fill(now: now)
     }
@@ -273,7 +287,7 @@ public struct SenderDispatchState: Sendable {
         if connection.holdsSlot { slotsUsed -= 1 }
         if case .connecting = connection.state { connecting -= 1 }
         if probe == id { probe = nil }
-        if connection.state == .idle, let index = idle.firstIndex(of: id) { idle.remove(at: index) }
+        if !connection.isConnecting, let index = ready.lastIndex(of: id) { ready.remove(at: index) }
     }
 
     private mutating func takeNext() -> PendingEvent? {
@@ -293,7 +307,7 @@ public struct SenderDispatchState: Sendable {
     private mutating func openConnection(carrying event: PendingEvent?) -> ConnectionID {
         let id = ConnectionID(nextConnectionID)
         nextConnectionID += 1
-        connections[id] = Connection(state: .connecting(event), holdsSlot: true)
+        connections[id] = Connection(carried: event, window: AckWindow(capacity: window), holdsSlot: true)
         slotsUsed += 1
         connecting += 1
         if consecutiveFailures > 0 { probe = id }
@@ -303,16 +317,21 @@ public struct SenderDispatchState: Sendable {
     private mutating func fill(now: Int64) -> [Action] {
         guard !stopped else { return [] }
         var actions: [Action] = []
-        // Idle persistent connections take work first: they cost no set-up. Most recently
-        // idled first: usually the connection whose ack was just read, on the current loop.
-        while !idle.isEmpty, let event = takeNext() {
-            let id = idle.removeLast()
-            connections[id]?.state = .busy(event)
-            actions.append(send(event, on: id))
+        // Open persistent connections with room take work first: they cost no set-up. Most
+        // recently freed first: usually the connection whose ack was just read, on the current
+        // loop. Each gets as much as its window holds, so its events go out in one write.
+        fillReady: while let id = ready.last {
+            while let room = connections[id]?.window.room, room > 0 {
+                guard let event = takeNext() else { break fillReady }
+                connections[id]?.window.insert(event, for: event.sequence)
+                actions.append(send(event, on: id))
+            }
+            ready.removeLast()
         }
-        // Persistent: no more connections than events not yet acked or nak'd, each of
-        // which needs at most one (30000 connections for 3 events only hurt).
-        let limit = mode == .persistent ? min(maxConnect, unfinished) : maxConnect
+        // Persistent: no more connections than the events not yet acked or nak'd need, a
+        // window each (30000 connections for 3 events only hurt).
+        let needed = (unfinished + window - 1) / window
+        let limit = mode == .persistent ? min(maxConnect, needed) : maxConnect
         guard slotsUsed < limit, wantsConnection else { return actions }
         if now < backoffUntil {
             if pendingWakeUp != backoffUntil {
@@ -348,6 +367,7 @@ public struct SenderDispatchState: Sendable {
         finishedSignalled = true
         // Persistent connections are no longer needed.
         let ids = connections.keys.sorted { $0.raw < $1.raw }
+        ready.removeAll()
         for id in ids { release(id) }
         return ids.map { .close($0) } + [.finished]
     }

@@ -25,6 +25,8 @@ public struct SenderSummary: Codable, Sendable, Equatable {
     public var mode: String
     public var maxConnect: Int
     public var maxConnectScope: String
+    /// Events a persistent connection could have awaiting acks (absent in older summaries).
+    public var window: Int?
     /// Receiver clock − sender clock, from the acks' receive/reply times (nil without them).
     public var clockOffset: ClockOffsetSummary?
     /// Smallest and largest event document written, in bytes (nil when none was).
@@ -62,7 +64,7 @@ public struct SenderSummary: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case events, sent, acked, nakked, failed, retries, errors, mode
+        case events, sent, acked, nakked, failed, retries, errors, mode, window
         case notSent = "not_sent"
         case clockOffset = "clock_offset_s"
         case maxBacklog = "max_backlog"
@@ -103,6 +105,7 @@ public struct SenderSummary: Codable, Sendable, Equatable {
         try c.encode(mode, forKey: .mode)
         try c.encode(maxConnect, forKey: .maxConnect)
         try c.encode(maxConnectScope, forKey: .maxConnectScope)
+        try c.encode(window, forKey: .window)
         try c.encode(clockOffset, forKey: .clockOffset)
         try c.encode(eventBytes, forKey: .eventBytes)
         try c.encodeIfPresent(failovers, forKey: .failovers)

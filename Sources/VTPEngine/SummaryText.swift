@@ -11,8 +11,9 @@ public enum SenderSummaryText {
         let size = eventSizeSent > c.eventSize
             ? "\(eventSizeSent)-byte events (event_size \(c.eventSize) is below the unpadded event)"
             : "\(eventSizeSent)-byte events"
+        let window = c.mode == .persistent ? ", window \(c.window)" : ""
         return "vtp-sender: \(c.events) events \(schedule) to \(c.host):\(c.port), mode \(c.mode.rawValue), "
-            + "max_connect \(c.maxConnect) (scope \(c.maxConnectScope.rawValue)), \(size), run \(runID)"
+            + "max_connect \(c.maxConnect) (scope \(c.maxConnectScope.rawValue))\(window), \(size), run \(runID)"
     }
 
     public static func lines(_ s: SenderSummary) -> [String] {

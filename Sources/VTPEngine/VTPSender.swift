@@ -110,7 +110,7 @@ public final class VTPSender: Sendable {
         let c = options.configuration
         var settings: [String: Any] = [
             "host": c.host, "port": c.port, "events": c.events, "period_s": c.period, "mode": c.mode.rawValue,
-            "max_connect": c.maxConnect, "max_connect_scope": c.maxConnectScope.rawValue,
+            "max_connect": c.maxConnect, "max_connect_scope": c.maxConnectScope.rawValue, "window": c.window,
             "event_size": summary.eventBytes?.max ?? eventSizeSent, "event_size_requested": c.eventSize,
             "connect_timeout_s": c.connectTimeout, "ack_timeout_s": c.ackTimeout, "drain_timeout_s": c.drainTimeout,
             "event_run_id": builder.runID,
@@ -145,12 +145,14 @@ final class SenderEngine {
         case channelCreated(ConnectionID, Channel, NIOLoopBound<SenderConnectionHandler>)
         case connected(ConnectionID)
         case written(ConnectionID)
-        case replied(ConnectionID, Reply)
+        /// The acks and naks one read brought, in the order they were read.
+        case replies(ConnectionID, [Reply])
         case failed(ConnectionID, Error)
         case peerClosed(ConnectionID)
     }
 
     struct Reply: Sendable {
+        var sequence: UInt64
         var accepted: Bool
         var roundTripNanos: Int64
         var nakReason: String?
@@ -202,7 +204,8 @@ final class SenderEngine {
         let intervalNanos = options.events > 0 ? DurationRule.nanoseconds(options.period / Double(options.events)) : 0
         return SenderDispatchState(
             mode: options.mode, scope: options.maxConnectScope, maxConnect: options.maxConnect,
-            totalEvents: options.events, intervalNanos: intervalNanos, startWallNanos: startWallNanos)
+            totalEvents: options.events, intervalNanos: intervalNanos, startWallNanos: startWallNanos,
+            window: options.window)
     }
 
     private var now: Int64 { VTPSender.monotonicNanos() }
@@ -281,14 +284,20 @@ final class SenderEngine {
             execute(state.connected(id, now: now))
         case .written(let id):
             execute(state.written(id, now: now))
-        case .replied(let id, let reply):
+        case .replies(let id, let replies):
             guard !stopped else { return }
-            intervalRoundTrips.record(nanos: reply.roundTripNanos)
-            if let sample = reply.clockSample { clock.add(sample) }
-            if let reason = reply.nakReason { lastError = "nak: \(reason)" }
-            eventBytes = SenderSummary.ByteRange(
-                min: min(eventBytes?.min ?? .max, reply.documentBytes), max: max(eventBytes?.max ?? 0, reply.documentBytes))
-            execute(state.replied(id, accepted: reply.accepted, now: now))
+            let now = now
+            var actions: [SenderDispatchState.Action] = []
+            for reply in replies {
+                intervalRoundTrips.record(nanos: reply.roundTripNanos)
+                if let sample = reply.clockSample { clock.add(sample) }
+                if let reason = reply.nakReason { lastError = "nak: \(reason)" }
+                eventBytes = SenderSummary.ByteRange(
+                    min: min(eventBytes?.min ?? .max, reply.documentBytes), max: max(eventBytes?.max ?? 0, reply.documentBytes))
+                actions += state.replied(id, sequence: reply.sequence, accepted: reply.accepted, now: now)
+            }
+            // One execute: the events these replies free go out together, one write per connection.
+            execute(actions)
         case .failed(let id, let error):
             failed(id, error)
         case .peerClosed(let id):
@@ -327,13 +336,21 @@ final class SenderEngine {
     // MARK: actions
 
     private func execute(_ actions: [SenderDispatchState.Action]) {
+        // Sends are gathered per connection and handed over once, after the other actions (or
+        // before that connection's close): a window's events are written with one flush.
+        var batches: [(id: ConnectionID, events: [PendingEvent])] = []
         for action in actions {
             switch action {
             case .connect(let id): connect(id)
             case .send(let id, let event):
-                let estimate = clock.estimate.map { (offsetNanos: $0.offsetNanos, errorNanos: $0.errorBoundNanos) }
-                handlers[id]?.run { $0.send(event, clockOffset: estimate) }
-            case .close(let id): close(id)
+                if let index = batches.lastIndex(where: { $0.id == id }) {
+                    batches[index].events.append(event)
+                } else {
+                    batches.append((id, [event]))
+                }
+            case .close(let id):
+                if let index = batches.firstIndex(where: { $0.id == id }) { write(batches.remove(at: index)) }
+                close(id)
             case .wakeUp(let at):
                 // A later back-off supersedes an earlier one, which would find nothing to do.
                 self.at(.uptimeNanoseconds(UInt64(max(0, at))), .wakeUp) { $0.execute($0.state.wakeUp(now: $0.now)) }
@@ -344,6 +361,12 @@ final class SenderEngine {
                     cause: lastError ?? "connect timed out"))
             }
         }
+        for batch in batches { write(batch) }
+    }
+
+    private func write(_ batch: (id: ConnectionID, events: [PendingEvent])) {
+        let estimate = clock.estimate.map { (offsetNanos: $0.offsetNanos, errorNanos: $0.errorBoundNanos) }
+        handlers[batch.id]?.run { $0.send(batch.events, clockOffset: estimate) }
     }
 
     private func close(_ id: ConnectionID) {
@@ -361,13 +384,15 @@ final class SenderEngine {
         let ackTimeout = TimeAmount.nanoseconds(DurationRule.nanoseconds(options.ackTimeout))
         // Only the `setup` scope (per-event) needs to know when a write completed.
         let notifyWrites = options.maxConnectScope == .setup && options.mode == .perEvent
+        let window = state.window
         ClientBootstrap(group: group)
             .connectTimeout(.nanoseconds(DurationRule.nanoseconds(options.connectTimeout)))
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let handler = SenderConnectionHandler(
-                        id: id, mailbox: mailbox, builder: builder, ackTimeout: ackTimeout, notifyWrites: notifyWrites)
+                        id: id, mailbox: mailbox, builder: builder, ackTimeout: ackTimeout, window: window,
+                        notifyWrites: notifyWrites)
                     try channel.pipeline.syncOperations.addHandler(
                         ByteToMessageHandler(VTPFrameDecoder(maximumFrameSize: options.maxFrameSize)))
                     try channel.pipeline.syncOperations.addHandler(handler)
@@ -417,7 +442,7 @@ final class SenderEngine {
             ackRoundTripStatistics: rtt.count > 0 ? rtt.summary : nil, retries: state.resent, errors: state.errors,
             errorsByCause: Dictionary(uniqueKeysWithValues: state.errorsByCause.map { ($0.key.rawValue, $0.value) }),
             mode: options.mode.rawValue, maxConnect: options.maxConnect, maxConnectScope: options.maxConnectScope.rawValue,
-            clockOffset: clock.estimate.map { ClockOffsetSummary($0, samples: clock.samples) }, eventBytes: eventBytes)
+            window: options.window, clockOffset: clock.estimate.map { ClockOffsetSummary($0, samples: clock.samples) }, eventBytes: eventBytes)
     }
 
     /// Ends the run: closes every connection (and connect under way), completes `finished`.
@@ -448,18 +473,18 @@ extension NIOLoopBound {
 }
 
 /// One sender connection, owned by its channel's loop (no other thread touches it): writes
-/// the events the engine gives it, one at a time, and posts each ack/nak with its round
-/// trip, each failure and the close to the engine.
+/// the events the engine gives it (a window's worth with one flush), matches each ack/nak to its
+/// event by ivorn, and posts a read's replies with their round trips, each failure and the close
+/// to the engine.
 final class SenderConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    private struct InFlight {
-        var ivorn: String
+    struct InFlight {
+        var sequence: UInt64
         var writtenAtNanos: Int64
         var writtenAtWallNanos: Int64
         var bytes: Int
-        var timeout: Scheduled<Void>
     }
 
     let id: ConnectionID
@@ -468,15 +493,24 @@ final class SenderConnectionHandler: ChannelInboundHandler {
     private let ackTimeout: TimeAmount
     private let notifyWrites: Bool
     private var context: ChannelHandlerContext?
-    private var inFlight: InFlight?
+    /// Events written and awaiting replies, by ivorn; each with its own ack deadline.
+    private var window: AckWindow<String, InFlight>
+    /// One timer for the whole window, set for its earliest deadline.
+    private var timeoutTimer: Scheduled<Void>?
+    /// This read's replies, posted to the engine together when the read completes.
+    private var replies: [SenderEngine.Reply] = []
     /// The engine has heard how this connection ended (or closed it): say nothing more.
     private var reported = false
 
-    init(id: ConnectionID, mailbox: SenderMailbox, builder: TestEventBuilder, ackTimeout: TimeAmount, notifyWrites: Bool) {
+    init(
+        id: ConnectionID, mailbox: SenderMailbox, builder: TestEventBuilder, ackTimeout: TimeAmount, window: Int,
+        notifyWrites: Bool
+    ) {
         self.id = id
         self.mailbox = mailbox
         self.builder = builder
         self.ackTimeout = ackTimeout
+        self.window = AckWindow(capacity: window)
         self.notifyWrites = notifyWrites
     }
 
@@ -486,24 +520,31 @@ final class SenderConnectionHandler: ChannelInboundHandler {
     /// The engine closes the connection: no report of its end is wanted.
     func close() {
         reported = true
-        inFlight?.timeout.cancel()
-        inFlight = nil
+        stopWaiting()
         context?.close(promise: nil)
     }
 
-    func send(_ event: PendingEvent, clockOffset: (offsetNanos: Int64, errorNanos: Int64)?) {
+    /// Writes `events` (in order) with one flush; each one's ack deadline starts now.
+    func send(_ events: [PendingEvent], clockOffset: (offsetNanos: Int64, errorNanos: Int64)?) {
         guard let context else { return fail(SenderConnectionError.closedBeforeReply) }
-        var buffer = context.channel.allocator.buffer(capacity: builder.eventSize + 800)
-        builder.writeFramedDocument(
-            sequence: event.sequence, sentNanos: event.scheduledNanos, clockOffset: clockOffset, into: &buffer)
-        let timeout = context.eventLoop.assumeIsolated().scheduleTask(in: ackTimeout) { [weak self] in
-            guard let self else { return }
-            self.fail(SenderConnectionError.ackTimeout(seconds: Double(self.ackTimeout.nanoseconds) / 1e9))
+        var buffer = context.channel.allocator.buffer(capacity: (builder.eventSize + 800) * events.count)
+        var written: [(sequence: UInt64, bytes: Int)] = []
+        written.reserveCapacity(events.count)
+        for event in events {
+            let start = buffer.writerIndex
+            builder.writeFramedDocument(
+                sequence: event.sequence, sentNanos: event.scheduledNanos, clockOffset: clockOffset, into: &buffer)
+            written.append((event.sequence, buffer.writerIndex - start - VTPFraming.headerSize))
         }
-        inFlight = InFlight(
-            ivorn: builder.ivorn(sequence: event.sequence), writtenAtNanos: VTPSender.monotonicNanos(),
-            writtenAtWallNanos: WallClock.nowNanos(), bytes: buffer.readableBytes - VTPFraming.headerSize,
-            timeout: timeout)
+        let (now, wall) = (VTPSender.monotonicNanos(), WallClock.nowNanos())
+        let deadline = now + ackTimeout.nanoseconds
+        for (sequence, bytes) in written {
+            let inserted = window.insert(
+                InFlight(sequence: sequence, writtenAtNanos: now, writtenAtWallNanos: wall, bytes: bytes),
+                for: builder.ivorn(sequence: sequence), deadline: deadline)
+            assert(inserted, "the dispatch state never gives a connection more than its window")
+        }
+        armTimeout()
         guard notifyWrites else {
             // A failed write surfaces through errorCaught/channelInactive.
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
@@ -516,6 +557,29 @@ final class SenderConnectionHandler: ChannelInboundHandler {
             case .failure(let error): self.fail(error)
             }
         }
+    }
+
+    /// Sets the timer for the earliest deadline in the window, unless one is set: acks do not
+    /// cancel it; when it fires it re-arms for whatever is then the earliest.
+    private func armTimeout() {
+        guard timeoutTimer == nil, let deadline = window.nextDeadline, let context else { return }
+        timeoutTimer = context.eventLoop.assumeIsolated().scheduleTask(
+            deadline: .uptimeNanoseconds(UInt64(max(0, deadline)))
+        ) { [weak self] in
+            guard let self else { return }
+            self.timeoutTimer = nil
+            if self.window.hasExpired(now: VTPSender.monotonicNanos()) {
+                self.fail(SenderConnectionError.ackTimeout(seconds: Double(self.ackTimeout.nanoseconds) / 1e9))
+            } else {
+                self.armTimeout()
+            }
+        }
+    }
+
+    private func stopWaiting() {
+        timeoutTimer?.cancel()
+        timeoutTimer = nil
+        _ = window.removeAll()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -532,26 +596,23 @@ final class SenderConnectionHandler: ChannelInboundHandler {
         }
         switch transport.role {
         case .ack, .nak:
-            guard let inFlight, inFlight.ivorn == transport.origin else {
+            guard let inFlight = window.remove(transport.origin) else {
                 return fail(
                     SenderConnectionError.unexpectedReply(
                         "\(transport.role.rawValue) for \(transport.origin), which is not in flight"))
             }
-            inFlight.timeout.cancel()
-            self.inFlight = nil
             var sample: ClockSample?
             if let t1 = transport.integerParam(TransportMessage.receivedNanosParam),
                 let t2 = transport.integerParam(TransportMessage.repliedNanosParam)
             {
                 sample = ClockSample(sent: inFlight.writtenAtWallNanos, received: t1, replied: t2, ackRead: WallClock.nowNanos())
             }
-            mailbox.post(
-                .replied(
-                    id,
-                    SenderEngine.Reply(
-                        accepted: transport.role == .ack, roundTripNanos: receivedAt - inFlight.writtenAtNanos,
-                        nakReason: transport.role == .nak ? (transport.result ?? "no reason given") : nil,
-                        clockSample: sample, documentBytes: inFlight.bytes)))
+            replies.append(
+                SenderEngine.Reply(
+                    sequence: inFlight.sequence, accepted: transport.role == .ack,
+                    roundTripNanos: receivedAt - inFlight.writtenAtNanos,
+                    nakReason: transport.role == .nak ? (transport.result ?? "no reason given") : nil,
+                    clockSample: sample, documentBytes: inFlight.bytes))
         case .iamalive:
             // Keep-alive from the peer: answer with a copy naming us, as VTP asks.
             let reply = TransportMessage(
@@ -563,12 +624,26 @@ final class SenderConnectionHandler: ChannelInboundHandler {
         }
     }
 
+    func channelReadComplete(context: ChannelHandlerContext) {
+        postReplies()
+        context.fireChannelReadComplete()
+    }
+
+    /// Hands the replies read so far to the engine (before any failure or close is reported,
+    /// so events acked before it count as acked).
+    private func postReplies() {
+        guard !replies.isEmpty, !reported else { return }
+        mailbox.post(.replies(id, replies))
+        replies.removeAll(keepingCapacity: true)
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
-        inFlight?.timeout.cancel()
         if !reported {
+            postReplies()
             reported = true
             mailbox.post(.peerClosed(id))
         }
+        stopWaiting()
         context.fireChannelInactive()
     }
 
@@ -577,12 +652,12 @@ final class SenderConnectionHandler: ChannelInboundHandler {
     }
 
     private func fail(_ error: Error) {
-        inFlight?.timeout.cancel()
-        inFlight = nil
         if !reported {
+            postReplies()
             reported = true
             mailbox.post(.failed(id, error))
         }
+        stopWaiting()
         context?.close(promise: nil)
     }
 }
