@@ -28,6 +28,11 @@ public enum FailoverCause: String, Codable, Sendable, CaseIterable {
 /// to perform, so it is tested without sockets. Times are monotonic nanoseconds.
 public struct FailoverPolicy: Sendable {
     public enum Action: Hashable, Sendable {
+        var isFailover: Bool {
+            if case .failover = self { return true }
+            return false
+        }
+
         /// Ordered: connect to `to` from now on (not before `notBeforeNanos`, when every target
         /// is backing off). Close `from`'s connections and resend their unacked events; report
         /// those with `requeued(_:)`.
@@ -182,6 +187,13 @@ public struct FailoverPolicy: Sendable {
     public mutating func wakeUp(now: Int64) -> [Action] {
         if let pending = pendingWakeUp, pending <= now { pendingWakeUp = nil }
         return scheduleProbe(now: now)
+    }
+
+    /// A nak whose reason says the event was seen before (Comet: "Previously seen by this
+    /// broker"): the target has it, so it counts as delivered.
+    public static func isSeenBefore(nakReason: String?) -> Bool {
+        guard let reason = nakReason?.lowercased() else { return false }
+        return reason.contains("previously seen") || reason.contains("seen before")
     }
 
     // MARK: internals

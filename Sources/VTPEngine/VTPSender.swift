@@ -14,8 +14,13 @@ import Protocol
 @dynamicMemberLookup
 public struct SenderOptions: Sendable {
     public var configuration: BenchConfiguration
+    /// `--failback`: return to an earlier target once it accepts connections again.
+    public var failback: Bool
 
-    public init(configuration: BenchConfiguration) { self.configuration = configuration }
+    public init(configuration: BenchConfiguration, failback: Bool = false) {
+        self.configuration = configuration
+        self.failback = failback
+    }
 
     public subscript<Value>(dynamicMember path: WritableKeyPath<BenchConfiguration, Value>) -> Value {
         get { configuration[keyPath: path] }
@@ -47,12 +52,16 @@ public enum SenderConnectionError: Error, CustomStringConvertible {
 public enum SenderRunError: Error, CustomStringConvertible, Equatable {
     /// No connection ever opened within `connect_timeout`; `cause` is the last failure.
     case unreachable(host: String, port: Int, waitedSeconds: Double, cause: String)
+    /// Several targets, none of which ever accepted a connection.
+    case noTargetReachable(targets: [String], waitedSeconds: Double, cause: String)
 
     public var description: String {
         switch self {
         case .unreachable(let host, let port, let waited, let cause):
-            let address = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+            let address = SenderTarget(host: host, port: port).description
             return "no connection to \(address) within \(Human.duration(seconds: waited)): \(cause)"
+        case .noTargetReachable(let targets, let waited, let cause):
+            return "no connection to any of \(targets.joined(separator: ", ")) within \(Human.duration(seconds: waited)): \(cause)"
         }
     }
 }
@@ -113,7 +122,8 @@ public final class VTPSender: Sendable {
             "max_connect": c.maxConnect, "max_connect_scope": c.maxConnectScope.rawValue, "window": c.window,
             "event_size": summary.eventBytes?.max ?? eventSizeSent, "event_size_requested": c.eventSize,
             "connect_timeout_s": c.connectTimeout, "ack_timeout_s": c.ackTimeout, "drain_timeout_s": c.drainTimeout,
-            "event_run_id": builder.runID,
+            "event_run_id": builder.runID, "targets": c.senderTargets.map(\.description),
+            "failover": c.failover.rawValue, "failback": options.failback,
         ]
         // Events per second as scheduled; all at once has no rate.
         settings["rate"] = c.period > 0 ? Double(c.events) / c.period : nil
@@ -149,6 +159,8 @@ final class SenderEngine {
         case replies(ConnectionID, [Reply])
         case failed(ConnectionID, Error)
         case peerClosed(ConnectionID)
+        /// `--failback`: whether a bare connection to this target opened.
+        case probed(target: Int, accepted: Bool)
     }
 
     struct Reply: Sendable {
@@ -168,6 +180,10 @@ final class SenderEngine {
     private let output: @Sendable (String) -> Void
 
     private var state: SenderDispatchState
+    /// Which target each connection goes to, and when to move on: see `FailoverPolicy`.
+    private var policy: FailoverPolicy
+    private var targetOf: [ConnectionID: Int] = [:]
+    private var seenBefore = 0
     private var mailbox: SenderMailbox?
     private var startMonotonic: Int64 = 0
     private var handlers: [ConnectionID: NIOLoopBound<SenderConnectionHandler>] = [:]
@@ -182,7 +198,7 @@ final class SenderEngine {
     private var reports = 0
     private var eventBytes: SenderSummary.ByteRange?
     /// One pending timer per purpose: a new one replaces (and cancels) the previous.
-    private enum Timer { case tick, report, drain, connectDeadline, wakeUp }
+    private enum Timer { case tick, report, drain, connectDeadline, wakeUp, failoverWakeUp }
     private var timers: [Timer: Scheduled<Void>] = [:]
     private var started = false
     private var stopped = false
@@ -198,6 +214,12 @@ final class SenderEngine {
         self.promise = promise
         self.output = output
         state = Self.dispatchState(options, startWallNanos: WallClock.nowNanos())
+        policy = Self.failoverPolicy(options, startNanos: VTPSender.monotonicNanos())
+    }
+
+    private static func failoverPolicy(_ options: SenderOptions, startNanos: Int64) -> FailoverPolicy {
+        FailoverPolicy(
+            targets: options.configuration.senderTargets, mode: options.failover, failback: options.failback, startNanos: startNanos)
     }
 
     private static func dispatchState(_ options: SenderOptions, startWallNanos: Int64) -> SenderDispatchState {
@@ -217,6 +239,7 @@ final class SenderEngine {
         startMonotonic = now
         lastReport = (startMonotonic, 0)
         state = Self.dispatchState(options, startWallNanos: WallClock.nowNanos())
+        policy = Self.failoverPolicy(options, startNanos: startMonotonic)
         scheduleReport()
         // Fail fast: a receiver never reached by then is unreachable, not slow.
         after(.nanoseconds(DurationRule.nanoseconds(options.connectTimeout)), .connectDeadline) {
@@ -291,10 +314,16 @@ final class SenderEngine {
             for reply in replies {
                 intervalRoundTrips.record(nanos: reply.roundTripNanos)
                 if let sample = reply.clockSample { clock.add(sample) }
-                if let reason = reply.nakReason { lastError = "nak: \(reason)" }
                 eventBytes = SenderSummary.ByteRange(
                     min: min(eventBytes?.min ?? .max, reply.documentBytes), max: max(eventBytes?.max ?? 0, reply.documentBytes))
-                actions += state.replied(id, sequence: reply.sequence, accepted: reply.accepted, now: now)
+                // A nak saying the event was seen before (a resend after a failover): delivered.
+                let delivered = reply.accepted || FailoverPolicy.isSeenBefore(nakReason: reply.nakReason)
+                if let reason = reply.nakReason, !delivered { lastError = "nak: \(reason)" }
+                if !reply.accepted && delivered { seenBefore += 1 }
+                if let target = targetOf[id] {
+                    if delivered { executePolicy(policy.acked(target: target, now: now)) } else { policy.nakked(target: target) }
+                }
+                actions += state.replied(id, sequence: reply.sequence, accepted: delivered, now: now)
             }
             // One execute: the events these replies free go out together, one write per connection.
             execute(actions)
@@ -303,7 +332,11 @@ final class SenderEngine {
         case .peerClosed(let id):
             guard state.connections[id]?.state == .idle else { return failed(id, SenderConnectionError.closedBeforeReply) }
             handlers.removeValue(forKey: id)
+            targetOf.removeValue(forKey: id)
             execute(state.peerClosed(id, now: now))
+        case .probed(let target, let accepted):
+            guard !stopped else { return }
+            executePolicy(policy.probed(target: target, accepted: accepted, now: now))
         }
     }
 
@@ -313,7 +346,67 @@ final class SenderEngine {
         guard !stopped, state.connections[id] != nil else { return }
         intervalErrors += 1
         lastError = ErrorText.describe(error)
-        execute(state.failed(id, cause: Self.classify(error), now: now))
+        let cause = Self.classify(error)
+        guard policy.targets.count > 1, let target = targetOf[id] else {
+            return execute(state.failed(id, cause: cause, now: now))
+        }
+        let now = now
+        let decisions = policy.failed(target: target, cause: FailoverCause(cause), now: now)
+        if decisions.contains(where: \.isFailover) {
+            // The failover closes this connection with the others to its target.
+        } else if target == policy.current {
+            // The target in use, with nowhere better to go: retry it after the back-off.
+            execute(state.failed(id, cause: cause, now: now))
+        } else {
+            // A target already left (failback): its events go to the one in use, at once.
+            reroute([id], failure: cause, handedOn: false)
+        }
+        executePolicy(decisions, failure: cause)
+    }
+
+    // MARK: failover
+
+    /// `failure`: the error that made the target fail, counted once with the failover.
+    private func executePolicy(_ actions: [FailoverPolicy.Action], failure: ConnectionFailure? = nil) {
+        for action in actions {
+            switch action {
+            case .failover(let from, let to, let notBefore):
+                output("vtp-sender: \(policy.targets[from]) failed; sending to \(policy.targets[to])")
+                state.restartBackoff(notBeforeNanos: notBefore)
+                reroute(targetOf.filter { $0.value == from }.map(\.key), failure: failure, handedOn: true)
+            case .failback(let from, let to):
+                output("vtp-sender: \(policy.targets[to]) accepts connections again; sending to it")
+                state.restartBackoff(notBeforeNanos: nil)
+                execute(state.retire(targetOf.filter { $0.value == from }.map(\.key), now: now))
+            case .probe(let target):
+                probe(target)
+            case .wakeUp(let at):
+                self.at(.uptimeNanoseconds(UInt64(max(0, at))), .failoverWakeUp) {
+                    $0.executePolicy($0.policy.wakeUp(now: $0.now))
+                }
+            }
+        }
+    }
+
+    /// Closes `ids` and queues their events for the target now in use; `handedOn`: the written
+    /// ones are the failover's unacked events.
+    private func reroute(_ ids: [ConnectionID], failure: ConnectionFailure?, handedOn: Bool) {
+        let (actions, unacked) = state.reroute(ids, failure: failure, now: now)
+        if handedOn { policy.requeued(unacked.map(\.sequence)) }
+        execute(actions)
+    }
+
+    /// `--failback`: a bare TCP connection to an earlier target, closed at once.
+    private func probe(_ target: Int) {
+        guard let mailbox else { return }
+        let address = policy.targets[target]
+        ClientBootstrap(group: group)
+            .connectTimeout(.nanoseconds(DurationRule.nanoseconds(options.connectTimeout)))
+            .connect(host: address.host, port: address.port)
+            .whenComplete { result in
+                if case .success(let channel) = result { channel.close(promise: nil) }
+                mailbox.post(.probed(target: target, accepted: (try? result.get()) != nil))
+            }
     }
 
     /// The cause a failure is counted under in reports and the summary.
@@ -343,6 +436,7 @@ final class SenderEngine {
             switch action {
             case .connect(let id): connect(id)
             case .send(let id, let event):
+                policy.sending(sequence: event.sequence, to: targetOf[id] ?? policy.current)
                 if let index = batches.lastIndex(where: { $0.id == id }) {
                     batches[index].events.append(event)
                 } else {
@@ -356,9 +450,14 @@ final class SenderEngine {
                 self.at(.uptimeNanoseconds(UInt64(max(0, at))), .wakeUp) { $0.execute($0.state.wakeUp(now: $0.now)) }
             case .finished: finish()
             case .unreachable:
-                finish(failure: SenderRunError.unreachable(
-                    host: options.host, port: options.port, waitedSeconds: options.connectTimeout,
-                    cause: lastError ?? "connect timed out"))
+                let cause = lastError ?? "connect timed out"
+                let targets = policy.targets
+                finish(
+                    failure: targets.count == 1
+                        ? SenderRunError.unreachable(
+                            host: targets[0].host, port: targets[0].port, waitedSeconds: options.connectTimeout, cause: cause)
+                        : SenderRunError.noTargetReachable(
+                            targets: targets.map(\.description), waitedSeconds: options.connectTimeout, cause: cause))
             }
         }
         for batch in batches { write(batch) }
@@ -370,6 +469,7 @@ final class SenderEngine {
     }
 
     private func close(_ id: ConnectionID) {
+        targetOf.removeValue(forKey: id)
         let channel = connecting.removeValue(forKey: id)
         if let handler = handlers.removeValue(forKey: id) {
             handler.run { $0.close() }
@@ -385,6 +485,8 @@ final class SenderEngine {
         // Only the `setup` scope (per-event) needs to know when a write completed.
         let notifyWrites = options.maxConnectScope == .setup && options.mode == .perEvent
         let window = state.window
+        let target = policy.current
+        targetOf[id] = target
         ClientBootstrap(group: group)
             .connectTimeout(.nanoseconds(DurationRule.nanoseconds(options.connectTimeout)))
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -399,7 +501,7 @@ final class SenderEngine {
                     mailbox.post(.channelCreated(id, channel, NIOLoopBound(handler, eventLoop: channel.eventLoop)))
                 }
             }
-            .connect(host: options.host, port: options.port)
+            .connect(host: policy.targets[target].host, port: policy.targets[target].port)
             .whenComplete { result in
                 switch result {
                 case .success: mailbox.post(.connected(id))
@@ -421,6 +523,7 @@ final class SenderEngine {
         var text = "[\(Human.duration(seconds: Double(now - startMonotonic) / 1e9))] sent \(state.sent)"
             + " acked \(state.acked) nak'd \(state.nakked) backlog \(state.backlog) open \(state.openConnections)"
             + " errors \(state.errors)" + SenderSummaryText.causes(state.errorsByCause)
+            + (policy.targets.count > 1 && policy.mode == .ordered ? " | to \(policy.currentTarget)" : "")
             + " | \(Human.rate(rate, unit: "events")) acked | ack round trip "
             + Human.minAvgMax(min: rtt?.min, avg: rtt?.mean, max: rtt?.max) + ", " + Human.percentiles([("p99", rtt?.p99)])
         if let estimate = clock.estimate {
@@ -434,7 +537,7 @@ final class SenderEngine {
     private func summary() -> SenderSummary {
         var rtt = totalRoundTrips
         rtt.merge(intervalRoundTrips)
-        return SenderSummary(
+        var summary = SenderSummary(
             events: options.events, sent: state.sent, acked: state.acked, nakked: state.nakked,
             failed: state.scheduledUnfinished, notSent: state.notScheduled, maxBacklog: state.maxBacklog,
             backlogEnd: state.backlog, connectionsOpened: state.connectionsOpened,
@@ -443,6 +546,15 @@ final class SenderEngine {
             errorsByCause: Dictionary(uniqueKeysWithValues: state.errorsByCause.map { ($0.key.rawValue, $0.value) }),
             mode: options.mode.rawValue, maxConnect: options.maxConnect, maxConnectScope: options.maxConnectScope.rawValue,
             window: options.window, clockOffset: clock.estimate.map { ClockOffsetSummary($0, samples: clock.samples) }, eventBytes: eventBytes)
+        summary.failovers = policy.failovers
+        summary.failbacks = policy.failbacks
+        // Scheduled events no target acked: the unfinished and the nak'd (seen-before naks are acked).
+        summary.lost = state.scheduledUnfinished + state.nakked
+        summary.duplicatesSent = state.resent
+        summary.seenBefore = seenBefore
+        summary.targets = policy.targetSummaries
+        summary.failoverMode = policy.mode.rawValue
+        return summary
     }
 
     /// Ends the run: closes every connection (and connect under way), completes `finished`.
