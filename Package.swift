@@ -29,6 +29,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        // MARK: metrics
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // MARK: pgprobe
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
@@ -52,14 +54,25 @@ let package = Package(
         .target(
             name: "VTPEngine",
             dependencies: [
-                "Protocol", "LatencyStats", "BenchConfig", "CommandLineKit", nioCore, nioPosix, logging,
+                "Protocol", "LatencyStats", "BenchConfig", "CommandLineKit", "LiveMetrics", nioCore, nioPosix, logging,
                 .product(name: "DequeModule", package: "swift-collections"),
             ]),
         .executableTarget(
-            name: "Sender", dependencies: ["VTPEngine", "Protocol", "BenchConfig", "CommandLineKit", argumentParser]),
+            name: "Sender",
+            dependencies: ["VTPEngine", "Protocol", "BenchConfig", "CommandLineKit", "LiveMetrics", argumentParser]),
         .executableTarget(
             name: "Receiver",
-            dependencies: ["VTPEngine", "BenchConfig", "CommandLineKit", argumentParser, "WireCheck" /* capture */]),
+            dependencies: ["VTPEngine", "BenchConfig", "CommandLineKit", "LiveMetrics", argumentParser, "WireCheck" /* capture */]),
+        // MARK: metrics
+        // --metrics HOST:PORT: Prometheus text format at /metrics (swift-prometheus registry, a
+        // small NIOHTTP1 server), fed from snapshots the tools take where their numbers live.
+        .target(
+            name: "LiveMetrics",
+            dependencies: [
+                "LatencyStats", nioCore, nioPosix, argumentParser, .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]),
+        .testTarget(name: "LiveMetricsTests", dependencies: ["LiveMetrics", "LatencyStats", nioCore, nioPosix]),
         // Per-message CPU costs (scripts/bench-core prints them).
         .executableTarget(name: "Microbench", dependencies: ["Protocol", "CLibXML2", nioCore]),
         .testTarget(
@@ -73,7 +86,7 @@ let package = Package(
         .testTarget(
             name: "VTPEngineTests",
             dependencies: [
-                "VTPEngine", "Protocol", "BenchConfig", "LatencyStats", nioCore, nioPosix,
+                "VTPEngine", "Protocol", "BenchConfig", "LatencyStats", "LiveMetrics", nioCore, nioPosix,
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]),
@@ -130,10 +143,10 @@ let package = Package(
         .target(
             name: "ProxyCore",
             dependencies: [
-                "PGWire", "Protocol", "NetworkEmulation", "CommandLineKit", nioCore, nioPosix,
+                "PGWire", "Protocol", "NetworkEmulation", "CommandLineKit", "LiveMetrics", nioCore, nioPosix,
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
-        .executableTarget(name: "Proxy", dependencies: ["ProxyCore", "CommandLineKit", argumentParser]),
+        .executableTarget(name: "Proxy", dependencies: ["ProxyCore", "CommandLineKit", "LiveMetrics", argumentParser]),
         .testTarget(
             name: "PGWireTests",
             dependencies: [
@@ -155,19 +168,19 @@ let package = Package(
         .target(
             name: "PGProbeCore",
             dependencies: [
-                "PGSniff", "LatencyStats", "CommandLineKit", nioCore, nioPosix, logging,
+                "PGSniff", "LatencyStats", "CommandLineKit", "LiveMetrics", nioCore, nioPosix, logging,
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ]),
         .executableTarget(
             name: "PGProbe",
             dependencies: [
-                "PGProbeCore", "PGSniff", "PacketCapture", "LatencyStats", "CommandLineKit", nioCore, nioPosix,
-                argumentParser,
+                "PGProbeCore", "PGSniff", "PacketCapture", "LatencyStats", "CommandLineKit", "LiveMetrics", nioCore,
+                nioPosix, argumentParser,
             ]),
         .testTarget(name: "PGSniffTests", dependencies: ["PGSniff", "PacketCapture", "LatencyStats", nioCore]),
         .testTarget(
             name: "PGProbeTests",
-            dependencies: ["PGProbeCore", "PGSniff", "PacketCapture", "LatencyStats", "CommandLineKit"]),
+            dependencies: ["PGProbeCore", "PGSniff", "PacketCapture", "LatencyStats", "CommandLineKit", "LiveMetrics", nioPosix]),
         // Tests that need root, network namespaces, PostgreSQL, Comet or run the scripts. Every
         // other test target is a unit test target: `swift test --skip SystemTests` runs in seconds
         // without root.

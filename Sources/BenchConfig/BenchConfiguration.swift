@@ -34,6 +34,10 @@ public struct BenchConfiguration: Sendable, Equatable {
     /// Events a persistent connection may have awaiting their acks at once (1 = send, await the
     /// ack, send the next).
     public var window = 1
+    /// Events scheduled at the same instant every `burstEvery` seconds (0 = no bursts: `events`
+    /// spread evenly over `period`).
+    public var burst = 0
+    public var burstEvery = 40.0
     public var connectTimeout = 10.0
     public var ackTimeout = 30.0
     /// The receiver closes a connection silent for this long (0 = never).
@@ -100,6 +104,14 @@ public struct BenchConfiguration: Sendable, Equatable {
             flags: .sender(
                 "Events a persistent connection may have awaiting their acks at once (1 = wait for each ack before the next; at most \(maximumWindow))."),
             range: { _ in 1...maximumWindow }, expected: { _ in "an integer from 1 to \(maximumWindow)" }),
+        // Checked after events: its range is bounded by it.
+        .integer(
+            "burst", \.burst,
+            flags: .sender(
+                "Events scheduled at the same instant every --burst-every, each stamped with that instant; 0 spreads --events evenly over --period (which bursts replace)."),
+            readsOtherKeys: true, range: { 0...$0.events }, expected: { "an integer from 0 to events (\($0.events))" }),
+        .duration(
+            "burst_every", \.burstEvery, .positive, flags: .sender("Time between the starts of bursts (with --burst).")),
         .duration(
             "connect_timeout", \.connectTimeout, .positive,
             flags: .sender("Time to wait for a TCP connection; if none has ever opened by then, the run stops (exit 2).")),

@@ -18,6 +18,8 @@ public struct SenderSettings: SettingsFlags {
     @Option(parsing: .unconditional, help: .setting("report_interval", .sender)) public var reportInterval: String?
     @Option(name: .customLong("local-ivo"), help: .setting("local_ivo", .sender)) public var localIVO: String?
     @Option(parsing: .unconditional, help: .setting("window", .sender)) public var window: String?
+    @Option(parsing: .unconditional, help: .setting("burst", .sender)) public var burst: String?
+    @Option(parsing: .unconditional, help: .setting("burst_every", .sender)) public var burstEvery: String?
     @Option(parsing: .unconditional, help: .setting("connect_timeout", .sender)) public var connectTimeout: String?
     @Option(parsing: .unconditional, help: .setting("ack_timeout", .sender)) public var ackTimeout: String?
     @Option(parsing: .unconditional, help: .setting("drain_timeout", .sender)) public var drainTimeout: String?
@@ -30,7 +32,7 @@ public struct SenderSettings: SettingsFlags {
     public static let bindings: [(key: String, path: KeyPath<SenderSettings, String?> & Sendable)] = [
         ("host", \.host), ("port", \.port), ("max_connect", \.maxConnect), ("max_connect_scope", \.maxConnectScope),
         ("events", \.events), ("period", \.period), ("mode", \.mode), ("event_size", \.eventSize),
-        ("report_interval", \.reportInterval), ("local_ivo", \.localIVO), ("window", \.window), ("connect_timeout", \.connectTimeout),
+        ("report_interval", \.reportInterval), ("local_ivo", \.localIVO), ("window", \.window), ("burst", \.burst), ("burst_every", \.burstEvery), ("connect_timeout", \.connectTimeout),
         ("ack_timeout", \.ackTimeout), ("drain_timeout", \.drainTimeout), ("targets", \.targets), ("failover", \.failover),
     ]
 

@@ -56,19 +56,24 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Write the rows as CSV here (checked before the first case; rewritten after every case).")
     var csv: String?
 
-    var settings: LabSettings {
+    func settings(bursts: LabBursts? = nil) -> LabSettings {
         LabSettings(
             rate: rate, duration: duration, eventSize: eventSize, graceSeconds: grace, capture: capture,
-            reportInterval: reportInterval)
+            reportInterval: reportInterval, bursts: bursts)
     }
 
     /// What shaped the sweep, in every JSON row's `settings`.
-    var settingsObject: [String: Any] {
-        [
+    func settingsObject(_ settings: LabSettings) -> [String: Any] {
+        var object: [String: Any] = [
             "rate_events_s": rate, "duration_s": duration, "events": settings.events, "event_size": eventSize,
             "grace_s": grace.map { $0 as Any } ?? NSNull(), "report_interval_s": reportInterval,
             "link": link.rawValue, "capture": capture,
         ]
+        if let bursts = settings.bursts {
+            object["burst"] = bursts.size
+            object["burst_every_s"] = bursts.everySeconds
+        }
+        return object
     }
 }
 
@@ -99,6 +104,9 @@ struct Run: ParsableCommand {
             link (the delay applies to each direction), runs vtp-receiver and vtp-sender in them and \
             removes everything afterwards, also on Ctrl-C. Needs root.
             Example: vtp-lab run --delay-ms 250 --max-connect 1,30 --mode per-event --rate 46.3 --duration 30s --json lab.json
+            Windows: vtp-lab run --delay-ms 250 --max-connect 1 --mode persistent --window 1,32
+            Bursts (each burst's drain time and latency in a second table): vtp-lab run --delay-ms 50 \
+            --mode persistent --max-connect 8 --window 1,64 --burst 10000 --burst-every 40s --duration 80s
 
             """ + rowsHelp)
 
@@ -108,6 +116,14 @@ struct Run: ParsableCommand {
     @Option(help: "Modes, comma-separated: per-event, persistent.") var mode = "per-event"
     @Option(help: "What MAX_CONNECT limits (per-event mode), comma-separated: connection (whole connections, the default), setup (connection set-ups, as the 2012 benchmark).")
     var maxConnectScope = "connection"
+    @Option(parsing: .unconditional, help: "Unacked events per persistent connection, comma-separated (per-event cases carry one).")
+    var window = "1"
+    @Option(
+        parsing: .unconditional,
+        help: "Events scheduled at one instant, one burst at the start of every --burst-every of --duration (replaces --rate).")
+    var burst: Int?
+    @Option(parsing: .unconditional, help: "Time between bursts (bare number = seconds; default 40s).", transform: seconds)
+    var burstEvery: Double = 40
     @OptionGroup var common: CommonOptions
 
     func run() throws {
@@ -120,9 +136,10 @@ struct Run: ParsableCommand {
                     modes: try LabPlan.list(mode, flag: "--mode", example: "per-event,persistent") { SenderMode(rawValue: $0) },
                     scopes: try LabPlan.list(maxConnectScope, flag: "--max-connect-scope", example: "setup,connection") {
                         MaxConnectScope(rawValue: $0)
-                    })
+                    },
+                    windows: try LabPlan.list(window, flag: "--window", example: "1,32") { Int($0) })
             } catch { throw OneLineFailure(error.description, status: ExitStatus.usage) }
-            try runLab(cases, common: common, withOriginal: false)
+            try runLab(cases, common: common, withOriginal: false, bursts: burst.map { LabBursts(size: $0, everySeconds: burstEvery) })
         }
     }
 }
@@ -162,8 +179,8 @@ struct Reproduce2012: ParsableCommand {
 
 /// Checks everything the user typed (64, one line), then runs the cases, printing and saving
 /// every row as it is measured.
-func runLab(_ cases: [LabCase], common: CommonOptions, withOriginal: Bool) throws {
-    let settings = common.settings
+func runLab(_ cases: [LabCase], common: CommonOptions, withOriginal: Bool, bursts: LabBursts? = nil) throws {
+    let settings = common.settings(bursts: bursts)
     do throws(LabError) { try settings.validate() } catch { throw OneLineFailure(error.description, status: ExitStatus.usage) }
     let work = URL(fileURLWithPath: common.workDir ?? "/tmp/vtplab-\(getpid())")
     let paths: LabRunner.Paths
@@ -195,7 +212,7 @@ func runLab(_ cases: [LabCase], common: CommonOptions, withOriginal: Bool) throw
     func save() {
         do {
             if let path = common.json {
-                try write(LabReport.json(rows, metadata: metadata, settings: common.settingsObject), to: path)
+                try write(LabReport.json(rows, metadata: metadata, settings: common.settingsObject(settings)), to: path)
             }
             if let path = common.csv { try write(Data(LabReport.csv(rows).utf8), to: path) }
         } catch {
@@ -210,10 +227,10 @@ func runLab(_ cases: [LabCase], common: CommonOptions, withOriginal: Bool) throw
             save()
         }
     } catch {
-        if !rows.isEmpty { say(LabReport.table(rows, withOriginal: withOriginal)) }
+        if !rows.isEmpty { sayTables(rows, withOriginal: withOriginal) }
         throw OneLineFailure(error.description, status: error.isUsage ? ExitStatus.usage : ExitStatus.runFailed)
     }
-    say(LabReport.table(rows, withOriginal: withOriginal))
+    sayTables(rows, withOriginal: withOriginal)
     if Interruption.shared.isInterrupted {
         let saved = [common.json, common.csv].compactMap { $0 }
         throw OneLineFailure(
@@ -222,6 +239,12 @@ func runLab(_ cases: [LabCase], common: CommonOptions, withOriginal: Bool) throw
             status: ExitStatus.runFailed)
     }
     if saveFailed { throw ExitStatus.runFailed }
+}
+
+/// The rows' table, and the bursts' when there are any.
+func sayTables(_ rows: [LabRow], withOriginal: Bool) {
+    say(LabReport.table(rows, withOriginal: withOriginal))
+    if let bursts = LabReport.burstTable(rows) { say("\n" + bursts) }
 }
 
 func write(_ data: Data, to path: String) throws {

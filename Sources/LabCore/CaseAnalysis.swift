@@ -72,30 +72,35 @@ public enum EventTimeline {
     ///   - senderElapsedNanos: how long the sender ran. Event `i` was scheduled at
     ///     `i × intervalNanos` after the sender's start; one not received is `elapsed − that` old
     ///     when the sender stopped. Events scheduled after that were never generated: left out.
+    ///   - burstSize: events per scheduled instant (bursts): event `i` is then due at
+    ///     `(i / burstSize) × intervalNanos`.
     public static func build(
-        events: Int, intervalNanos: Int64, senderElapsedNanos: Int64, arrivals: [Int: Int64]
+        events: Int, intervalNanos: Int64, senderElapsedNanos: Int64, arrivals: [Int: Int64], burstSize: Int = 1
     ) -> [EventLatency] {
-        let count = generated(events: events, intervalNanos: intervalNanos, senderElapsedNanos: senderElapsedNanos)
+        let burstSize = max(1, burstSize)
+        let count = generated(
+            events: events, intervalNanos: intervalNanos, senderElapsedNanos: senderElapsedNanos, burstSize: burstSize)
         var timeline: [EventLatency] = []
         timeline.reserveCapacity(count)
         for sequence in 0..<max(0, events) {
             if let latency = arrivals[sequence] {
                 timeline.append(.arrived(nanos: latency))
             } else if sequence < count {
-                // No overflow: sequence < generated, so sequence × interval ≤ elapsed.
-                timeline.append(.queued(atLeastNanos: senderElapsedNanos - Int64(sequence) * max(0, intervalNanos)))
+                // No overflow: sequence < generated, so its instant ≤ elapsed.
+                timeline.append(
+                    .queued(atLeastNanos: senderElapsedNanos - Int64(sequence / burstSize) * max(0, intervalNanos)))
             }
         }
         return timeline
     }
 
     /// Events scheduled no later than `senderElapsedNanos` after the sender's start.
-    public static func generated(events: Int, intervalNanos: Int64, senderElapsedNanos: Int64) -> Int {
+    public static func generated(events: Int, intervalNanos: Int64, senderElapsedNanos: Int64, burstSize: Int = 1) -> Int {
         guard events > 0 else { return 0 }
         guard intervalNanos > 0 else { return events }
         guard senderElapsedNanos >= 0 else { return 0 }
-        let scheduled = senderElapsedNanos / intervalNanos + 1
-        return scheduled >= Int64(events) ? events : Int(scheduled)
+        let (scheduled, overflow) = (senderElapsedNanos / intervalNanos + 1).multipliedReportingOverflow(by: Int64(max(1, burstSize)))
+        return overflow || scheduled >= Int64(events) ? events : Int(scheduled)
     }
 
     /// Statistics over every generated event, queued ones at their lower bound.

@@ -2,18 +2,35 @@ import BenchConfig
 import CommandLineKit
 import Foundation
 
-/// One experiment: a delay, a MAX_CONNECT, a mode and what MAX_CONNECT limits.
+/// One experiment: a delay, a MAX_CONNECT, a mode, what MAX_CONNECT limits and (persistent) the
+/// window of unacked events per connection.
 public struct LabCase: Sendable, Equatable, Hashable {
     public var delayMs: Double
     public var maxConnect: Int
     public var mode: SenderMode
     public var scope: MaxConnectScope
+    public var window: Int
 
-    public init(delayMs: Double, maxConnect: Int, mode: SenderMode, scope: MaxConnectScope) {
+    public init(delayMs: Double, maxConnect: Int, mode: SenderMode, scope: MaxConnectScope, window: Int = 1) {
         self.delayMs = delayMs
         self.maxConnect = maxConnect
         self.mode = mode
         self.scope = scope
+        self.window = mode == .persistent ? window : 1
+    }
+
+    /// `persistent W32` for a window above 1, else the mode.
+    public var modeLabel: String { window > 1 ? "\(mode.rawValue) W\(window)" : mode.rawValue }
+}
+
+/// `--burst N --burst-every S`: N events at one instant every S seconds.
+public struct LabBursts: Sendable, Equatable {
+    public var size: Int
+    public var everySeconds: Double
+
+    public init(size: Int, everySeconds: Double) {
+        self.size = size
+        self.everySeconds = everySeconds
     }
 }
 
@@ -30,13 +47,17 @@ public struct LabSettings: Sendable, Equatable {
     public var capture: Bool
     /// Seconds between the tools' report lines and the lab's progress lines.
     public var reportInterval: Double
+    /// Bursts instead of an even rate: one at the start of every `everySeconds` of the duration.
+    public var bursts: LabBursts?
+    /// A burst may take far longer than the delay to drain: the default grace then.
+    public static let burstGraceSeconds = 300.0
 
     /// More events than this in one case is a typo, not an experiment (and keeps every count an Int).
     public static let maximumEvents = 100_000_000
 
     public init(
         rate: Double, duration: Double, eventSize: Int = 1024, graceSeconds: Double? = nil, capture: Bool = false,
-        reportInterval: Double = 5
+        reportInterval: Double = 5, bursts: LabBursts? = nil
     ) {
         self.rate = rate
         self.duration = duration
@@ -44,22 +65,41 @@ public struct LabSettings: Sendable, Equatable {
         self.graceSeconds = graceSeconds
         self.capture = capture
         self.reportInterval = reportInterval
+        self.bursts = bursts
     }
 
-    /// rate × duration, at least one (`validate` bounds it).
+    /// Bursts in the duration (one at its start, then every `everySeconds` before its end).
+    public var burstCount: Int? {
+        guard let bursts, bursts.everySeconds > 0 else { return nil }
+        let count = (duration / bursts.everySeconds).rounded(.up)
+        guard count.isFinite, count >= 1 else { return 1 }
+        return count < Double(Self.maximumEvents) ? Int(count) : Self.maximumEvents
+    }
+
+    /// Events scheduled at each instant: the burst size, or 1 at an even rate.
+    public var burstSize: Int { bursts?.size ?? 1 }
+
+    /// rate × duration (or burst size × bursts), at least one (`validate` bounds it).
     public var events: Int {
+        if let bursts, let count = burstCount {
+            let (product, overflow) = bursts.size.multipliedReportingOverflow(by: count)
+            return overflow ? Self.maximumEvents : min(Self.maximumEvents, max(1, product))
+        }
         let product = (rate * duration).rounded()
         guard product.isFinite, product >= 1 else { return 1 }
         return product < Double(Self.maximumEvents) ? Int(product) : Self.maximumEvents
     }
 
-    /// The sender's spacing between events, as it computes it (period / events).
+    /// The sender's spacing between scheduled instants, as it computes it (period / events, or
+    /// the time between bursts).
     public var intervalNanos: Int64 {
-        let nanos = duration * 1e9 / Double(events)
+        let nanos = bursts.map { $0.everySeconds * 1e9 } ?? duration * 1e9 / Double(events)
         return nanos.isFinite && nanos >= 0 && nanos < 9e18 ? Int64(nanos) : 0
     }
 
-    public func grace(for labCase: LabCase) -> Double { graceSeconds ?? (3 * labCase.delayMs / 1000 + 0.5) }
+    public func grace(for labCase: LabCase) -> Double {
+        graceSeconds ?? (bursts == nil ? 3 * labCase.delayMs / 1000 + 0.5 : Self.burstGraceSeconds)
+    }
 
     public func validate() throws(LabError) {
         guard rate > 0, rate.isFinite else {
@@ -69,7 +109,16 @@ public struct LabSettings: Sendable, Equatable {
             throw .invalidInput(
                 "--duration must be more than 0 s and at most a week (got \(Human.duration(seconds: duration)))")
         }
-        let product = rate * duration
+        if let bursts {
+            guard bursts.size >= 1, bursts.size <= Self.maximumEvents else {
+                throw .invalidInput("--burst must be from 1 to \(Human.grouped(Int64(Self.maximumEvents))) events (got \(bursts.size))")
+            }
+            guard bursts.everySeconds > 0, bursts.everySeconds <= Durations.maximumSeconds else {
+                throw .invalidInput(
+                    "--burst-every must be more than 0 s and at most a week (got \(Human.duration(seconds: bursts.everySeconds)))")
+            }
+        }
+        let product = bursts.map { Double($0.size) * Double(burstCount ?? 1) } ?? rate * duration
         guard product <= Double(Self.maximumEvents) else {
             throw .invalidInput(
                 "--rate × --duration is \(Human.significant(product)) events; at most \(Human.grouped(Int64(Self.maximumEvents))) per case")
@@ -88,7 +137,7 @@ public struct LabSettings: Sendable, Equatable {
 public enum LabPlan {
     /// Every combination, delays outermost, in the order given.
     public static func cases(
-        delays: [Double], maxConnects: [Int], modes: [SenderMode], scopes: [MaxConnectScope]
+        delays: [Double], maxConnects: [Int], modes: [SenderMode], scopes: [MaxConnectScope], windows: [Int] = [1]
     ) throws(LabError) -> [LabCase] {
         guard !delays.isEmpty, !maxConnects.isEmpty, !modes.isEmpty, !scopes.isEmpty else {
             throw .invalidInput("every list (--delay-ms, --max-connect, --mode, --max-connect-scope) needs a value")
@@ -99,13 +148,20 @@ public enum LabPlan {
         if let bad = maxConnects.first(where: { $0 < 1 || $0 > 65_535 }) {
             throw .invalidInput("--max-connect values must be between 1 and 65535 (got \(bad))")
         }
+        guard !windows.isEmpty else { throw .invalidInput("--window needs a value") }
+        if let bad = windows.first(where: { $0 < 1 || $0 > BenchConfiguration.maximumWindow }) {
+            throw .invalidInput("--window values must be between 1 and \(BenchConfiguration.maximumWindow) (got \(bad))")
+        }
         var result: [LabCase] = []
         for delay in delays {
             for maxConnect in maxConnects {
                 for mode in modes {
-                    // The scope only changes per-event mode: persistent connections are never released.
+                    // The scope only changes per-event mode: persistent connections are never released;
+                    // the window only persistent mode: a per-event connection carries one event.
                     for scope in (mode == .persistent ? [scopes[0]] : scopes) {
-                        result.append(LabCase(delayMs: delay, maxConnect: maxConnect, mode: mode, scope: scope))
+                        for window in (mode == .persistent ? windows : [1]) {
+                            result.append(LabCase(delayMs: delay, maxConnect: maxConnect, mode: mode, scope: scope, window: window))
+                        }
                     }
                 }
             }

@@ -36,10 +36,35 @@ public struct LabRow: Codable, Sendable, Equatable {
         public var p99: Double
     }
 
+    /// One burst of a `--burst` case: how long it took to drain (sender: its instant to the
+    /// reply to its last event) and the latency of its events that arrived (receiver).
+    public struct BurstRow: Codable, Sendable, Equatable {
+        public var burst: Int
+        public var events: Int
+        public var received: Int
+        public var drain_s: Double?
+        public var latency_s: Latency?
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(burst, forKey: .burst)
+            try c.encode(events, forKey: .events)
+            try c.encode(received, forKey: .received)
+            try c.encode(drain_s, forKey: .drain_s)
+            try c.encode(latency_s, forKey: .latency_s)
+        }
+    }
+
     public var delay_ms: Double
     public var max_connect: Int
     public var mode: String
     public var max_connect_scope: String
+    /// Unacked events allowed per persistent connection (1 for per-event).
+    public var window: Int
+    /// Events per burst (null: an even rate).
+    public var burst_size: Int?
+    /// Per burst, in order (null: an even rate).
+    public var bursts: [BurstRow]?
     /// Events to generate over the window (rate × duration).
     public var events: Int
     /// Events written at least once (a retried event counts once).
@@ -83,12 +108,14 @@ public struct LabRow: Codable, Sendable, Equatable {
     init(
         labCase: LabCase, rate: Double, duration: Double, grace: Double, intervalNanos: Int64,
         sender: SenderSummaryFile, receiver: ReceiverSummaryFile, timeline: [EventLatency]?,
-        linkError: (p50: Double, p99: Double)?, complete: Bool
+        linkError: (p50: Double, p99: Double)?, complete: Bool, burstSize: Int? = nil
     ) {
         delay_ms = labCase.delayMs
         max_connect = labCase.maxConnect
         mode = labCase.mode.rawValue
         max_connect_scope = labCase.mode == .persistent ? "-" : labCase.scope.rawValue
+        window = labCase.window
+        burst_size = burstSize
         events = sender.events
         sent = sender.sent
         received = receiver.received
@@ -129,10 +156,16 @@ public struct LabRow: Codable, Sendable, Equatable {
         warnings = []
         if let timeline {
             latency_incl_queued_s = EventTimeline.summary(timeline)
-            let verdict = KeptUp.judge(
-                backlogEnd: backlog_end, events: events, timeline: timeline, delaySeconds: labCase.delayMs / 1000)
-            kept_up = verdict?.keptUp
-            kept_up_detail = verdict?.detail
+            if let burstSize {
+                // Latency rises through a burst by design: judged by each burst's drain time instead.
+                bursts = Self.bursts(
+                    timeline: timeline, events: sender.events, size: burstSize, drains: sender.bursts?.per_burst ?? [])
+            } else {
+                let verdict = KeptUp.judge(
+                    backlogEnd: backlog_end, events: events, timeline: timeline, delaySeconds: labCase.delayMs / 1000)
+                kept_up = verdict?.keptUp
+                kept_up_detail = verdict?.detail
+            }
         }
         if let warning = LinkAccuracy.warning(releaseErrorP99: linkError?.p99, delaySeconds: labCase.delayMs / 1000) {
             warnings.append(warning)
@@ -160,6 +193,24 @@ public struct LabRow: Codable, Sendable, Equatable {
             timeline: timeline, linkError: (linkErrorP50, linkErrorP99), complete: true)
     }
 
+    /// Each burst's events (the timeline is in sequence order: index = sequence), their latency
+    /// where they arrived, and the sender's drain time.
+    static func bursts(timeline: [EventLatency], events: Int, size: Int, drains: [SenderSummaryFile.Bursts.Burst])
+        -> [BurstRow]
+    {
+        let size = max(1, size)
+        let drain = Dictionary(drains.map { ($0.burst, $0.drain_s) }, uniquingKeysWith: { first, _ in first })
+        return stride(from: 0, to: events, by: size).enumerated().map { index, start in
+            let members = timeline.indices.clamped(to: start..<min(events, start + size))
+            var recorder = LatencyRecorder()
+            for event in timeline[members] where !event.isQueued { recorder.record(nanos: event.nanos) }
+            let s = recorder.summary
+            return BurstRow(
+                burst: index, events: min(size, events - start), received: recorder.count, drain_s: drain[index] ?? nil,
+                latency_s: recorder.count > 0 ? Latency(min: s.min, mean: s.mean, max: s.max, p99: s.p99, p50: s.p50) : nil)
+        }
+    }
+
     // Written by hand so that what was not measured is `null`, not a missing key.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
@@ -167,6 +218,9 @@ public struct LabRow: Codable, Sendable, Equatable {
         try container.encode(max_connect, forKey: .max_connect)
         try container.encode(mode, forKey: .mode)
         try container.encode(max_connect_scope, forKey: .max_connect_scope)
+        try container.encode(window, forKey: .window)
+        try container.encode(burst_size, forKey: .burst_size)
+        try container.encode(bursts, forKey: .bursts)
         try container.encode(events, forKey: .events)
         try container.encode(sent, forKey: .sent)
         try container.encode(received, forKey: .received)
@@ -239,7 +293,8 @@ public enum LabReport {
         var lines: [[String]] = [header + (withOriginal ? ["2012 original (tc netem, 2 VMs)"] : [])]
         for row in rows {
             var cells = [
-                Human.duration(seconds: row.delay_ms / 1000), String(row.max_connect), row.mode,
+                Human.duration(seconds: row.delay_ms / 1000), String(row.max_connect),
+                row.window > 1 ? "\(row.mode) W\(row.window)" : row.mode,
                 row.max_connect_scope, String(row.events), String(row.sent), String(row.received),
                 String(row.backlog_end), String(row.in_flight), keptUpCell(row),
                 Human.minAvgMax(min: row.latency_s?.min, avg: row.latency_s?.mean, max: row.latency_s?.max),
@@ -252,13 +307,42 @@ public enum LabReport {
             }
             lines.append(cells)
         }
-        let columns = lines[0].count
+        return aligned(lines)
+    }
+
+    /// Columns padded to their widest cell (the last left as it is).
+    static func aligned(_ lines: [[String]]) -> String {
+        let columns = lines.first?.count ?? 0
         let widths = (0..<columns).map { column in lines.map { $0[column].count }.max() ?? 0 }
         return lines.map { cells in
             cells.enumerated().map { index, cell in
                 index == columns - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
             }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
         }.joined(separator: "\n")
+    }
+
+    /// `752 ms/801 ms`: p50/p99 without their label.
+    static func p50p99(_ p50: Double?, _ p99: Double?) -> String {
+        String(Human.percentiles([("p50", p50), ("p99", p99)]).dropFirst("p50/p99 ".count))
+    }
+
+    /// One line per burst of the `--burst` rows: drain time and the latency of its events; nil
+    /// when no row has bursts.
+    public static func burstTable(_ rows: [LabRow]) -> String? {
+        let header = ["delay", "max_connect", "mode", "burst", "events", "received", "drain", "latency", "p50/p99"]
+        var lines = [header]
+        for row in rows {
+            for burst in row.bursts ?? [] {
+                lines.append([
+                    Human.duration(seconds: row.delay_ms / 1000), String(row.max_connect),
+                    row.window > 1 ? "\(row.mode) W\(row.window)" : row.mode, String(burst.burst), String(burst.events),
+                    String(burst.received), Human.duration(seconds: burst.drain_s),
+                    Human.minAvgMax(min: burst.latency_s?.min, avg: burst.latency_s?.mean, max: burst.latency_s?.max),
+                    p50p99(burst.latency_s?.p50, burst.latency_s?.p99),
+                ])
+            }
+        }
+        return lines.count > 1 ? aligned(lines) : nil
     }
 
     static func keptUpCell(_ row: LabRow) -> String {
@@ -268,8 +352,8 @@ public enum LabReport {
 
     static func queuedCell(_ row: LabRow) -> String {
         guard let queued = row.latency_incl_queued_s else { return Human.notAvailable }
-        let figures = Human.percentiles([("p50", queued.p50), ("p99", queued.p99)])
-        return queued.queued > 0 ? "≥ " + figures.dropFirst("p50/p99 ".count) : String(figures.dropFirst("p50/p99 ".count))
+        let figures = p50p99(queued.p50, queued.p99)
+        return queued.queued > 0 ? "≥ " + figures : figures
     }
 
     /// One line per case: what was counted, what it took, whether it kept up, and the rate.

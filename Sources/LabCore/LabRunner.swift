@@ -108,11 +108,14 @@ public final class LabRunner {
         let index = runIndex
         let tag = "vtplab-\(getpid())-\(index)"
         let label = "delay \(Human.duration(seconds: labCase.delayMs / 1000)), max_connect \(labCase.maxConnect), \(labCase.mode.rawValue)"
-            + (labCase.mode == .perEvent ? ", scope \(labCase.scope.rawValue)" : "")
+            + (labCase.mode == .perEvent ? ", scope \(labCase.scope.rawValue)" : ", window \(labCase.window)")
+        let schedule = settings.bursts.map { b in
+            "in bursts of \(b.size) every \(Human.duration(seconds: b.everySeconds))"
+        } ?? "at \(Human.rate(settings.rate, unit: "events"))"
         let file = { (suffix: String) in self.paths.workDirectory.appendingPathComponent("\(tag)-\(suffix)").path }
         let grace = settings.grace(for: labCase)
         log(
-            "vtp-lab: [\(index)] \(label): \(settings.events) events at \(Human.rate(settings.rate, unit: "events"))"
+            "vtp-lab: [\(index)] \(label): \(settings.events) events \(schedule)"
                 + " over \(Human.duration(seconds: settings.duration)) (+\(Human.duration(seconds: grace)) grace);"
                 + " logs \(file("*"))")
 
@@ -164,15 +167,19 @@ public final class LabRunner {
                 log("vtp-lab: tcpdump did not start, continuing without a capture; \(Self.lastWords(of: capture))")
             }
         }
-        let sender = try start(
-            "sender", namespace: link.senderNamespace,
-            [
-                paths.sender, "--host", Self.receiverAddress, "--port", Self.port, "--max-connect",
-                String(labCase.maxConnect), "--events", String(settings.events), "--period", String(settings.duration),
-                "--mode", labCase.mode.rawValue, "--max-connect-scope", labCase.scope.rawValue, "--event-size",
-                String(settings.eventSize), "--report-interval", String(settings.reportInterval), "--drain-timeout",
-                String(grace), "--summary-json", senderJSON,
-            ])
+        var senderArguments = [
+            paths.sender, "--host", Self.receiverAddress, "--port", Self.port, "--max-connect",
+            String(labCase.maxConnect), "--events", String(settings.events), "--period", String(settings.duration),
+            "--mode", labCase.mode.rawValue, "--max-connect-scope", labCase.scope.rawValue, "--event-size",
+            String(settings.eventSize), "--report-interval", String(settings.reportInterval), "--drain-timeout",
+            String(grace), "--summary-json", senderJSON,
+        ]
+        // Only when they differ from the defaults: older senders lack these flags.
+        if labCase.window > 1 { senderArguments += ["--window", String(labCase.window)] }
+        if let bursts = settings.bursts {
+            senderArguments += ["--burst", String(bursts.size), "--burst-every", String(bursts.everySeconds)]
+        }
+        let sender = try start("sender", namespace: link.senderNamespace, senderArguments)
         waitForSender(sender, index: index, expectedSeconds: settings.duration + grace)
         let interrupted = Interruption.shared.isInterrupted
         if !interrupted {
@@ -188,13 +195,15 @@ public final class LabRunner {
         let timeline = (try? String(contentsOfFile: receiverCSV, encoding: .utf8)).map { text in
             EventTimeline.build(
                 events: senderSummary.events, intervalNanos: settings.intervalNanos,
-                senderElapsedNanos: Self.nanos(senderSummary.duration_s), arrivals: ReceiverEventsCSV.arrivals(text))
+                senderElapsedNanos: Self.nanos(senderSummary.duration_s), arrivals: ReceiverEventsCSV.arrivals(text),
+                burstSize: settings.burstSize)
         }
         let linkError = try link.stop()
         let row = LabRow(
             labCase: labCase, rate: settings.rate, duration: settings.duration, grace: grace,
             intervalNanos: settings.intervalNanos, sender: senderSummary,
-            receiver: receiverSummary, timeline: timeline, linkError: linkError, complete: !interrupted)
+            receiver: receiverSummary, timeline: timeline, linkError: linkError, complete: !interrupted,
+            burstSize: settings.bursts?.size)
         log("vtp-lab: [\(index)] " + (row.complete ? "" : "partial (interrupted): ") + LabReport.line(row))
         for warning in row.warnings { log("vtp-lab: [\(index)] warning: \(warning)") }
         return row

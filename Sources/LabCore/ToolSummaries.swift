@@ -21,6 +21,16 @@ struct SenderSummaryFile: Decodable, Equatable {
     /// How long the sender ran: from its start to its summary.
     var duration_s: Double
     var ack_rtt_s: Statistics?
+    /// With `--burst`: each burst's drain time.
+    var bursts: Bursts?
+
+    struct Bursts: Decodable, Equatable {
+        struct Burst: Decodable, Equatable {
+            var burst: Int
+            var drain_s: Double?
+        }
+        var per_burst: [Burst]?
+    }
 }
 
 /// The parts of `vtp-receiver --summary-json` the lab reads.

@@ -11,7 +11,7 @@ struct PGProbeCommand: AsyncParsableCommand {
             arguments or an unwritable output path.
             """,
         version: VTPBenchVersion.string,
-        subcommands: [QueryCommand.self, SniffCommand.self, CrosscheckCommand.self])
+        subcommands: [QueryCommand.self, SniffCommand.self, CrosscheckCommand.self, FailoverCommand.self])
 }
 
 extension PGProbeCommand {
@@ -30,6 +30,7 @@ extension PGProbeCommand {
             case let query as QueryCommand: try await query.run()
             case let sniff as SniffCommand: try await sniff.run()
             case let crosscheck as CrosscheckCommand: try await crosscheck.run()
+            case let failover as FailoverCommand: try await failover.run()
             default: try command.run()  // --help, --version
             }
         } catch {

@@ -1,6 +1,8 @@
 import ArgumentParser
 import CommandLineKit
 import Foundation
+import LiveMetrics
+import NIOPosix
 import PGProbeCore
 
 struct QueryCommand: AsyncParsableCommand {
@@ -17,11 +19,26 @@ struct QueryCommand: AsyncParsableCommand {
             """)
 
     @OptionGroup var options: ProbeOptions<QueryDefaults>
+    @OptionGroup var metrics: MetricsOptions
 
     func run() async throws {
         try checkOutputs("query", [("--summary-json", options.summaryJSON)])
         let probe = try options.probeOptions()  // checked in validate()
+        let metricsAddress = try metrics.parsed()
+        let live = QueryMetrics(on: MultiThreadedEventLoopGroup.singleton.next())
+        var metricsServer: MetricsServer?
+        if let metricsAddress {
+            do {
+                metricsServer = try await MetricsServer.start(
+                    at: metricsAddress,
+                    exporter: MetricsExporter(declaring: QueryMetrics.exported, on: live.loop) { live.snapshot() })
+            } catch {
+                emitError("pgprobe query: \(error)")
+                throw ExitStatus.runFailed
+            }
+        }
         emit("pgprobe query: \(probe.dsn.redacted), \(options.describe(probe))")
+        if let metricsServer { emit("pgprobe query: metrics at \(metricsServer.url)") }
         let metadata = RunMetadata()
         let started = ContinuousClock.now
         let quiet = options.quiet
@@ -30,6 +47,7 @@ struct QueryCommand: AsyncParsableCommand {
             do {
                 try await QueryProbe(options: probe).run { outcome in
                     statistics.record(outcome)
+                    live.record(outcome)
                     if !quiet { emit(statistics.line(for: outcome)) }
                 }
                 return (statistics, nil)
@@ -38,6 +56,7 @@ struct QueryCommand: AsyncParsableCommand {
             }
         }
         let elapsed = Double((ContinuousClock.now - started).nanoseconds) / 1e9
+        await metricsServer?.stop()
         // A rejected login is what the user must read first.
         if let fatal { emitError("pgprobe query: \(fatal)") }
         emit(statistics.finalLine(elapsedSeconds: elapsed))

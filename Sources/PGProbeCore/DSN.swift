@@ -6,23 +6,53 @@ import Foundation
 /// (also `postgresql://`) and the keyword form `host=127.0.0.1 port=5432 user=postgres dbname=postgres`.
 /// pgprobe speaks plaintext only (the sniffer must read the packets), so `sslmode` may be
 /// `disable`, `allow` or `prefer`, never `require` or stricter.
+///
+/// Several hosts, as libpq writes them (`postgres://u@h1:5432,h2:5433/db`, or
+/// `host=h1,h2 port=5432,5433`), are kept in `endpoints`; `host`/`port` are the first. Only
+/// `pgprobe failover` walks the list (it always wants a read-write server, whatever
+/// `target_session_attrs` says).
 public struct DSN: Sendable, Equatable {
     public var host: String
     public var port: Int
+    /// Every host:port in the order given (the first is `host`/`port`).
+    public var endpoints: [Endpoint]
     public var user: String
     public var password: String?
     public var database: String?
 
+    public struct Endpoint: Sendable, Equatable, CustomStringConvertible {
+        public var host: String
+        public var port: Int
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+        public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    }
+
     public init(host: String, port: Int = 5432, user: String, password: String? = nil, database: String? = nil) {
         self.host = host
         self.port = port
+        self.endpoints = [Endpoint(host: host, port: port)]
         self.user = user
         self.password = password
         self.database = database
     }
 
-    /// `host:port/database as user` — never shows the password.
-    public var redacted: String { "\(user)@\(host):\(port)/\(database ?? user)" }
+    /// `user@host:port/database` — never shows the password.
+    public var redacted: String {
+        let hosts = endpoints.count > 1 ? endpoints.map(\.description).joined(separator: ",") : "\(host):\(port)"
+        return "\(user)@\(hosts)/\(database ?? user)"
+    }
+
+    /// The same settings aimed at one of the endpoints.
+    public func at(_ endpoint: Endpoint) -> DSN {
+        var copy = self
+        copy.host = endpoint.host
+        copy.port = endpoint.port
+        copy.endpoints = [endpoint]
+        return copy
+    }
 
     public init(parsing text: String) throws(DSNError) {
         let trimmed = text.trimmingWhitespace
@@ -42,24 +72,41 @@ public struct DSN: Sendable, Equatable {
             throw DSNError(
                 "sslmode=\(sslmode) is not supported: pgprobe connects without TLS so that its packets stay readable (use sslmode=disable)")
         }
-        host = values.removeValue(forKey: "host") ?? "127.0.0.1"
-        if host.isEmpty { host = "127.0.0.1" }
-        guard !host.hasPrefix("/") else {
-            throw DSNError("host '\(host)' is a Unix socket directory; pgprobe needs TCP (e.g. host=127.0.0.1)")
+        let hosts = (values.removeValue(forKey: "host") ?? "").split(separator: ",", omittingEmptySubsequences: false)
+            .map { $0.isEmpty ? "127.0.0.1" : String($0) }
+        let portTexts = (values.removeValue(forKey: "port") ?? "").split(separator: ",", omittingEmptySubsequences: false)
+            .map(String.init)
+        guard portTexts.count <= 1 || portTexts.count == hosts.count else {
+            throw DSNError("\(hosts.count) hosts but \(portTexts.count) ports (give one port, or one per host)")
         }
-        if let portText = values.removeValue(forKey: "port"), !portText.isEmpty {
-            guard let value = Int(portText), (1...65535).contains(value) else {
-                throw DSNError("port '\(portText)' is not a number between 1 and 65535")
+        var endpoints: [Endpoint] = []
+        for (index, host) in hosts.enumerated() {
+            guard !host.hasPrefix("/") else {
+                throw DSNError("host '\(host)' is a Unix socket directory; pgprobe needs TCP (e.g. host=127.0.0.1)")
             }
-            port = value
-        } else {
-            port = 5432
+            let portText = portTexts.isEmpty ? "" : portTexts[portTexts.count == 1 ? 0 : index]
+            var port = 5432
+            if !portText.isEmpty {
+                guard let value = Int(portText), (1...65535).contains(value) else {
+                    throw DSNError("port '\(portText)' is not a number between 1 and 65535")
+                }
+                port = value
+            }
+            endpoints.append(Endpoint(host: host, port: port))
         }
+        self.endpoints = endpoints
+        host = endpoints[0].host
+        port = endpoints[0].port
         user = values.removeValue(forKey: "user") ?? "postgres"
         password = values.removeValue(forKey: "password")
         database = values.removeValue(forKey: "dbname")
         if database?.isEmpty == true { database = nil }
         // libpq options that do not change what goes on the wire for us.
+        if let attributes = values.removeValue(forKey: "target_session_attrs"),
+            !["any", "read-write", "primary", "read-only", "standby", "prefer-standby"].contains(attributes)
+        {
+            throw DSNError("target_session_attrs=\(attributes) is not one of any, read-write, primary, read-only, standby, prefer-standby")
+        }
         for harmless in ["connect_timeout", "application_name", "fallback_application_name"] {
             values.removeValue(forKey: harmless)
         }
@@ -97,19 +144,34 @@ public struct DSN: Sendable, Equatable {
                 values["user"] = try percentDecoded(userInfo)
             }
         }
-        if hostPort.hasPrefix("[") {  // [::1]:5432
-            guard let close = hostPort.firstIndex(of: "]") else { throw DSNError("unterminated IPv6 address '\(hostPort)'") }
-            values["host"] = String(hostPort[hostPort.index(after: hostPort.startIndex)..<close])
-            let after = hostPort[hostPort.index(after: close)...]
-            if after.hasPrefix(":") { values["port"] = String(after.dropFirst()) }
-            else if !after.isEmpty { throw DSNError("unexpected '\(after)' after the IPv6 address") }
-        } else if let colon = hostPort.lastIndex(of: ":") {
-            values["host"] = try percentDecoded(hostPort[..<colon])
-            values["port"] = String(hostPort[hostPort.index(after: colon)...])
-        } else if !hostPort.isEmpty {
-            values["host"] = try percentDecoded(hostPort)
+        // libpq: several hosts separated by commas, each with its own optional port.
+        var hosts: [String] = []
+        var ports: [String] = []
+        for part in hostPort.split(separator: ",", omittingEmptySubsequences: false) {
+            let (host, port) = try hostAndPort(part)
+            hosts.append(host)
+            ports.append(port)
+        }
+        if hosts.contains(where: { !$0.isEmpty }) || hosts.count > 1 { values["host"] = hosts.joined(separator: ",") }
+        if ports.contains(where: { !$0.isEmpty }) {
+            values["port"] = ports.count == 1 ? ports[0] : ports.map { $0.isEmpty ? "5432" : $0 }.joined(separator: ",")
         }
         return values
+    }
+
+    /// `host`, `host:port`, `[::1]:port` → (host, port text; empty when absent).
+    private static func hostAndPort(_ hostPort: Substring) throws(DSNError) -> (String, String) {
+        if hostPort.hasPrefix("[") {  // [::1]:5432
+            guard let close = hostPort.firstIndex(of: "]") else { throw DSNError("unterminated IPv6 address '\(hostPort)'") }
+            let host = String(hostPort[hostPort.index(after: hostPort.startIndex)..<close])
+            let after = hostPort[hostPort.index(after: close)...]
+            if after.hasPrefix(":") { return (host, String(after.dropFirst())) }
+            if !after.isEmpty { throw DSNError("unexpected '\(after)' after the IPv6 address") }
+            return (host, "")
+        } else if let colon = hostPort.lastIndex(of: ":") {
+            return (try percentDecoded(hostPort[..<colon]), String(hostPort[hostPort.index(after: colon)...]))
+        }
+        return (try percentDecoded(hostPort), "")
     }
 
     private static func keywordValues(_ text: String) throws(DSNError) -> [String: String] {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CommandLineKit
 import Foundation
+import LiveMetrics
 import ProxyCore
 
 @main
@@ -80,6 +81,8 @@ struct VTPProxy: AsyncParsableCommand {
     @Option(help: "HTTP JSON control endpoint (loopback), HOST:PORT.")
     var control: String?
 
+    @OptionGroup var metrics: MetricsOptions
+
     @Option(help: "Config file with many listeners (JSON: {\"control\", \"proxies\": [...]}).")
     var config: String?
 
@@ -119,6 +122,7 @@ struct VTPProxy: AsyncParsableCommand {
         } catch {
             throw ValidationError(error.description)
         }
+        let metricsAddress = try metrics.parsed()
         let runtime: ProxyRuntime
         do {
             runtime = try await ProxyRuntime.start(
@@ -128,10 +132,24 @@ struct VTPProxy: AsyncParsableCommand {
             if case ProxyError.cannotListen = error { throw ExitStatus.runFailed }
             throw ExitStatus.usage
         }
+        var metricsServer: MetricsServer?
+        if let metricsAddress {
+            do {
+                metricsServer = try await MetricsServer.start(
+                    at: metricsAddress,
+                    exporter: MetricsExporter(declaring: [], on: runtime.group.next()) { runtime.metricsSnapshot() })
+            } catch {
+                warn("vtp-proxy: \(error)")
+                await runtime.shutdown()
+                throw ExitStatus.runFailed
+            }
+        }
         for line in runtime.readyLines(control: plan.control) { say(line) }
+        if let metricsServer { say("vtp-proxy: metrics at \(metricsServer.url)") }
         if let warning = ProxyRuntime.controlWarning(plan.control) { warn(warning) }
         let signal = await TerminationSignals.wait()
         say("vtp-proxy: \(signal), shutting down")
+        await metricsServer?.stop()
         await runtime.shutdown()
         for line in runtime.summaryLines() { say(line) }
     }

@@ -19,12 +19,14 @@ final class ProxyConnection {
     private var state: ProxyConnectionState
     private var timers: [Timer: Scheduled<Void>] = [:]
     private var random = SystemRandomNumberGenerator()
+    private let traffic: NIOLoopBoundBox<ProxyTraffic>?
 
     init(id: UInt64, listener: ProxyListener, client: Channel) {
         self.id = id
         self.listener = listener
         self.client = client
         eventLoop = client.eventLoop
+        traffic = listener.traffic[ObjectIdentifier(client.eventLoop)]
         state = ProxyConnectionState(settings: .init(connectionID: id, spec: listener.spec))
     }
 
@@ -44,6 +46,7 @@ final class ProxyConnection {
     }
 
     func received(_ bytes: ByteBuffer, from side: ProxySide) {
+        traffic?.value.add(bytes.readableBytes, from: side)
         perform(state.received(bytes, from: side, nowNanos: nowNanos, toxics: toxics, using: &random))
     }
 

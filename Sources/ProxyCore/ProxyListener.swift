@@ -130,6 +130,8 @@ public final class ProxyListener: Sendable {
         var accepted: UInt64 = 0
         var lastUpstreamReport: NIODeadline = .distantPast
         var upstreamFailures: UInt64 = 0
+        /// Since the start, for --metrics: failed upstream connects and refused startups.
+        var failuresTotal = 0
         /// PostgreSQL clients that have not yet sent a complete startup packet.
         var pendingStartups = 0
         var lastRefusalReport: NIODeadline = .distantPast
@@ -147,6 +149,8 @@ public final class ProxyListener: Sendable {
     private let group: EventLoopGroup
     private let state: NIOLockedValueBox<State>
     private let warn: @Sendable (String) -> Void
+    /// Bytes forwarded, counted by each loop for its own connections (--metrics).
+    let traffic: [ObjectIdentifier: NIOLoopBoundBox<ProxyTraffic>]
 
     public init(
         spec: ProxySpec, group: EventLoopGroup, log: LogSink?,
@@ -158,6 +162,8 @@ public final class ProxyListener: Sendable {
         self.log = log
         self.warn = warn
         state = NIOLockedValueBox(State(toxics: spec.toxics, enabled: spec.enabled))
+        traffic = Dictionary(
+            uniqueKeysWithValues: group.makeIterator().map { (ObjectIdentifier($0), .makeBoxSendingValue(ProxyTraffic(), eventLoop: $0)) })
     }
 
     /// The address actually bound (the port is resolved when 0 was asked for).
@@ -165,6 +171,8 @@ public final class ProxyListener: Sendable {
     public var isEnabled: Bool { state.withLockedValue { $0.enabled } }
     public var activeConnections: Int { state.withLockedValue { $0.connections.count } }
     public var acceptedConnections: UInt64 { state.withLockedValue { $0.accepted } }
+    /// Failed upstream connects and refused startups since the start.
+    public var failuresTotal: Int { state.withLockedValue { $0.failuresTotal } }
     /// PostgreSQL clients connected that have not yet sent a complete startup packet.
     public var pendingStartups: Int { state.withLockedValue { $0.pendingStartups } }
 
@@ -321,6 +329,7 @@ public final class ProxyListener: Sendable {
     func reportStartupRefusal() {
         let (shouldWarn, suppressed) = state.withLockedValue { state -> (Bool, UInt64) in
             state.refusals += 1
+            state.failuresTotal += 1
             let now = NIODeadline.now()
             guard now - state.lastRefusalReport > .seconds(1) else { return (false, 0) }
             state.lastRefusalReport = now
@@ -339,6 +348,7 @@ public final class ProxyListener: Sendable {
     func reportUpstreamFailure(upstream: String, reason: String) {
         let (shouldWarn, suppressed) = state.withLockedValue { state -> (Bool, UInt64) in
             state.upstreamFailures += 1
+            state.failuresTotal += 1
             let now = NIODeadline.now()
             guard now - state.lastUpstreamReport > .seconds(1) else { return (false, 0) }
             state.lastUpstreamReport = now

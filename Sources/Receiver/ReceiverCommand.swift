@@ -1,6 +1,7 @@
 import ArgumentParser
 import BenchConfig
 import CommandLineKit
+import LiveMetrics
 import NIOCore
 import NIOPosix
 import VTPEngine
@@ -24,6 +25,7 @@ struct ReceiverCommand: AsyncParsableCommand {
         version: VTPBenchVersion.string)
 
     @OptionGroup var settings: ReceiverSettings
+    @OptionGroup var metrics: MetricsOptions
     @Option(parsing: .unconditional, help: "Stop after receiving this many events.") var stopAfterEvents: Int?
     @Option(
         parsing: .unconditional,
@@ -86,6 +88,7 @@ struct ReceiverCommand: AsyncParsableCommand {
 
     func run() async throws {
         let (c, options) = try resolved()
+        let metricsAddress = try metrics.parsed()
         do {
             try OutputPaths.check([
                 ("--summary-json", summaryJSON), ("--events-csv", eventsCSV), ("--wire-events-csv", wireEventsCSV),
@@ -101,6 +104,7 @@ struct ReceiverCommand: AsyncParsableCommand {
         let receiver: VTPReceiver
         let bound: SocketAddress
         let wire: LiveWireMonitor?  // capture: opened before binding so no event is missed
+        var metricsServer: MetricsServer?
         func cannotRun(_ error: any Error) async -> ExitCode {
             LineOutput.printError("vtp-receiver: \(UserMessage.describe(error))")
             try? await group.shutdownGracefully()
@@ -110,6 +114,20 @@ struct ReceiverCommand: AsyncParsableCommand {
             wire = try captureInterface.map { try LiveWireMonitor(interface: $0, keepsPairs: wireEventsCSV != nil) }
             receiver = try VTPReceiver(
                 options: options, group: group, errorOutput: { logger.warning("\($0)") }, observer: wire?.observer)
+            // Before binding: a metrics port in use stops the run before any sender connects.
+            if let metricsAddress {
+                do {
+                    metricsServer = try await MetricsServer.start(
+                        at: metricsAddress,
+                        exporter: MetricsExporter(declaring: ReceiverMetrics.exported, on: group.next()) { [receiver] in
+                            receiver.metricsSnapshot()
+                        })
+                } catch {
+                    receiver.stop()  // never started: ends it so nothing is left pending
+                    _ = try? await receiver.done.get()
+                    throw error
+                }
+            }
             bound = try await receiver.start().get()  // a failed start also ends `done`
         } catch {
             throw await cannotRun(error)
@@ -122,6 +140,7 @@ struct ReceiverCommand: AsyncParsableCommand {
             throw await cannotRun(error)
         }
         LineOutput.print("vtp-receiver: listening on \(bound.ipAddress ?? c.host):\(bound.port ?? c.port)")
+        if let metricsServer { LineOutput.print("vtp-receiver: metrics at \(metricsServer.url)") }
         if let wire {
             LineOutput.print("vtp-receiver: capturing on \(wire.interface) (\(wire.linkTypeName), \(wire.precision) timestamps)")
             if let note = wire.precisionNote { LineOutput.print("vtp-receiver: note: \(note)") }
@@ -162,6 +181,7 @@ struct ReceiverCommand: AsyncParsableCommand {
                 writeFailed = true
             }
         }
+        await metricsServer?.stop()
         try? await group.shutdownGracefully()
         if writeFailed { throw ExitStatus.runFailed }
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BenchConfig
 import CommandLineKit
+import LiveMetrics
 import NIOCore
 import NIOPosix
 import Protocol
@@ -27,6 +28,7 @@ struct SenderCommand: ParsableCommand {
         version: VTPBenchVersion.string)
 
     @OptionGroup var settings: SenderSettings
+    @OptionGroup var metrics: MetricsOptions
     @Option(parsing: .unconditional, help: "Events per second: sets --period to events/rate (overrides --period).")
     var rate: String?
     @Option(name: .customLong("summary-json"), help: "Write the final summary as JSON to this file.")
@@ -59,6 +61,7 @@ struct SenderCommand: ParsableCommand {
 
     private func send() throws {
         let configuration = try resolvedConfiguration()
+        let metricsAddress = try metrics.parsed()
         if printEvent {
             let builder = TestEventBuilder(localIVO: configuration.localIVO, eventSize: configuration.eventSize)
             print(builder.document(sequence: 0, sentNanos: WallClock.nowNanos()), terminator: "")
@@ -84,13 +87,29 @@ struct SenderCommand: ParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         defer { try? group.syncShutdownGracefully() }
         let metadata = RunMetadata()
+<<<<<<< HEAD
         let sender = VTPSender(options: SenderOptions(configuration: configuration, failback: failback), group: group)
+=======
+        let sender = VTPSender(options: SenderOptions(configuration: configuration), group: group)
+        let metricsServer = try metricsAddress.map { address in
+            let exporter = MetricsExporter(declaring: SenderMetrics.exported, on: group.next()) { sender.metricsSnapshot() }
+            do {
+                return try exporter.loop.makeFutureWithTask { try await MetricsServer.start(at: address, exporter: exporter) }.wait()
+            } catch {
+                sender.stop()  // never started: ends its run so nothing is left pending
+                _ = try? sender.finished.wait()
+                throw OneLineFailure(UserMessage.describe(error), status: ExitStatus.runFailed)
+            }
+        }
+        defer { if let metricsServer { try? group.next().makeFutureWithTask { await metricsServer.stop() }.wait() } }
+>>>>>>> main
         let signals = TerminationSignals { name in
             LineOutput.printError("vtp-sender: \(name): stopping")
             sender.stop()
         }
         defer { signals.cancel() }
         LineOutput.print(SenderSummaryText.startLine(configuration, eventSizeSent: sender.eventSizeSent, runID: sender.builder.runID))
+        if let metricsServer { LineOutput.print("vtp-sender: metrics at \(metricsServer.url)") }
         let summary: SenderSummary
         do {
             summary = try sender.start().wait()

@@ -98,6 +98,8 @@ public struct ReceiverTally: Sendable {
     public var withinClockError = 0
     /// Latencies of events neither in the warm-up nor with an implausible timestamp.
     public var latency = LatencyRecorder()
+    /// The same latencies in `--metrics`' Prometheus buckets.
+    public var latencyBuckets = ExponentialBuckets()
     public var firstEventNanos: Int64?
     public var lastEventNanos: Int64?
     /// The sender's latest clock-offset estimate (receiver − sender), relayed in its events.
@@ -125,6 +127,7 @@ public struct ReceiverTally: Sendable {
             warmupExcluded += 1
         } else {
             latency.record(nanos: event.latencyNanos)
+            latencyBuckets.record(nanos: event.latencyNanos)
         }
         return event
     }
@@ -139,6 +142,7 @@ public struct ReceiverTally: Sendable {
         implausibleTimestamps += other.implausibleTimestamps
         withinClockError += other.withinClockError
         latency.merge(other.latency)
+        latencyBuckets.merge(other.latencyBuckets)
         if let first = other.firstEventNanos { firstEventNanos = min(firstEventNanos ?? first, first) }
         if let last = other.lastEventNanos { lastEventNanos = max(lastEventNanos ?? last, last) }
         if let clock = other.clockOffset, clock.receivedNanos >= clockOffset?.receivedNanos ?? .min {

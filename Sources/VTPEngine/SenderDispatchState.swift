@@ -85,8 +85,11 @@ public struct SenderDispatchState: Sendable {
     public let scope: MaxConnectScope
     public let maxConnect: Int
     public let totalEvents: UInt64
+    /// Time between scheduled instants: between events, or between bursts.
     public let intervalNanos: Int64
     public let startWallNanos: Int64
+    /// Events scheduled at each instant: 1 spreads them evenly; more makes bursts.
+    public let burstSize: Int
     /// Events a persistent connection may have awaiting replies at once (`--window`); per-event
     /// connections carry one.
     public let window: Int
@@ -132,7 +135,7 @@ public struct SenderDispatchState: Sendable {
 
     public init(
         mode: SenderMode, scope: MaxConnectScope, maxConnect: Int, totalEvents: Int, intervalNanos: Int64,
-        startWallNanos: Int64, window: Int = 1
+        startWallNanos: Int64, window: Int = 1, burstSize: Int = 1
     ) {
         self.mode = mode
         self.scope = scope
@@ -141,6 +144,26 @@ public struct SenderDispatchState: Sendable {
         self.intervalNanos = max(0, intervalNanos)
         self.startWallNanos = startWallNanos
         self.window = mode == .persistent ? max(1, window) : 1
+        self.burstSize = max(1, burstSize)
+    }
+
+    // MARK: the schedule
+
+    /// When event `sequence` is due, after the start: its burst's instant. Saturates instead of
+    /// overflowing (a schedule beyond Int64 nanoseconds is never reached).
+    public func scheduledOffsetNanos(of sequence: UInt64) -> Int64 {
+        let instant = sequence / UInt64(burstSize)
+        guard instant <= UInt64(Int64.max) else { return .max }
+        let (offset, overflow) = Int64(instant).multipliedReportingOverflow(by: intervalNanos)
+        return overflow ? .max : offset
+    }
+
+    /// How many events are due `elapsedNanos` after the start (every instant reached, whole).
+    public func dueCount(elapsedNanos: Int64) -> UInt64 {
+        guard intervalNanos > 0 else { return totalEvents }
+        let instants = UInt64(max(0, elapsedNanos) / intervalNanos) + 1
+        let (due, overflow) = instants.multipliedReportingOverflow(by: UInt64(burstSize))
+        return overflow ? totalEvents : min(totalEvents, due)
     }
 
     /// Events scheduled but not yet on a connection.
@@ -368,7 +391,7 @@ public struct SenderDispatchState: Sendable {
         let sequence = nextFresh
         nextFresh += 1
         return PendingEvent(
-            sequence: sequence, scheduledNanos: startWallNanos + Int64(sequence) * intervalNanos, attempts: 0)
+            sequence: sequence, scheduledNanos: startWallNanos &+ scheduledOffsetNanos(of: sequence), attempts: 0)
     }
 
     private mutating func send(_ event: PendingEvent, on id: ConnectionID) -> Action {

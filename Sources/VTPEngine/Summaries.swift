@@ -27,6 +27,8 @@ public struct SenderSummary: Codable, Sendable, Equatable {
     public var maxConnectScope: String
     /// Events a persistent connection could have awaiting acks (absent in older summaries).
     public var window: Int?
+    /// With `--burst`: each burst's drain time (nil without bursts).
+    public var bursts: BurstsSummary?
     /// Receiver clock − sender clock, from the acks' receive/reply times (nil without them).
     public var clockOffset: ClockOffsetSummary?
     /// Smallest and largest event document written, in bytes (nil when none was).
@@ -64,7 +66,7 @@ public struct SenderSummary: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case events, sent, acked, nakked, failed, retries, errors, mode, window
+        case events, sent, acked, nakked, failed, retries, errors, mode, window, bursts
         case notSent = "not_sent"
         case clockOffset = "clock_offset_s"
         case maxBacklog = "max_backlog"
@@ -106,6 +108,7 @@ public struct SenderSummary: Codable, Sendable, Equatable {
         try c.encode(maxConnect, forKey: .maxConnect)
         try c.encode(maxConnectScope, forKey: .maxConnectScope)
         try c.encode(window, forKey: .window)
+        try c.encode(bursts, forKey: .bursts)
         try c.encode(clockOffset, forKey: .clockOffset)
         try c.encode(eventBytes, forKey: .eventBytes)
         try c.encodeIfPresent(failovers, forKey: .failovers)

@@ -5,7 +5,9 @@ import LatencyStats
 public enum SenderSummaryText {
     /// What the run will do, printed before it starts; the event size is the size sent.
     public static func startLine(_ c: BenchConfiguration, eventSizeSent: Int, runID: String) -> String {
-        let schedule = c.period > 0
+        let schedule = c.burst > 0
+            ? "in bursts of \(c.burst) every \(Human.duration(seconds: c.burstEvery))"
+            : c.period > 0
             ? "over \(Human.duration(seconds: c.period)) (\(Human.rate(Double(c.events) / c.period, unit: "events")))"
             : "all at once"
         let size = eventSizeSent > c.eventSize
@@ -35,6 +37,13 @@ public enum SenderSummaryText {
                 "ack round trip (write -> ack read, sender's monotonic clock; not one-way latency): "
                     + Human.minAvgMax(min: r.min, avg: r.mean, max: r.max) + ", stddev \(Human.duration(seconds: r.stddev)), "
                     + Human.percentiles([("p50", r.p50), ("p90", r.p90), ("p99", r.p99), ("p99.9", r.p999)]))
+        }
+        if let b = s.bursts {
+            let d = b.drainStatistics
+            lines.append(
+                "bursts: \(b.drained) of \(b.bursts) drained (\(b.size) events every \(Human.duration(seconds: b.everySeconds))); "
+                    + "drain time " + Human.minAvgMax(min: d?.min, avg: d?.mean, max: d?.max) + ", "
+                    + Human.percentiles([("p50", d?.p50), ("p99", d?.p99)]))
         }
         if let c = s.clockOffset {
             lines.append("clock offset (receiver - sender, NTP-style from \(c.samples ?? 0) acks): " + clockOffset(c))

@@ -1,5 +1,6 @@
 import BenchConfig
 import LatencyStats
+import LiveMetrics
 import NIOCore
 import NIOPosix
 import Protocol
@@ -66,6 +67,8 @@ public final class VTPReceiver: Sendable {
         var phase = Phase.created
         var stopWhenBound = false
         var statistics = ReceiverStatistics()
+        /// Taken from the loops for `--metrics` since the last report; the next report adds it.
+        var unreported = ReceiverTally()
         var serverChannel: Channel?
         var reportTask: RepeatedTask?
         var events = 0
@@ -166,7 +169,9 @@ public final class VTPReceiver: Sendable {
     }
 
     private func report() -> EventLoopFuture<Void> {
-        collect().map { interval in
+        collect().map { latest in
+            var interval = self.home.value.unreported.take()
+            interval.merge(latest)
             let lines = self.home.value.statistics.report(adding: interval, nowNanos: WallClock.nowNanos())
             for line in lines { self.output(line) }
         }
@@ -184,6 +189,20 @@ public final class VTPReceiver: Sendable {
                 merged.merge(tally)
             }
             return merged
+        }
+    }
+
+    /// Everything so far, for `--metrics`: the loops' shares are taken now (kept for the next
+    /// report), so a scrape never waits for a report and never counts an event twice.
+    public func metricsSnapshot() -> EventLoopFuture<MetricsSnapshot> {
+        home.eventLoop.flatSubmit {
+            self.collect().map { latest in
+                self.home.withValue { home in
+                    home.unreported.merge(latest)
+                    return ReceiverMetrics.snapshot(
+                        totals: home.statistics.totals, unreported: home.unreported, sequences: home.statistics.sequences)
+                }
+            }
         }
     }
 
@@ -219,6 +238,7 @@ public final class VTPReceiver: Sendable {
             .flatMap { self.closeConnections() }
             .flatMap { self.collect() }
             .flatMap { last in
+                self.home.value.statistics.absorb(self.home.value.unreported.take())
                 self.home.value.statistics.absorb(last)
                 return self.closeCSV()
             }

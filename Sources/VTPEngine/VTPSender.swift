@@ -6,6 +6,7 @@ import Darwin
 import BenchConfig
 import CommandLineKit
 import LatencyStats
+import LiveMetrics
 import NIOCore
 import NIOPosix
 import Protocol
@@ -108,6 +109,12 @@ public final class VTPSender: Sendable {
         engine.eventLoop.execute { engine.value.finish() }
     }
 
+    /// What `--metrics` exports, read on the control loop.
+    public func metricsSnapshot() -> EventLoopFuture<MetricsSnapshot> {
+        let engine = engine
+        return engine.eventLoop.submit { engine.value.metricsSnapshot() }
+    }
+
     /// The size of an event document as sent: `event_size`, or the unpadded event when that
     /// is larger (the first events; later ones grow by their sequence digits and clock offset).
     public var eventSizeSent: Int {
@@ -127,6 +134,11 @@ public final class VTPSender: Sendable {
         ]
         // Events per second as scheduled; all at once has no rate.
         settings["rate"] = c.period > 0 ? Double(c.events) / c.period : nil
+        if c.burst > 0 {
+            settings["burst"] = c.burst
+            settings["burst_every_s"] = c.burstEvery
+            settings["rate"] = Double(c.burst) / c.burstEvery
+        }
         return settings
     }
 }
@@ -191,12 +203,14 @@ final class SenderEngine {
     private var connecting: [ConnectionID: Channel] = [:]
     private var intervalRoundTrips = LatencyRecorder()
     private var totalRoundTrips = LatencyRecorder()
+    private var roundTripBuckets = ExponentialBuckets()  // --metrics
     private var clock = ClockOffsetEstimator()
     private var lastError: String?
     private var intervalErrors = 0
     private var lastReport = (nanos: Int64(0), acked: 0)
     private var reports = 0
     private var eventBytes: SenderSummary.ByteRange?
+    private var bursts: BurstTracker?
     /// One pending timer per purpose: a new one replaces (and cancels) the previous.
     private enum Timer { case tick, report, drain, connectDeadline, wakeUp, failoverWakeUp }
     private var timers: [Timer: Scheduled<Void>] = [:]
@@ -223,11 +237,14 @@ final class SenderEngine {
     }
 
     private static func dispatchState(_ options: SenderOptions, startWallNanos: Int64) -> SenderDispatchState {
-        let intervalNanos = options.events > 0 ? DurationRule.nanoseconds(options.period / Double(options.events)) : 0
+        // Bursts: `burst` events at each instant, `burst_every` apart; else one event per instant.
+        let intervalNanos = options.burst > 0
+            ? DurationRule.nanoseconds(options.burstEvery)
+            : options.events > 0 ? DurationRule.nanoseconds(options.period / Double(options.events)) : 0
         return SenderDispatchState(
             mode: options.mode, scope: options.maxConnectScope, maxConnect: options.maxConnect,
             totalEvents: options.events, intervalNanos: intervalNanos, startWallNanos: startWallNanos,
-            window: options.window)
+            window: options.window, burstSize: max(1, options.burst))
     }
 
     private var now: Int64 { VTPSender.monotonicNanos() }
@@ -239,7 +256,13 @@ final class SenderEngine {
         startMonotonic = now
         lastReport = (startMonotonic, 0)
         state = Self.dispatchState(options, startWallNanos: WallClock.nowNanos())
+<<<<<<< HEAD
         policy = Self.failoverPolicy(options, startNanos: startMonotonic)
+=======
+        if options.burst > 0 {
+            bursts = BurstTracker(burstSize: options.burst, intervalNanos: state.intervalNanos, totalEvents: options.events)
+        }
+>>>>>>> main
         scheduleReport()
         // Fail fast: a receiver never reached by then is unreachable, not slow.
         after(.nanoseconds(DurationRule.nanoseconds(options.connectTimeout)), .connectDeadline) {
@@ -277,12 +300,11 @@ final class SenderEngine {
 
     private func tick() {
         let now = now
-        let interval = state.intervalNanos
         let total = UInt64(options.events)
-        let due = interval == 0 ? total : min(total, UInt64((now - startMonotonic) / interval) + 1)
+        let due = state.dueCount(elapsedNanos: now - startMonotonic)
         execute(state.eventsDue(due, now: now))
         if due < total {
-            let nextDue = startMonotonic + Int64(due) * interval
+            let nextDue = startMonotonic &+ state.scheduledOffsetNanos(of: due)
             // Batch at high rates: the embedded timestamps stay exact either way.
             at(.uptimeNanoseconds(UInt64(max(nextDue, now + 200_000))), .tick) { $0.tick() }
         } else {
@@ -310,9 +332,12 @@ final class SenderEngine {
         case .replies(let id, let replies):
             guard !stopped else { return }
             let now = now
+            let sinceStart = WallClock.nowNanos() - state.startWallNanos
             var actions: [SenderDispatchState.Action] = []
             for reply in replies {
+                bursts?.replied(sequence: reply.sequence, accepted: reply.accepted, offsetNanos: sinceStart)
                 intervalRoundTrips.record(nanos: reply.roundTripNanos)
+                roundTripBuckets.record(nanos: reply.roundTripNanos)
                 if let sample = reply.clockSample { clock.add(sample) }
                 eventBytes = SenderSummary.ByteRange(
                     min: min(eventBytes?.min ?? .max, reply.documentBytes), max: max(eventBytes?.max ?? 0, reply.documentBytes))
@@ -512,6 +537,8 @@ final class SenderEngine {
 
     // MARK: reporting
 
+    func metricsSnapshot() -> MetricsSnapshot { SenderMetrics.snapshot(state, roundTrips: roundTripBuckets) }
+
     private func report() {
         let now = now
         let rtt = intervalRoundTrips.count > 0 ? intervalRoundTrips.summary : nil
@@ -545,6 +572,7 @@ final class SenderEngine {
             ackRoundTripStatistics: rtt.count > 0 ? rtt.summary : nil, retries: state.resent, errors: state.errors,
             errorsByCause: Dictionary(uniqueKeysWithValues: state.errorsByCause.map { ($0.key.rawValue, $0.value) }),
             mode: options.mode.rawValue, maxConnect: options.maxConnect, maxConnectScope: options.maxConnectScope.rawValue,
+<<<<<<< HEAD
             window: options.window, clockOffset: clock.estimate.map { ClockOffsetSummary($0, samples: clock.samples) }, eventBytes: eventBytes)
         summary.failovers = policy.failovers
         summary.failbacks = policy.failbacks
@@ -555,6 +583,9 @@ final class SenderEngine {
         summary.targets = policy.targetSummaries
         summary.failoverMode = policy.mode.rawValue
         return summary
+=======
+            window: options.window, bursts: bursts?.summary, clockOffset: clock.estimate.map { ClockOffsetSummary($0, samples: clock.samples) }, eventBytes: eventBytes)
+>>>>>>> main
     }
 
     /// Ends the run: closes every connection (and connect under way), completes `finished`.
