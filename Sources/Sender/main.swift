@@ -87,10 +87,7 @@ struct SenderCommand: ParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         defer { try? group.syncShutdownGracefully() }
         let metadata = RunMetadata()
-<<<<<<< HEAD
         let sender = VTPSender(options: SenderOptions(configuration: configuration, failback: failback), group: group)
-=======
-        let sender = VTPSender(options: SenderOptions(configuration: configuration), group: group)
         let metricsServer = try metricsAddress.map { address in
             let exporter = MetricsExporter(declaring: SenderMetrics.exported, on: group.next()) { sender.metricsSnapshot() }
             do {
@@ -102,7 +99,6 @@ struct SenderCommand: ParsableCommand {
             }
         }
         defer { if let metricsServer { try? group.next().makeFutureWithTask { await metricsServer.stop() }.wait() } }
->>>>>>> main
         let signals = TerminationSignals { name in
             LineOutput.printError("vtp-sender: \(name): stopping")
             sender.stop()

@@ -256,13 +256,10 @@ final class SenderEngine {
         startMonotonic = now
         lastReport = (startMonotonic, 0)
         state = Self.dispatchState(options, startWallNanos: WallClock.nowNanos())
-<<<<<<< HEAD
         policy = Self.failoverPolicy(options, startNanos: startMonotonic)
-=======
         if options.burst > 0 {
             bursts = BurstTracker(burstSize: options.burst, intervalNanos: state.intervalNanos, totalEvents: options.events)
         }
->>>>>>> main
         scheduleReport()
         // Fail fast: a receiver never reached by then is unreachable, not slow.
         after(.nanoseconds(DurationRule.nanoseconds(options.connectTimeout)), .connectDeadline) {
@@ -572,8 +569,7 @@ final class SenderEngine {
             ackRoundTripStatistics: rtt.count > 0 ? rtt.summary : nil, retries: state.resent, errors: state.errors,
             errorsByCause: Dictionary(uniqueKeysWithValues: state.errorsByCause.map { ($0.key.rawValue, $0.value) }),
             mode: options.mode.rawValue, maxConnect: options.maxConnect, maxConnectScope: options.maxConnectScope.rawValue,
-<<<<<<< HEAD
-            window: options.window, clockOffset: clock.estimate.map { ClockOffsetSummary($0, samples: clock.samples) }, eventBytes: eventBytes)
+            window: options.window, bursts: bursts?.summary, clockOffset: clock.estimate.map { ClockOffsetSummary($0, samples: clock.samples) }, eventBytes: eventBytes)
         summary.failovers = policy.failovers
         summary.failbacks = policy.failbacks
         // Scheduled events no target acked: the unfinished and the nak'd (seen-before naks are acked).
@@ -583,9 +579,6 @@ final class SenderEngine {
         summary.targets = policy.targetSummaries
         summary.failoverMode = policy.mode.rawValue
         return summary
-=======
-            window: options.window, bursts: bursts?.summary, clockOffset: clock.estimate.map { ClockOffsetSummary($0, samples: clock.samples) }, eventBytes: eventBytes)
->>>>>>> main
     }
 
     /// Ends the run: closes every connection (and connect under way), completes `finished`.
