@@ -73,7 +73,9 @@ public enum SenderRunError: Error, CustomStringConvertible, Equatable {
 public final class VTPSender: Sendable {
     public let options: SenderOptions
     public let builder: TestEventBuilder
-    private let engine: NIOLoopBoundBox<SenderEngine>
+    /// One engine; with `--failover all`, one per target (see `AllTargetsCoordinator`).
+    private let engines: [NIOLoopBoundBox<SenderEngine>]
+    private let coordinator: NIOLoopBoundBox<AllTargetsCoordinator>?
     private let promise: EventLoopPromise<SenderSummary>
 
     public init(
@@ -82,11 +84,50 @@ public final class VTPSender: Sendable {
     ) {
         self.options = options
         let loop = group.next()
-        builder = TestEventBuilder(localIVO: options.localIVO, runID: runID, eventSize: options.eventSize)
-        promise = loop.makePromise(of: SenderSummary.self)
-        engine = NIOLoopBoundBox.makeBoxSendingValue(
-            SenderEngine(options: options, builder: builder, group: group, loop: loop, promise: promise, output: output),
-            eventLoop: loop)
+        let builder = TestEventBuilder(localIVO: options.localIVO, runID: runID, eventSize: options.eventSize)
+        self.builder = builder
+        let promise = loop.makePromise(of: SenderSummary.self)
+        self.promise = promise
+        let targets = options.configuration.senderTargets
+        guard options.failover == .all, targets.count > 1 else {
+            coordinator = nil
+            engines = [
+                NIOLoopBoundBox.makeBoxSendingValue(
+                    SenderEngine(options: options, builder: builder, group: group, loop: loop, promise: promise, output: output),
+                    eventLoop: loop)
+            ]
+            return
+        }
+        let coordinator = NIOLoopBoundBox.makeBoxSendingValue(AllTargetsCoordinator(events: options.events), eventLoop: loop)
+        var lanes: [EventLoopFuture<SenderSummary>] = []
+        engines = targets.map { target in
+            var lane = options
+            lane.configuration.targets = [target]
+            let promise = loop.makePromise(of: SenderSummary.self)
+            lanes.append(promise.futureResult)
+            return NIOLoopBoundBox.makeBoxSendingValue(
+                SenderEngine(
+                    options: lane, builder: builder, group: group, loop: loop, promise: promise, output: output,
+                    coordinator: coordinator),
+                eventLoop: loop)
+        }
+        self.coordinator = coordinator
+        let engines = engines
+        EventLoopFuture.whenAllComplete(lanes, on: loop).whenSuccess { results in
+            let all = coordinator.value
+            all.lanes = []  // the run is over: no reference cycle remains
+            let summaries = results.compactMap { try? $0.get() }
+            var roundTrips = LatencyRecorder()
+            for engine in engines { roundTrips.merge(engine.value.allRoundTrips) }
+            if engines.allSatisfy({ $0.value.wasUnreachable }) {
+                promise.fail(
+                    SenderRunError.noTargetReachable(
+                        targets: targets.map(\.description), waitedSeconds: options.connectTimeout,
+                        cause: engines.last?.value.lastFailure ?? "connect timed out"))
+            } else {
+                promise.succeed(all.summary(summaries, roundTrips: roundTrips))
+            }
+        }
     }
 
     static func monotonicNanos() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds) }
@@ -97,22 +138,25 @@ public final class VTPSender: Sendable {
     public var finished: EventLoopFuture<SenderSummary> { promise.futureResult }
 
     public func start() -> EventLoopFuture<SenderSummary> {
-        let mailbox = SenderMailbox(engine: engine)
-        engine.eventLoop.execute { mailbox.engine.value.start(mailbox: mailbox) }
+        let (engines, coordinator) = (engines, coordinator)
+        engines[0].eventLoop.execute {
+            coordinator?.value.lanes = engines
+            for engine in engines { engine.value.start(mailbox: SenderMailbox(engine: engine)) }
+        }
         return finished
     }
 
     /// Stops sending: scheduled events not yet acked or nak'd count as failed, events never
     /// scheduled as not sent.
     public func stop() {
-        let engine = engine
-        engine.eventLoop.execute { engine.value.finish() }
+        let engines = engines
+        engines[0].eventLoop.execute { for engine in engines { engine.value.finish() } }
     }
 
     /// What `--metrics` exports, read on the control loop.
     public func metricsSnapshot() -> EventLoopFuture<MetricsSnapshot> {
-        let engine = engine
-        return engine.eventLoop.submit { engine.value.metricsSnapshot() }
+        let engines = engines
+        return engines[0].eventLoop.submit { AllTargetsSummary.combine(engines.map { $0.value.metricsSnapshot() }) }
     }
 
     /// The size of an event document as sent: `event_size`, or the unpadded event when that
@@ -196,6 +240,10 @@ final class SenderEngine {
     private var policy: FailoverPolicy
     private var targetOf: [ConnectionID: Int] = [:]
     private var seenBefore = 0
+    /// `--failover all`: this engine serves one of the targets; the others share this.
+    private let coordinator: NIOLoopBoundBox<AllTargetsCoordinator>?
+    /// No connection ever opened within the connect timeout (`--failover all` goes on without it).
+    private(set) var wasUnreachable = false
     private var mailbox: SenderMailbox?
     private var startMonotonic: Int64 = 0
     private var handlers: [ConnectionID: NIOLoopBound<SenderConnectionHandler>] = [:]
@@ -219,8 +267,10 @@ final class SenderEngine {
 
     init(
         options: SenderOptions, builder: TestEventBuilder, group: EventLoopGroup, loop: EventLoop,
-        promise: EventLoopPromise<SenderSummary>, output: @escaping @Sendable (String) -> Void
+        promise: EventLoopPromise<SenderSummary>, output: @escaping @Sendable (String) -> Void,
+        coordinator: NIOLoopBoundBox<AllTargetsCoordinator>? = nil
     ) {
+        self.coordinator = coordinator
         self.options = options
         self.builder = builder
         self.group = group
@@ -345,10 +395,12 @@ final class SenderEngine {
                 if let target = targetOf[id] {
                     if delivered { executePolicy(policy.acked(target: target, now: now)) } else { policy.nakked(target: target) }
                 }
+                coordinator?.value.record(sequence: reply.sequence, delivered: delivered)
                 actions += state.replied(id, sequence: reply.sequence, accepted: delivered, now: now)
             }
             // One execute: the events these replies free go out together, one write per connection.
             execute(actions)
+            coordinator?.value.check()
         case .failed(let id, let error):
             failed(id, error)
         case .peerClosed(let id):
@@ -370,7 +422,10 @@ final class SenderEngine {
         lastError = ErrorText.describe(error)
         let cause = Self.classify(error)
         guard policy.targets.count > 1, let target = targetOf[id] else {
-            return execute(state.failed(id, cause: cause, now: now))
+            if let target = targetOf[id] { _ = policy.failed(target: target, cause: FailoverCause(cause), now: now) }
+            execute(state.failed(id, cause: cause, now: now))
+            coordinator?.value.check()
+            return
         }
         let now = now
         let decisions = policy.failed(target: target, cause: FailoverCause(cause), now: now)
@@ -471,6 +526,10 @@ final class SenderEngine {
                 // A later back-off supersedes an earlier one, which would find nothing to do.
                 self.at(.uptimeNanoseconds(UInt64(max(0, at))), .wakeUp) { $0.execute($0.state.wakeUp(now: $0.now)) }
             case .finished: finish()
+            case .unreachable where coordinator != nil:
+                // One of several targets: the others go on; the run fails only if none was reached.
+                wasUnreachable = true
+                finish()
             case .unreachable:
                 let cause = lastError ?? "connect timed out"
                 let targets = policy.targets
@@ -547,7 +606,7 @@ final class SenderEngine {
         var text = "[\(Human.duration(seconds: Double(now - startMonotonic) / 1e9))] sent \(state.sent)"
             + " acked \(state.acked) nak'd \(state.nakked) backlog \(state.backlog) open \(state.openConnections)"
             + " errors \(state.errors)" + SenderSummaryText.causes(state.errorsByCause)
-            + (policy.targets.count > 1 && policy.mode == .ordered ? " | to \(policy.currentTarget)" : "")
+            + (policy.targets.count > 1 || coordinator != nil ? " | to \(policy.currentTarget)" : "")
             + " | \(Human.rate(rate, unit: "events")) acked | ack round trip "
             + Human.minAvgMax(min: rtt?.min, avg: rtt?.mean, max: rtt?.max) + ", " + Human.percentiles([("p99", rtt?.p99)])
         if let estimate = clock.estimate {
@@ -558,9 +617,21 @@ final class SenderEngine {
         output(text)
     }
 
-    private func summary() -> SenderSummary {
+    /// Every ack round trip of the run so far.
+    var allRoundTrips: LatencyRecorder {
         var rtt = totalRoundTrips
         rtt.merge(intervalRoundTrips)
+        return rtt
+    }
+
+    /// `--failover all`: this engine's target failed and has not acked since.
+    var targetIsFailing: Bool { !stopped && policy.health[0].failed }
+
+    /// The last connection failure, for "unreachable".
+    var lastFailure: String? { lastError }
+
+    private func summary() -> SenderSummary {
+        let rtt = allRoundTrips
         var summary = SenderSummary(
             events: options.events, sent: state.sent, acked: state.acked, nakked: state.nakked,
             failed: state.scheduledUnfinished, notSent: state.notScheduled, maxBacklog: state.maxBacklog,

@@ -153,6 +153,69 @@ final class FailoverCLITests: XCTestCase {
         XCTAssertEqual(failover["resent"] as? Int, failover["unacked_at_failure"] as? Int)
     }
 
+    func testAllSendsEveryEventToEveryTargetAndGoesOnWithoutADeadOne() throws {
+        let dir = try temporaryDirectory()
+        let (csvA, csvB) = (dir.appendingPathComponent("a.csv").path, dir.appendingPathComponent("b.csv").path)
+        let (first, portA) = try startReceiver(csv: csvA)
+        let (second, portB) = try startReceiver(csv: csvB)
+        let summaryPath = dir.appendingPathComponent("s.json").path
+        let events = 400
+        // A drain timeout far beyond the wait: the run must end without waiting for the dead target.
+        let sender = try startSender([
+            "--target", "127.0.0.1:\(portA)", "--target", "127.0.0.1:\(portB)", "--failover", "all", "--events",
+            String(events), "--period", "2s", "--max-connect", "8", "--report-interval", "500ms", "--summary-json",
+            summaryPath, "--drain-timeout", "10m",
+        ])
+        XCTAssertTrue(waitUntil(20) { rows(csvA) >= 100 }, sender.text)
+        kill(first.process.processIdentifier, SIGKILL)
+        XCTAssertEqual(sender.wait(timeout: 60), 0, "every event delivered by the live target: \(sender.text)")
+        second.process.terminate()
+        _ = second.wait(timeout: 10)
+
+        XCTAssertEqual(Set(try sequences(csvB)), Set(0..<events), "every event went to the second target")
+        let s = try summary(summaryPath)
+        XCTAssertEqual(s["acked"] as? Int, events)
+        XCTAssertEqual(s["lost"] as? Int, 0)
+        XCTAssertEqual((s["failovers"] as? [Any])?.count, 0, "nothing to move: every target gets every event")
+        let targets = try XCTUnwrap(s["targets"] as? [[String: Any]])
+        XCTAssertEqual(targets.count, 2)
+        XCTAssertEqual(targets[1]["acked"] as? Int, events)
+        let firstAcked = try XCTUnwrap(targets[0]["acked"] as? Int)
+        XCTAssertGreaterThanOrEqual(try sequences(csvA).count, firstAcked, "its acks have their rows")
+        XCTAssertLessThan(firstAcked, events, "the killed target did not ack everything")
+        XCTAssertGreaterThan(targets[0]["failed"] as? Int ?? 0, 0)
+        XCTAssertTrue(sender.stdout.contains("| to 127.0.0.1:\(portA) |"), "a report line per target")
+    }
+
+    func testFailbackReturnsToTheFirstReceiverOnceItIsBack() throws {
+        let dir = try temporaryDirectory()
+        let csv = { (name: String) in dir.appendingPathComponent(name).path }
+        let (first, portA) = try startReceiver(csv: csv("a1.csv"))
+        let (_, portB) = try startReceiver(csv: csv("b.csv"))
+        let summaryPath = csv("s.json")
+        let events = 800
+        let sender = try startSender([
+            "--target", "127.0.0.1:\(portA)", "--target", "127.0.0.1:\(portB)", "--failback", "--events", String(events),
+            "--period", "8s", "--mode", "persistent", "--max-connect", "2", "--report-interval", "500ms",
+            "--summary-json", summaryPath, "--drain-timeout", "20s",
+        ])
+        XCTAssertTrue(waitUntil(20) { rows(csv("a1.csv")) >= 100 }, sender.text)
+        kill(first.process.processIdentifier, SIGKILL)
+        XCTAssertTrue(waitUntil(20) { rows(csv("b.csv")) >= 100 }, "moved to the second: \(sender.text)")
+        // The first comes back on its port, with a new CSV.
+        _ = try startReceiver(csv: csv("a2.csv"), port: portA)
+        XCTAssertEqual(sender.wait(timeout: 60), 0, sender.text)
+
+        _ = try assertReconciled([csv("a1.csv"), csv("b.csv"), csv("a2.csv")], events: events)
+        XCTAssertGreaterThan(rows(csv("a2.csv")), 0, "events went back to the first receiver")
+        let s = try summary(summaryPath)
+        XCTAssertEqual(s["lost"] as? Int, 0)
+        let failbacks = try XCTUnwrap(s["failbacks"] as? [[String: Any]])
+        XCTAssertEqual(failbacks.count, 1, "\(failbacks)")
+        XCTAssertEqual(failbacks.first?["to"] as? String, "127.0.0.1:\(portA)")
+        XCTAssertTrue(sender.stdout.contains("127.0.0.1:\(portA) accepts connections again"), sender.stdout)
+    }
+
     func testATargetThatIsNotHostPortIsOneLineAndUsageStatus() throws {
         let (status, out, err) = try RunningProcess.run(
             try Tools.url("vtp-sender"), ["--target", "127.0.0.1:8098", "--target", "127.0.0.1"], timeout: 20)
