@@ -22,6 +22,8 @@ let package = Package(
         .executable(name: "vtp-proxy", targets: ["Proxy"]),
         // MARK: pgprobe
         .executable(name: "pgprobe", targets: ["PGProbe"]),
+        // MARK: results
+        .executable(name: "vtp-report", targets: ["Report"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -33,6 +35,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // MARK: pgprobe
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        // MARK: results
+        .package(url: "https://github.com/vapor/sqlite-nio", from: "1.13.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // What every executable shares: durations with units, the one number format, exit
@@ -59,10 +64,10 @@ let package = Package(
             ]),
         .executableTarget(
             name: "Sender",
-            dependencies: ["VTPEngine", "Protocol", "BenchConfig", "CommandLineKit", "LiveMetrics", argumentParser]),
+            dependencies: ["VTPEngine", "Protocol", "BenchConfig", "CommandLineKit", "LiveMetrics", "ResultsStore", argumentParser]),
         .executableTarget(
             name: "Receiver",
-            dependencies: ["VTPEngine", "BenchConfig", "CommandLineKit", "LiveMetrics", argumentParser, "WireCheck" /* capture */]),
+            dependencies: ["VTPEngine", "BenchConfig", "CommandLineKit", "LiveMetrics", "ResultsStore", argumentParser, "WireCheck" /* capture */]),
         // MARK: metrics
         // --metrics HOST:PORT: Prometheus text format at /metrics (swift-prometheus registry, a
         // small NIOHTTP1 server), fed from snapshots the tools take where their numbers live.
@@ -191,5 +196,29 @@ let package = Package(
                 "LatencyStats", "CDelayLink", "DelayLink", "LabCore", "PGWire", "PGSniff", "PGProbeCore", "ProxyCore",
                 nioCore, nioPosix, .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
+        // MARK: results
+        // Stored runs: the run/interval model, histogram encoding, versioned migrations, the
+        // embedded SQLite store (sqlite-nio bundles SQLite) and the background recorder the tools
+        // use. No postgres-nio here: the sender/receiver build stays light.
+        .target(
+            name: "ResultsStore",
+            dependencies: [
+                "LatencyStats", "CommandLineKit", argumentParser, nioCore, nioPosix, logging,
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+            ]),
+        // The shared PostgreSQL collector (postgres-nio): the same schema, per-tester roles.
+        .target(
+            name: "ResultsCollector",
+            dependencies: [
+                "ResultsStore", nioCore, nioPosix, logging, .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]),
+        // vtp-report's logic: tables, comparisons, exports, the HTML/SVG report (pure).
+        .target(name: "ReportCore", dependencies: ["ResultsStore", "LatencyStats", "CommandLineKit"]),
+        .executableTarget(
+            name: "Report",
+            dependencies: ["ReportCore", "ResultsStore", "ResultsCollector", "LatencyStats", "CommandLineKit", argumentParser]),
+        .testTarget(name: "ResultsStoreTests", dependencies: ["ResultsStore", "LatencyStats", "CommandLineKit"]),
+        .testTarget(name: "ReportCoreTests", dependencies: ["ReportCore", "ResultsStore", "LatencyStats"]),
     ]
 )

@@ -4,6 +4,7 @@ import CommandLineKit
 import LiveMetrics
 import NIOCore
 import NIOPosix
+import ResultsStore
 import VTPEngine
 import WireCheck  // capture: --capture-interface
 
@@ -46,6 +47,7 @@ struct ReceiverCommand: AsyncParsableCommand {
     var captureInterface: String?
     @Option(name: .customLong("wire-events-csv"), help: "With --capture-interface: one CSV row per event (ivorn, sent_ns, wire_ns, app_ns, wire/app latency, app - wire).")
     var wireEventsCSV: String?
+    @OptionGroup(title: "Stored runs") var store: StoreOptions
 
     /// Flags over the config file. No validate(): ArgumentParser runs it before it reports
     /// unknown flags, which would then be answered with a complaint about another flag.
@@ -98,6 +100,10 @@ struct ReceiverCommand: AsyncParsableCommand {
             throw ExitStatus.usage
         }
         let metadata = RunMetadata()
+        let recorder = store.recorder(
+            tool: "vtp-receiver", metadata: metadata, config: settingsJSON(c, options, port: c.port),
+            warn: { LineOutput.printError("vtp-receiver: \($0)") })
+        _ = try? await recorder?.ready.get()
         Diagnostics.bootstrap()
         let logger = Diagnostics.logger("vtp-receiver")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
@@ -107,13 +113,16 @@ struct ReceiverCommand: AsyncParsableCommand {
         var metricsServer: MetricsServer?
         func cannotRun(_ error: any Error) async -> ExitCode {
             LineOutput.printError("vtp-receiver: \(UserMessage.describe(error))")
+            // The attempt is recorded too: that it could not listen is a result.
+            (try? await recorder?.finish(summary: ["error": UserMessage.describe(error)]).get())?.print(tool: "vtp-receiver")
             try? await group.shutdownGracefully()
             return ExitStatus.runFailed
         }
         do {
             wire = try captureInterface.map { try LiveWireMonitor(interface: $0, keepsPairs: wireEventsCSV != nil) }
             receiver = try VTPReceiver(
-                options: options, group: group, errorOutput: { logger.warning("\($0)") }, observer: wire?.observer)
+                options: options, group: group, errorOutput: { logger.warning("\($0)") }, observer: wire?.observer,
+                onInterval: recorder?.intervalSink)
             // Before binding: a metrics port in use stops the run before any sender connects.
             if let metricsAddress {
                 do {
@@ -171,17 +180,21 @@ struct ReceiverCommand: AsyncParsableCommand {
                 writeFailed = true
             }
         }
+        let settings = settingsJSON(c, options, port: bound.port ?? c.port)
+        let full = ReceiverSummaryWithWire(receiver: summary, wire: wireSummary)
         if let summaryJSON {
             do {
-                try SummaryJSON.write(
-                    ReceiverSummaryWithWire(receiver: summary, wire: wireSummary), metadata: metadata,
-                    settings: settingsJSON(c, options, port: bound.port ?? c.port), to: summaryJSON)
+                try SummaryJSON.write(full, metadata: metadata, settings: settings, to: summaryJSON)
             } catch {
                 LineOutput.printError("vtp-receiver: \(error)")
                 writeFailed = true
             }
         }
         await metricsServer?.stop()
+        if let recorder {
+            let object = try? SummaryJSON.object(full, metadata: metadata, settings: settings)
+            (try? await recorder.finish(summary: object, config: settings).get())?.print(tool: "vtp-receiver")
+        }
         try? await group.shutdownGracefully()
         if writeFailed { throw ExitStatus.runFailed }
     }

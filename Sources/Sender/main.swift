@@ -5,6 +5,7 @@ import LiveMetrics
 import NIOCore
 import NIOPosix
 import Protocol
+import ResultsStore
 import VTPEngine
 
 struct SenderCommand: ParsableCommand {
@@ -37,6 +38,7 @@ struct SenderCommand: ParsableCommand {
     var printEvent = false
     @Flag(help: "With --failover ordered: return to an earlier target once it accepts connections again.")
     var failback = false
+    @OptionGroup(title: "Stored runs") var store: StoreOptions
 
     func resolvedConfiguration() throws -> BenchConfiguration {
         var c = try settings.configuration()
@@ -87,7 +89,12 @@ struct SenderCommand: ParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         defer { try? group.syncShutdownGracefully() }
         let metadata = RunMetadata()
-        let sender = VTPSender(options: SenderOptions(configuration: configuration, failback: failback), group: group)
+        let options = SenderOptions(configuration: configuration, failback: failback)
+        let recorder = store.recorder(
+            tool: "vtp-sender", metadata: metadata, config: VTPSender.plannedSettings(options),
+            warn: { LineOutput.printError("vtp-sender: \($0)") })
+        _ = try? recorder?.ready.wait()
+        let sender = VTPSender(options: options, group: group, onInterval: recorder?.intervalSink)
         let metricsServer = try metricsAddress.map { address in
             let exporter = MetricsExporter(declaring: SenderMetrics.exported, on: group.next()) { sender.metricsSnapshot() }
             do {
@@ -110,16 +117,24 @@ struct SenderCommand: ParsableCommand {
         do {
             summary = try sender.start().wait()
         } catch let error as SenderRunError {
+            // The attempt is recorded too: that the receiver was unreachable is a result.
+            recorder?.finishAndWait(summary: ["error": error.description], config: sender.settings()).print(tool: "vtp-sender")
             throw OneLineFailure(error.description, status: ExitStatus.runFailed)
         }
         for line in SenderSummaryText.lines(summary) { LineOutput.print(line) }
+        let settings = sender.settings(for: summary)
+        var writeFailure: OneLineFailure?
         if let summaryJSON {
             do {
-                try SummaryJSON.write(summary, metadata: metadata, settings: sender.settings(for: summary), to: summaryJSON)
+                try SummaryJSON.write(summary, metadata: metadata, settings: settings, to: summaryJSON)
             } catch {
-                throw OneLineFailure(error.description, status: ExitStatus.runFailed)
+                writeFailure = OneLineFailure(UserMessage.describe(error), status: ExitStatus.runFailed)
             }
         }
+        recorder?.finishAndWait(
+            summary: try? SummaryJSON.object(summary, metadata: metadata, settings: settings), config: settings
+        ).print(tool: "vtp-sender")
+        if let writeFailure { throw writeFailure }
         if summary.acked < summary.events { throw ExitStatus.measurementFailed }
     }
 }

@@ -59,6 +59,7 @@ public final class VTPReceiver: Sendable {
     private let output: @Sendable (String) -> Void
     private let errorOutput: @Sendable (String) -> Void
     private let observer: (@Sendable (ReceivedEvent) -> Void)?
+    private let onInterval: (@Sendable (ReportInterval) -> Void)?
     private let donePromise: EventLoopPromise<ReceiverSummary>
 
     /// The home loop's state.
@@ -72,20 +73,28 @@ public final class VTPReceiver: Sendable {
         var serverChannel: Channel?
         var reportTask: RepeatedTask?
         var events = 0
+        /// Wall clock at the start of the current report interval.
+        var intervalStartNanos = WallClock.nowNanos()
     }
 
-    /// - Parameter observer: called for every event, on its connection's event loop.
+    /// - Parameters:
+    ///   - observer: called for every event, on its connection's event loop.
+    ///   - onInterval: called with each report interval in which something happened (and the
+    ///     last, partial one at stop), on the home loop; it must return at once (the results
+    ///     store only posts it to its own loop).
     public init(
         options: ReceiverOptions, group: EventLoopGroup,
         output: @escaping @Sendable (String) -> Void = LineOutput.print,
         errorOutput: @escaping @Sendable (String) -> Void = LineOutput.printError,
-        observer: (@Sendable (ReceivedEvent) -> Void)? = nil
+        observer: (@Sendable (ReceivedEvent) -> Void)? = nil,
+        onInterval: (@Sendable (ReportInterval) -> Void)? = nil
     ) throws {
         self.options = options
         self.group = group
         self.output = output
         self.errorOutput = errorOutput
         self.observer = observer
+        self.onInterval = onInterval
         let homeLoop = group.next()
         home = .makeBoxSendingValue(Home(), eventLoop: homeLoop)
         loops = group.makeIterator().map { .makeBoxSendingValue(ReceiverLoopState(), eventLoop: $0) }
@@ -158,6 +167,7 @@ public final class VTPReceiver: Sendable {
         }
         let stopWhenBound = home.withValue { home in
             home.phase = .running
+            home.intervalStartNanos = WallClock.nowNanos()
             home.serverChannel = channel
             home.reportTask = reportTask
             return home.stopWhenBound
@@ -172,9 +182,19 @@ public final class VTPReceiver: Sendable {
         collect().map { latest in
             var interval = self.home.value.unreported.take()
             interval.merge(latest)
-            let lines = self.home.value.statistics.report(adding: interval, nowNanos: WallClock.nowNanos())
+            let now = WallClock.nowNanos()
+            let lines = self.home.value.statistics.report(adding: interval, nowNanos: now)
             for line in lines { self.output(line) }
+            self.store(interval, endNanos: now)
         }
+    }
+
+    /// Hands an interval already folded into the statistics to `onInterval` (quiet ones are not stored).
+    private func store(_ interval: ReceiverTally, endNanos: Int64) {
+        let start = home.value.intervalStartNanos
+        home.value.intervalStartNanos = endNanos
+        guard let onInterval, !interval.isQuiet else { return }
+        onInterval(home.value.statistics.storedInterval(interval, startNanos: start, endNanos: endNanos))
     }
 
     /// Takes every loop's share since the last call, with the sequence numbers not yet handed over.
@@ -238,8 +258,11 @@ public final class VTPReceiver: Sendable {
             .flatMap { self.closeConnections() }
             .flatMap { self.collect() }
             .flatMap { last in
-                self.home.value.statistics.absorb(self.home.value.unreported.take())
-                self.home.value.statistics.absorb(last)
+                // What a scrape took since the last report belongs to this last interval too.
+                var final = self.home.value.unreported.take()
+                final.merge(last)
+                self.home.value.statistics.absorb(final)
+                self.store(final, endNanos: WallClock.nowNanos())
                 return self.closeCSV()
             }
             .whenComplete { _ in

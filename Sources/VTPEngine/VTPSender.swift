@@ -78,9 +78,12 @@ public final class VTPSender: Sendable {
     private let coordinator: NIOLoopBoundBox<AllTargetsCoordinator>?
     private let promise: EventLoopPromise<SenderSummary>
 
+    /// - Parameter onInterval: called with each report interval (and the last, partial one), on
+    ///   the control loop; it must return at once (the results store only posts it to its own loop).
     public init(
         options: SenderOptions, group: EventLoopGroup, runID: String = TestEventBuilder.makeRunID(),
-        output: @escaping @Sendable (String) -> Void = LineOutput.print
+        output: @escaping @Sendable (String) -> Void = LineOutput.print,
+        onInterval: (@Sendable (ReportInterval) -> Void)? = nil
     ) {
         self.options = options
         let loop = group.next()
@@ -93,14 +96,16 @@ public final class VTPSender: Sendable {
             coordinator = nil
             engines = [
                 NIOLoopBoundBox.makeBoxSendingValue(
-                    SenderEngine(options: options, builder: builder, group: group, loop: loop, promise: promise, output: output),
+                    SenderEngine(
+                        options: options, builder: builder, group: group, loop: loop, promise: promise, output: output,
+                        onInterval: onInterval),
                     eventLoop: loop)
             ]
             return
         }
         let coordinator = NIOLoopBoundBox.makeBoxSendingValue(AllTargetsCoordinator(events: options.events), eventLoop: loop)
         var lanes: [EventLoopFuture<SenderSummary>] = []
-        engines = targets.map { target in
+        engines = targets.enumerated().map { index, target in
             var lane = options
             lane.configuration.targets = [target]
             let promise = loop.makePromise(of: SenderSummary.self)
@@ -108,7 +113,8 @@ public final class VTPSender: Sendable {
             return NIOLoopBoundBox.makeBoxSendingValue(
                 SenderEngine(
                     options: lane, builder: builder, group: group, loop: loop, promise: promise, output: output,
-                    coordinator: coordinator),
+                    // Stored intervals: the first target's (a store takes one stream per run).
+                    onInterval: index == 0 ? onInterval : nil, coordinator: coordinator),
                 eventLoop: loop)
         }
         self.coordinator = coordinator
@@ -166,14 +172,21 @@ public final class VTPSender: Sendable {
     }
 
     /// The `settings` of the summary JSON: what shaped the run.
-    public func settings(for summary: SenderSummary) -> [String: Any] {
+    public func settings(for summary: SenderSummary? = nil) -> [String: Any] {
+        var settings = Self.plannedSettings(options)
+        settings["event_size"] = summary?.eventBytes?.max ?? eventSizeSent
+        settings["event_run_id"] = builder.runID
+        return settings
+    }
+
+    /// The settings known before a sender exists (without the event size sent and the run id).
+    public static func plannedSettings(_ options: SenderOptions) -> [String: Any] {
         let c = options.configuration
         var settings: [String: Any] = [
             "host": c.host, "port": c.port, "events": c.events, "period_s": c.period, "mode": c.mode.rawValue,
             "max_connect": c.maxConnect, "max_connect_scope": c.maxConnectScope.rawValue, "window": c.window,
-            "event_size": summary.eventBytes?.max ?? eventSizeSent, "event_size_requested": c.eventSize,
-            "connect_timeout_s": c.connectTimeout, "ack_timeout_s": c.ackTimeout, "drain_timeout_s": c.drainTimeout,
-            "event_run_id": builder.runID, "targets": c.senderTargets.map(\.description),
+            "event_size_requested": c.eventSize, "connect_timeout_s": c.connectTimeout, "ack_timeout_s": c.ackTimeout,
+            "drain_timeout_s": c.drainTimeout, "targets": c.senderTargets.map(\.description),
             "failover": c.failover.rawValue, "failback": options.failback,
         ]
         // Events per second as scheduled; all at once has no rate.
@@ -234,6 +247,7 @@ final class SenderEngine {
     private let loop: EventLoop
     private let promise: EventLoopPromise<SenderSummary>
     private let output: @Sendable (String) -> Void
+    private let onInterval: (@Sendable (ReportInterval) -> Void)?
 
     private var state: SenderDispatchState
     /// Which target each connection goes to, and when to move on: see `FailoverPolicy`.
@@ -256,6 +270,8 @@ final class SenderEngine {
     private var lastError: String?
     private var intervalErrors = 0
     private var lastReport = (nanos: Int64(0), acked: 0)
+    /// Where the stored interval began: wall clock and the counters then.
+    private var lastStored = (wallNanos: Int64(0), acked: 0, nakked: 0)
     private var reports = 0
     private var eventBytes: SenderSummary.ByteRange?
     private var bursts: BurstTracker?
@@ -268,6 +284,7 @@ final class SenderEngine {
     init(
         options: SenderOptions, builder: TestEventBuilder, group: EventLoopGroup, loop: EventLoop,
         promise: EventLoopPromise<SenderSummary>, output: @escaping @Sendable (String) -> Void,
+        onInterval: (@Sendable (ReportInterval) -> Void)? = nil,
         coordinator: NIOLoopBoundBox<AllTargetsCoordinator>? = nil
     ) {
         self.coordinator = coordinator
@@ -277,6 +294,7 @@ final class SenderEngine {
         self.loop = loop
         self.promise = promise
         self.output = output
+        self.onInterval = onInterval
         state = Self.dispatchState(options, startWallNanos: WallClock.nowNanos())
         policy = Self.failoverPolicy(options, startNanos: VTPSender.monotonicNanos())
     }
@@ -305,7 +323,9 @@ final class SenderEngine {
         self.mailbox = mailbox
         startMonotonic = now
         lastReport = (startMonotonic, 0)
-        state = Self.dispatchState(options, startWallNanos: WallClock.nowNanos())
+        let startWall = WallClock.nowNanos()
+        lastStored = (startWall, 0, 0)
+        state = Self.dispatchState(options, startWallNanos: startWall)
         policy = Self.failoverPolicy(options, startNanos: startMonotonic)
         if options.burst > 0 {
             bursts = BurstTracker(burstSize: options.burst, intervalNanos: state.intervalNanos, totalEvents: options.events)
@@ -598,6 +618,7 @@ final class SenderEngine {
     private func report() {
         let now = now
         let rtt = intervalRoundTrips.count > 0 ? intervalRoundTrips.summary : nil
+        storeInterval()
         totalRoundTrips.merge(intervalRoundTrips)
         intervalRoundTrips.reset()
         let seconds = Double(now - lastReport.nanos) / 1e9
@@ -615,6 +636,19 @@ final class SenderEngine {
         if intervalErrors > 0, let lastError { text += " | last error: \(lastError)" }
         intervalErrors = 0
         output(text)
+    }
+
+    /// Hands the interval since the last one to `onInterval`: acks and their round trips, naks,
+    /// errors, and the backlog and open connections now.
+    private func storeInterval() {
+        let wall = WallClock.nowNanos()
+        defer { lastStored = (wall, state.acked, state.nakked) }
+        guard let onInterval else { return }
+        onInterval(
+            ReportInterval(
+                startNanos: lastStored.wallNanos, endNanos: wall, events: state.acked - lastStored.acked,
+                latency: intervalRoundTrips, naks: state.nakked - lastStored.nakked, errors: intervalErrors,
+                backlog: state.backlog, openConnections: state.openConnections))
     }
 
     /// Every ack round trip of the run so far.
@@ -656,6 +690,7 @@ final class SenderEngine {
     func finish(failure: SenderRunError? = nil) {
         guard !stopped else { return }
         for action in state.stop() { if case .close(let id) = action { close(id) } }
+        storeInterval()
         stopped = true
         for timer in timers.values { timer.cancel() }
         timers = [:]
