@@ -230,28 +230,16 @@ public final class FailoverLabRunner {
             useNetem
             ? try NetemLabLink(tag: tag, delayMs: s.delayMs)
             : try UserspaceLabLink(tag: tag, delayMs: s.delayMs, lifetimeSeconds: s.duration + s.grace + 180)
-        var children: [ChildProcess] = []
+        let children = LabChildren(logPath: { file("\($0).log") }, workDirectory: paths.workDirectory)
         defer {
-            for child in children.reversed() {
-                child.signal(SIGCONT)  // a silenced receiver must be able to stop
-                child.stop()
-                Interruption.shared.untrack(child)
-            }
+            children.stopAll()
             _ = try? link.stop()
-        }
-        func start(_ name: String, namespace: String, _ arguments: [String]) throws(LabError) -> ChildProcess {
-            let child = try ChildProcess(
-                name: name, namespace: namespace, arguments: arguments, logPath: file("\(name).log"),
-                workDirectory: paths.workDirectory)
-            children.append(child)
-            Interruption.shared.track(child)
-            return child
         }
 
         var receivers: [ChildProcess] = []
         for (index, port) in Self.ports.enumerated() {
             let name = index == 0 ? "receiver-first" : "receiver-second"
-            let receiver = try start(
+            let receiver = try children.start(
                 name, namespace: link.receiverNamespace,
                 [
                     paths.receiver, "--host", LabRunner.receiverAddress, "--port", port, "--report-interval",
@@ -266,7 +254,7 @@ public final class FailoverLabRunner {
         }
         let targets = Self.ports.map { "\(LabRunner.receiverAddress):\($0)" }
         let senderJSON = file("sender.json")
-        let sender = try start(
+        let sender = try children.start(
             "sender", namespace: link.senderNamespace,
             [
                 paths.sender, "--target", targets[0], "--target", targets[1], "--failover", s.failover.rawValue,

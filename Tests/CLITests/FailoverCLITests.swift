@@ -131,7 +131,8 @@ final class FailoverCLITests: XCTestCase {
         // Black hole in both directions: connections stay open, nothing comes back.
         for stream in ["upstream", "downstream"] {
             let body = #"{"name":"silent_\#(stream)","type":"timeout","stream":"\#(stream)","attributes":{"timeout":0}}"#
-            XCTAssertTrue((200..<300).contains(try httpPost(port: controlPort, path: "/proxies/proxy/toxics", body: body)))
+            let (status, answer) = try blockingHTTPRequest(port: controlPort, method: "POST", path: "/proxies/proxy/toxics", body: body)
+            XCTAssertTrue((200..<300).contains(status), answer)
         }
         let silenced = Date()
         // Seen here at most a poll later than printed: a lower bound on the detection time stays one.
@@ -235,26 +236,4 @@ final class FailoverCLITests: XCTestCase {
             err.split(separator: "\n").map(String.init),
             ["vtp-sender: no connection to any of 127.0.0.1:1, 127.0.0.1:2 within 1.00 s: connection refused"])
     }
-}
-
-/// A blocking HTTP/1.1 POST on loopback; returns the status code.
-private func httpPost(port: Int, path: String, body: String) throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw POSIXError(.EIO) }
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
-    let request = "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
-    _ = request.withCString { send(fd, $0, strlen($0), 0) }
-    var response = [UInt8](repeating: 0, count: 4096)
-    let n = recv(fd, &response, response.count, 0)
-    let text = String(decoding: response.prefix(max(0, n)), as: UTF8.self)
-    return text.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
 }
