@@ -42,7 +42,7 @@ struct Failover: ParsableCommand {
     @Option(parsing: .unconditional, help: "Event size in bytes.") var eventSize = 1024
     @Option(
         parsing: .unconditional,
-        help: "How long the sender keeps delivering after the window (bare number = seconds; default ack timeout + 6 × delay + 5 s).",
+        help: "How long the sender keeps delivering after the window (bare number = seconds; default ack timeout + 6 × delay + 20 s).",
         transform: seconds)
     var grace: Double?
     @Option(parsing: .unconditional, help: "Time between the tools' report lines (bare number = seconds).", transform: seconds)

@@ -27,7 +27,8 @@ public struct FailoverLabSettings: Sendable, Equatable {
     public var ackTimeout: Double = 2
     public var eventSize = 1024
     public var reportInterval: Double = 5
-    /// How long the sender keeps delivering after the window; nil: ack timeout + 6 × delay + 5 s.
+    /// How long the sender keeps delivering after the window; nil: ack timeout + 6 × delay + 20 s
+    /// (it ends as soon as every event is acked: the time is only spent when a backlog remains).
     public var graceSeconds: Double?
 
     public init() {}
@@ -37,7 +38,7 @@ public struct FailoverLabSettings: Sendable, Equatable {
         return events.isFinite && events >= 1 && events <= Double(LabSettings.maximumEvents) ? Int(events) : 0
     }
 
-    public var grace: Double { graceSeconds ?? (ackTimeout + 6 * delayMs / 1000 + 5) }
+    public var grace: Double { graceSeconds ?? (ackTimeout + 6 * delayMs / 1000 + 20) }
 
     /// One line naming the first bad value.
     public func validate() throws(LabError) {
@@ -282,10 +283,10 @@ public final class FailoverLabRunner {
         }
         let interrupted = Interruption.shared.isInterrupted
         if !interrupted { Thread.sleep(forTimeInterval: s.delayMs / 1000 + 0.3) }  // acks still crossing
-        for receiver in receivers {
-            receiver.signal(SIGCONT)
-            receiver.stop()
-        }
+        // A silenced receiver is killed where it hung: continued, it would read what the kernel
+        // buffered for it meanwhile and write rows for events the sender has long resent.
+        if s.fault == .silence { receivers[0].signal(SIGKILL) }
+        for receiver in receivers { receiver.stop() }
         let summary: FailoverSenderSummaryFile?
         switch SummaryFileReader.read(FailoverSenderSummaryFile.self, path: senderJSON) {
         case .success(let decoded): summary = decoded

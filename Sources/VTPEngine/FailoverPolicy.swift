@@ -244,6 +244,19 @@ public struct FailoverRecord: Codable, Sendable, Equatable {
     /// `to` never acked.
     public var rtoSeconds: Double?
 
+    public init(
+        from: String, to: String, detectedAtSeconds: Double, cause: FailoverCause, unackedAtFailure: Int, resent: Int,
+        rtoSeconds: Double?
+    ) {
+        self.from = from
+        self.to = to
+        self.detectedAtSeconds = detectedAtSeconds
+        self.cause = cause
+        self.unackedAtFailure = unackedAtFailure
+        self.resent = resent
+        self.rtoSeconds = rtoSeconds
+    }
+
     enum CodingKeys: String, CodingKey {
         case from, to, cause, resent
         case detectedAtSeconds = "detected_at_s"

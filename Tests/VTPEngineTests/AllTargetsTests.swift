@@ -67,3 +67,36 @@ final class AllTargetsTests: XCTestCase {
         XCTAssertEqual(combined.lost, 3, "nak'd or never acked")
     }
 }
+
+/// The summary's failover lines: only with several targets.
+final class FailoverSummaryTextTests: XCTestCase {
+    func testFailoverLinesNameEachMoveAndEachTarget() {
+        var s = SenderSummary(
+            events: 10, sent: 10, acked: 10, nakked: 0, failed: 0, notSent: 0, maxBacklog: 0, backlogEnd: 0,
+            connectionsOpened: 3, durationSeconds: 1, ackRoundTripStatistics: nil, retries: 2, errors: 1,
+            errorsByCause: nil, mode: "per-event", maxConnect: 2, maxConnectScope: "connection", window: 1, bursts: nil,
+            clockOffset: nil, eventBytes: nil)
+        XCTAssertEqual(SenderSummaryText.failoverLines(s), [], "no targets listed: nothing to say")
+        s.targets = [
+            TargetSummary(target: "a:1", sent: 6, acked: 4, nakked: 0, failed: 2, failures: 1),
+            TargetSummary(target: "b:2", sent: 6, acked: 6, nakked: 0, failed: 0, failures: 0),
+        ]
+        s.failovers = [
+            FailoverRecord(
+                from: "a:1", to: "b:2", detectedAtSeconds: 0.5, cause: .reset, unackedAtFailure: 2, resent: 2,
+                rtoSeconds: 0.25)
+        ]
+        s.lost = 0
+        s.duplicatesSent = 2
+        s.failoverMode = "ordered"
+        XCTAssertEqual(
+            SenderSummaryText.failoverLines(s),
+            [
+                "failover (ordered): 1 failovers; lost 0, 2 duplicates sent",
+                "  a:1 -> b:2 at 500 ms (reset): 2 unacked, 2 resent, RTO 250 ms",
+                "  a:1: sent 6, acked 4, nak'd 0, failed 2 (1 times marked failed)",
+                "  b:2: sent 6, acked 6, nak'd 0, failed 0",
+            ])
+        XCTAssertEqual(Array(SenderSummaryText.lines(s).suffix(4)), SenderSummaryText.failoverLines(s))
+    }
+}
