@@ -59,6 +59,9 @@ public final class LabRunner {
     let log: @Sendable (String) -> Void
     let useNetem: Bool
     private var runIndex = 0
+    /// The results-store flags each tool gets for a case (`--store … --tag …`; vtp-lab builds
+    /// them: the case's tags, the user's, the sweep's id). None: the tools' own default.
+    public var storeArguments: @Sendable (LabCase) -> [String] = { _ in [] }
 
     public init(
         settings: LabSettings, paths: Paths, link: LinkKind = .userspace, log: @escaping @Sendable (String) -> Void
@@ -140,7 +143,7 @@ public final class LabRunner {
                 paths.receiver, "--host", Self.receiverAddress, "--port", Self.port, "--report-interval",
                 String(settings.reportInterval), "--summary-json", receiverJSON, "--events-csv", receiverCSV,
                 "--idle-timeout", "0",
-            ])
+            ] + storeArguments(labCase))
         guard receiver.waitForOutput(containing: "listening on", timeout: 15) else {
             if Interruption.shared.isInterrupted { throw .interrupted }
             throw .processFailed("vtp-receiver did not start listening; \(Self.lastWords(of: receiver))")
@@ -162,7 +165,7 @@ public final class LabRunner {
             "--mode", labCase.mode.rawValue, "--max-connect-scope", labCase.scope.rawValue, "--event-size",
             String(settings.eventSize), "--report-interval", String(settings.reportInterval), "--drain-timeout",
             String(grace), "--summary-json", senderJSON,
-        ]
+        ] + storeArguments(labCase)
         // Only when they differ from the defaults: older senders lack these flags.
         if labCase.window > 1 { senderArguments += ["--window", String(labCase.window)] }
         if let bursts = settings.bursts {

@@ -1,7 +1,10 @@
 import ArgumentParser
 import CommandLineKit
 import Foundation
+import LiveMetrics
+import NIOPosix
 import PGProbeCore
+import ResultsStore
 
 struct FailoverCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -97,10 +100,15 @@ struct FailoverCommand: AsyncParsableCommand {
         help: #"Write {"operations_acked","failovers":[…],"rpo":{…},"indeterminate":{…},"validation":[…]} and the run's metadata here at the end."#)
     var summaryJSON: String?
 
+    @OptionGroup(title: "Stored runs") var store: StoreOptions
+    @OptionGroup var metrics: MetricsOptions
+
     func validate() throws {
+        for (flag, text) in [("--primary-dsn", primaryDSN), ("--repo-dsn", repoDSN)] {
+            guard let text else { continue }
+            do { _ = try DSN(parsing: text) } catch { throw ValidationError("\(flag): \(error)") }
+        }
         do {
-            _ = try DSN(parsing: primaryDSN)
-            if let repoDSN { _ = try DSN(parsing: repoDSN) }
             _ = try OperationMix(insert: insertPercent, update: updatePercent, delete: deletePercent)
         } catch {
             throw ValidationError("\(error)")
@@ -132,6 +140,7 @@ struct FailoverCommand: AsyncParsableCommand {
     func run() async throws {
         try checkOutputs("failover", [("--summary-json", summaryJSON)])
         let options = try probeOptions()  // checked in validate()
+        let metricsAddress = try metrics.parsed()
         let metadata = RunMetadata()
         // The repo's run_id is the summary's: one id finds a run's ledger.
         let probe = FailoverProbe(options: options, runID: metadata.run_id)
@@ -146,18 +155,24 @@ struct FailoverCommand: AsyncParsableCommand {
                 + (options.repo == nil ? "" : " and \(FailoverProbe.repoTable)"))
             return
         }
+        let live = QueryMetrics(on: MultiThreadedEventLoopGroup.singleton.next())
+        let metricsServer = try await startMetrics(metricsAddress, live, tool: "pgprobe failover")
         emit(
             "pgprobe failover: \(options.primary.redacted), \(parallelWorkers) workers, mix \(insertPercent)/\(updatePercent)/\(deletePercent) "
                 + "insert/update/delete, for \(Human.duration(seconds: duration.seconds))"
                 + (warmupDuration.seconds > 0 ? " after \(Human.duration(seconds: warmupDuration.seconds)) of warm-up" : "")
                 + "; repo \(options.repo?.redacted ?? "none") (\(asyncRepoMode ? "async" : "sync")), run \(probe.runID)")
+        let recorder = await startRecording(store, command: "failover", metadata: metadata, settings: settings(options))
         let result = await runUntilInterrupted { () -> Result<FailoverSummary, FailoverProbeError> in
             do {
                 return .success(
                     try await probe.run { event in
                         switch event {
                         case .progress(let line), .notice(let line): emit(line)
-                        case .operation: break  // live metrics count here
+                        case .operation(_, _, _, let latencyNanos):
+                            // A write without an answer (nil) counts as an error of its interval.
+                            recorder?.record(latencyNanos: latencyNanos)
+                            live.record(latencyNanos: latencyNanos)
                         }
                     })
             } catch let error as FailoverProbeError {
@@ -166,11 +181,15 @@ struct FailoverCommand: AsyncParsableCommand {
                 return .failure(FailoverProbeError(UserMessage.describe(error)))
             }
         }
+        await metricsServer?.stop()
         let summary: FailoverSummary
         switch result {
         case .success(let value): summary = value
         case .failure(let error):
             emitError("pgprobe failover: \(error)")
+            await finishRecording(
+                recorder, command: "failover", summary: nil as FailoverSummary?, error: "\(error)", metadata: metadata,
+                settings: settings(options))
             throw ExitStatus.runFailed
         }
         for line in summary.boxLines { emit(line) }
@@ -178,6 +197,7 @@ struct FailoverCommand: AsyncParsableCommand {
         if let path = summaryJSON {
             written = writeSummary(summary, command: "failover", metadata: metadata, settings: settings(options), to: path)
         }
+        await finishRecording(recorder, command: "failover", summary: summary, metadata: metadata, settings: settings(options))
         if !written { throw ExitStatus.runFailed }
         let unrecovered = summary.failovers.contains { $0.rto_s == nil }
         let invalid = summary.validation?.contains { !$0.md5_match || $0.count != $0.expected_count } ?? false

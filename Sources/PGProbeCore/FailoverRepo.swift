@@ -53,7 +53,7 @@ struct RepoWriter {
             }
             switch await connector.run(query, on: connection) {
             case .answered: continue
-            case .rejected(let reason, _), .noAnswer(let reason):
+            case .rejected(let reason, _), .noAnswer(let reason), .notSent(let reason):
                 try? await connection.close()
                 self.connection = nil
                 return "repo: \(reason)"

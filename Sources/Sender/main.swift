@@ -102,6 +102,7 @@ struct SenderCommand: ParsableCommand {
             } catch {
                 sender.stop()  // never started: ends its run so nothing is left pending
                 _ = try? sender.finished.wait()
+                recorder?.finishAndWait(summary: ["error": UserMessage.describe(error)]).print(tool: "vtp-sender")
                 throw OneLineFailure(UserMessage.describe(error), status: ExitStatus.runFailed)
             }
         }

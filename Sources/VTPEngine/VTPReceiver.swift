@@ -258,7 +258,6 @@ public final class VTPReceiver: Sendable {
             .flatMap { self.closeConnections() }
             .flatMap { self.collect() }
             .flatMap { last in
-                // What a scrape took since the last report belongs to this last interval too.
                 var final = self.home.value.unreported.take()
                 final.merge(last)
                 self.home.value.statistics.absorb(final)
