@@ -64,10 +64,16 @@ let package = Package(
             ]),
         .executableTarget(
             name: "Sender",
-            dependencies: ["VTPEngine", "Protocol", "BenchConfig", "CommandLineKit", "LiveMetrics", "ResultsStore", argumentParser]),
+            dependencies: [
+                "VTPEngine", "Protocol", "BenchConfig", "CommandLineKit", "LiveMetrics", "ResultsStore",
+                argumentParser,
+            ]),
         .executableTarget(
             name: "Receiver",
-            dependencies: ["VTPEngine", "BenchConfig", "CommandLineKit", "LiveMetrics", "ResultsStore", argumentParser, "WireCheck" /* capture */]),
+            dependencies: [
+                "VTPEngine", "BenchConfig", "CommandLineKit", "LiveMetrics", "ResultsStore", argumentParser,
+                "WireCheck" /* capture */,
+            ]),
         // MARK: metrics
         // --metrics HOST:PORT: Prometheus text format at /metrics (swift-prometheus registry, a
         // small NIOHTTP1 server), fed from snapshots the tools take where their numbers live.
@@ -139,7 +145,7 @@ let package = Package(
         .target(
             name: "LabCore", dependencies: ["DelayLink", "BenchConfig", "LatencyStats", "CommandLineKit"]),
         .executableTarget(
-            name: "Lab", dependencies: ["LabCore", "BenchConfig", "CommandLineKit", argumentParser]),
+            name: "Lab", dependencies: ["LabCore", "BenchConfig", "CommandLineKit", "ResultsStore", argumentParser]),
         .testTarget(name: "LabTests", dependencies: ["LabCore", "BenchConfig", "LatencyStats", "CommandLineKit"]),
         // MARK: proxy
         // PostgreSQL wire protocol: incremental framing and decoding, both directions.
@@ -180,7 +186,7 @@ let package = Package(
             name: "PGProbe",
             dependencies: [
                 "PGProbeCore", "PGSniff", "PacketCapture", "LatencyStats", "CommandLineKit", "LiveMetrics", nioCore,
-                nioPosix, argumentParser,
+                nioPosix, "ResultsStore", argumentParser,
             ]),
         .testTarget(name: "PGSniffTests", dependencies: ["PGSniff", "PacketCapture", "LatencyStats", nioCore]),
         .testTarget(

@@ -4,6 +4,7 @@ import Foundation
 import LiveMetrics
 import NIOPosix
 import PGProbeCore
+import ResultsStore
 
 struct QueryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,6 +21,7 @@ struct QueryCommand: AsyncParsableCommand {
 
     @OptionGroup var options: ProbeOptions<QueryDefaults>
     @OptionGroup var metrics: MetricsOptions
+    @OptionGroup(title: "Stored runs") var store: StoreOptions
 
     func run() async throws {
         try checkOutputs("query", [("--summary-json", options.summaryJSON)])
@@ -29,6 +31,7 @@ struct QueryCommand: AsyncParsableCommand {
         let metricsServer = try await startMetrics(metricsAddress, live, tool: "pgprobe query")
         emit("pgprobe query: \(probe.dsn.redacted), \(options.describe(probe))")
         let metadata = RunMetadata()
+        let recorder = await startRecording(store, command: "query", metadata: metadata, settings: options.settings(probe))
         let started = ContinuousClock.now
         let quiet = options.quiet
         let (statistics, fatal) = await runUntilInterrupted { () -> (QueryStatistics, String?) in
@@ -37,6 +40,7 @@ struct QueryCommand: AsyncParsableCommand {
                 try await QueryProbe(options: probe).run { outcome in
                     statistics.record(outcome)
                     live.record(outcome)
+                    recorder?.record(latencyNanos: outcome.latencyNanos)
                     if !quiet { emit(statistics.line(for: outcome)) }
                 }
                 return (statistics, nil)
@@ -55,6 +59,9 @@ struct QueryCommand: AsyncParsableCommand {
                 statistics.summary, command: "query", metadata: metadata, settings: options.settings(probe),
                 extra: ["queries_per_s": statistics.rate(elapsedSeconds: elapsed) ?? NSNull()], to: path)
         }
+        await finishRecording(
+            recorder, command: "query", summary: statistics.summary, error: fatal, metadata: metadata,
+            settings: options.settings(probe), extra: ["queries_per_s": statistics.rate(elapsedSeconds: elapsed) ?? NSNull()])
         if fatal != nil || !written { throw ExitStatus.runFailed }
         if statistics.failed > 0 { throw ExitStatus.measurementFailed }
     }

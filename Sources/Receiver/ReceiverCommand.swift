@@ -100,6 +100,10 @@ struct ReceiverCommand: AsyncParsableCommand {
             throw ExitStatus.usage
         }
         let metadata = RunMetadata()
+        // Every connection is a descriptor: take all the kernel allows before the first accept.
+        if case .raised(let from, let to)? = FileDescriptorLimit.raiseToHardLimit() {
+            LineOutput.printError("vtp-receiver: raised the open-file limit from \(from) to \(to)")
+        }
         let recorder = store.recorder(
             tool: "vtp-receiver", metadata: metadata, config: settingsJSON(c, options, port: c.port),
             warn: { LineOutput.printError("vtp-receiver: \($0)") })
@@ -190,11 +194,11 @@ struct ReceiverCommand: AsyncParsableCommand {
                 writeFailed = true
             }
         }
-        await metricsServer?.stop()
         if let recorder {
             let object = try? SummaryJSON.object(full, metadata: metadata, settings: settings)
             (try? await recorder.finish(summary: object, config: settings).get())?.print(tool: "vtp-receiver")
         }
+        await metricsServer?.stop()
         try? await group.shutdownGracefully()
         if writeFailed { throw ExitStatus.runFailed }
     }

@@ -1,3 +1,4 @@
+import CommandLineKit
 import Foundation
 
 /// Uploads a run from a local SQLite store to a PostgreSQL collector by running
@@ -23,10 +24,21 @@ public enum CollectorHandoff {
         return nil
     }
 
-    /// Runs `vtp-report push --store FROM --to URL [selection…]` and waits for it (it has its own
-    /// connect timeout). The selection is run ids and/or `--tag k=v` arguments.
+    /// Runs `vtp-report push --store FROM --to URL [run id] [selection…]` and waits for it (it has
+    /// its own connect timeout), off the caller's thread.
     public static func push(runID: String? = nil, selection: [String] = [], from path: String, to url: CollectorURL)
         async -> Outcome
+    {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(returning: pushAndWait(runID: runID, selection: selection, from: path, to: url))
+            }
+        }
+    }
+
+    /// The same, blocking (for synchronous commands such as vtp-lab).
+    public static func pushAndWait(runID: String? = nil, selection: [String] = [], from path: String, to url: CollectorURL)
+        -> Outcome
     {
         guard let executable = reportExecutable() else {
             return Outcome(problem: "cannot upload to \(url.redacted): vtp-report is neither next to this tool nor on PATH")
@@ -34,29 +46,23 @@ public enum CollectorHandoff {
         var arguments = ["push", "--store", path, "--to", url.text, "--quiet"]
         if let runID { arguments.append(runID) }
         arguments += selection
-        return await withCheckedContinuation { continuation in
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = arguments
-            let errors = Pipe()
-            process.standardError = errors
-            process.standardOutput = FileHandle.nullDevice
-            process.terminationHandler = { process in
-                let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                let line = text.split(whereSeparator: \.isNewline).last.map(String.init)
-                if process.terminationStatus == 0 {
-                    continuation.resume(returning: Outcome(problem: nil))
-                } else {
-                    let reason = line.map { $0.hasPrefix("vtp-report: ") ? String($0.dropFirst(12)) : $0 }
-                    continuation.resume(
-                        returning: Outcome(problem: reason ?? "vtp-report push exited with status \(process.terminationStatus)"))
-                }
-            }
-            do {
-                try process.run()
-            } catch {
-                continuation.resume(returning: Outcome(problem: "cannot run \(executable): \(error.localizedDescription)"))
-            }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        do {
+            try process.run()
+        } catch {
+            return Outcome(problem: "cannot run \(executable): \(UserMessage.describe(error))")
         }
+        // Read before waiting: a full pipe would otherwise block the child.
+        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard process.terminationStatus != 0 else { return Outcome(problem: nil) }
+        let line = text.split(whereSeparator: \.isNewline).last.map(String.init)
+        let reason = line.map { $0.hasPrefix("vtp-report: ") ? String($0.dropFirst(12)) : $0 }
+        return Outcome(problem: reason ?? "vtp-report push exited with status \(process.terminationStatus)")
     }
 }

@@ -35,6 +35,8 @@ public final class RunRecorder: Sendable {
         var nextSeq = 0
         var writing = false
         var flushScheduled = false
+        /// For tools that hand over single outcomes (`record(latencyNanos:)`).
+        var clock = IntervalClock()
         var lastFlush = NIODeadline.now()
         /// Set once the store failed: the rest of the run goes to a fallback file at the end.
         var failed = false
@@ -90,6 +92,18 @@ public final class RunRecorder: Sendable {
         }
     }
 
+    /// Hands over one outcome of a tool without report intervals of its own (a query, a write):
+    /// a latency, or nil for a failure. They are cut into one-second intervals on the recorder's
+    /// loop. Returns at once; callable from any thread.
+    public func record(latencyNanos: Int64?, atNanos: Int64 = IntervalClock.wallNanos()) {
+        let state = state
+        state.eventLoop.execute {
+            guard let closed = state.value.clock.record(latencyNanos: latencyNanos, atNanos: atNanos) else { return }
+            state.value.pending.append(closed)
+            self.flushIfDue()
+        }
+    }
+
     /// `record(_:)` as a closure, for the tools' `onInterval` hooks.
     public var intervalSink: @Sendable (ReportInterval) -> Void { { self.record($0) } }
 
@@ -104,6 +118,9 @@ public final class RunRecorder: Sendable {
         let state = state
         let loop = state.eventLoop
         return opened.futureResult.flatMap {
+            if let open = state.value.clock.finish(atNanos: Self.nanos(endedAt)) {
+                state.value.pending.append(open)
+            }
             state.value.run.endedAt = endedAt
             state.value.run.summary = summaryText
             if let configText { state.value.run.config = configText }
@@ -239,6 +256,13 @@ public final class RunRecorder: Sendable {
         let store = try await SQLiteResults.open(path: fallbackPath(runID: run.id))
         try await store.begin(run)
         return store
+    }
+
+    /// Nanoseconds since 1970 (dates far outside ±292 years clamp).
+    static func nanos(_ date: Date) -> Int64 {
+        let nanos = (date.timeIntervalSince1970 * 1e9).rounded()
+        guard nanos.isFinite else { return 0 }
+        return nanos >= 9.2e18 ? .max : nanos <= -9.2e18 ? .min : Int64(nanos)
     }
 
     /// A file of this run alone, in the current directory: `vtpbench-run-<id>.sqlite`.

@@ -59,13 +59,61 @@ public struct StoreOptions: ParsableArguments {
         return RunRecorder(run: run, target: target, warn: warn)
     }
 
-    /// The same flags for a child process (vtp-lab hands them to the tools it runs).
-    public func arguments(store overriding: String? = nil) -> [String] {
-        var arguments: [String] = []
-        if noStore { return ["--no-store"] }
-        if let store = overriding ?? store { arguments += ["--store", store] }
+}
+
+/// How a tool that runs other tools (vtp-lab) records: its own run and the children's in one
+/// local file, each child tagged with the sweep's id and its case's settings; for a collector,
+/// everything is uploaded at the end from here (the children may run in namespaces that cannot
+/// reach it).
+public struct ChildRecording: Sendable {
+    /// nil: `--no-store`.
+    public let localPath: String?
+    public let collector: CollectorURL?
+    public let tester: String?
+    public let tags: [String: String]
+    public let problems: [String]
+    /// The sweep: the parent's run id; the parent and every child are tagged `sweep=<id>`.
+    public let parentRunID: String
+
+    public init(_ options: StoreOptions, sweepID: String, environment: [String: String] = ProcessInfo.processInfo.environment) {
+        let (target, tags, problems) = options.resolve(environment: environment)
+        self.tags = tags
+        self.problems = problems
+        self.parentRunID = sweepID
+        tester = options.tester.flatMap { $0.isEmpty ? nil : $0 }
+        let cwd = FileManager.default.currentDirectoryPath
+        func absolute(_ path: String) -> String {
+            path.hasPrefix("/") ? path : URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: cwd + "/")).standardizedFileURL.path
+        }
+        switch target {
+        case nil:
+            localPath = nil
+            collector = nil
+        case .sqlite(let path)?:
+            localPath = absolute(path)
+            collector = nil
+        case .collector(let url)?:
+            localPath = absolute(StoreTarget.defaultPath)
+            collector = url
+        }
+    }
+
+    /// The parent's own tags: the user's and the sweep's id.
+    public var parentTags: [String: String] { tags.merging(["sweep": parentRunID]) { user, _ in user } }
+
+    /// A child's flags: the local store, the tester, the parent's id, `caseTags`, then the user's tags.
+    public func arguments(caseTags: [String: String]) -> [String] {
+        guard let localPath else { return ["--no-store"] }
+        var arguments = ["--store", localPath]
         if let tester { arguments += ["--tester", tester] }
-        for tag in tags { arguments += ["--tag", tag] }
+        let all = caseTags.merging(["sweep": parentRunID]) { old, _ in old }.merging(tags) { _, user in user }
+        for key in all.keys.sorted() { arguments += ["--tag", "\(key)=\(all[key] ?? "")"] }
         return arguments
+    }
+
+    /// Uploads the parent's run and its children to the collector (if there is one).
+    public func uploadAndWait() -> CollectorHandoff.Outcome? {
+        guard let collector, let localPath else { return nil }
+        return CollectorHandoff.pushAndWait(selection: ["--tag", "sweep=\(parentRunID)"], from: localPath, to: collector)
     }
 }
