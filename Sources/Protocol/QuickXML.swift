@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A fast reader for the plain XML that VTP peers send (acks, naks, iamalive: ASCII elements and
 /// attributes, no entities, comments, CDATA, DOCTYPE or processing instructions). For a document
 /// in that subset it returns exactly the tree `SafeXMLParser.parse` gives; for anything else
@@ -27,7 +33,7 @@ public enum QuickXML {
             reader.position += declaration.count
         }
         reader.skipSpace()
-        var scope = NamespaceScope()
+        var scope: [Binding] = []
         guard let root = reader.element(depth: 0, scope: &scope) else { return nil }
         reader.skipSpace()
         return reader.atEnd ? root : nil
@@ -36,20 +42,49 @@ public enum QuickXML {
     /// Tab, LF, space and printable ASCII only, without `&` (entities) or CR (line-end
     /// normalisation): the subset's characters mean themselves.
     private static func isPlainASCII(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        for byte in bytes where !(byte >= 0x20 && byte < 0x7F && byte != UInt8(ascii: "&")) && byte != 0x09 && byte != 0x0A {
-            return false
+        guard let base = bytes.baseAddress else { return true }
+        // Eight bytes at a time; a word with a control character (LF, tab), `&` or DEL is checked
+        // byte by byte.
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        func hasZeroByte(_ v: UInt64) -> Bool { (v &- ones) & ~v & highs != 0 }
+        var offset = 0
+        while offset + 8 <= bytes.count {
+            let word = base.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+            if word & highs != 0 { return false }
+            if (word &- ones &* 0x20) & ~word & highs != 0 || hasZeroByte(word ^ (ones &* 0x26))
+                || hasZeroByte(word ^ (ones &* 0x7F))
+            {
+                for index in offset..<offset + 8 where !isPlain(bytes[index]) { return false }
+            }
+            offset += 8
         }
+        for index in offset..<bytes.count where !isPlain(bytes[index]) { return false }
         return true
     }
 
-    /// Prefix → namespace URI declarations in scope, innermost last (nil URI: no default).
-    private struct NamespaceScope {
-        var bindings: [(prefix: Substring?, uri: String?)] = []
+    private static func isPlain(_ byte: UInt8) -> Bool {
+        (byte >= 0x20 && byte < 0x7F && byte != UInt8(ascii: "&")) || byte == 0x09 || byte == 0x0A
+    }
 
-        func lookup(_ prefix: Substring?) -> String?? {
-            for binding in bindings.reversed() where binding.prefix == prefix { return .some(binding.uri) }
-            return prefix == nil ? .some(nil) : nil  // an undeclared prefix: not in the subset
-        }
+    /// A name in the document: `prefix:local` or `local`, as byte ranges.
+    private struct Name {
+        var whole: Range<Int>
+        /// The prefix, without its colon (nil: no prefix).
+        var prefix: Range<Int>?
+        var local: Range<Int>
+    }
+
+    private struct Attribute {
+        var name: Name
+        var value: Range<Int>
+    }
+
+    /// A namespace declaration in scope: the prefix it binds (nil: the default namespace) and
+    /// the URI (nil: the default namespace undeclared).
+    private struct Binding {
+        var prefix: Range<Int>?
+        var uri: String?
     }
 
     private struct Reader {
@@ -72,6 +107,13 @@ public enum QuickXML {
             return position > start
         }
 
+        /// The position of the next `byte` from here (memchr), or nil.
+        func find(_ byte: UInt8) -> Int? {
+            guard let base = bytes.baseAddress, position < bytes.count else { return nil }
+            guard let found = memchr(base + position, Int32(byte), bytes.count - position) else { return nil }
+            return base.distance(to: UnsafeRawPointer(found))
+        }
+
         mutating func take(_ byte: UInt8) -> Bool {
             guard current == byte else { return false }
             position += 1
@@ -82,8 +124,36 @@ public enum QuickXML {
             String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self)
         }
 
+        func same(_ a: Range<Int>, _ b: Range<Int>) -> Bool {
+            guard a.count == b.count else { return false }
+            for offset in 0..<a.count where bytes[a.lowerBound + offset] != bytes[b.lowerBound + offset] { return false }
+            return true
+        }
+
+        func same(_ a: Range<Int>, _ literal: StaticString) -> Bool {
+            guard a.count == literal.utf8CodeUnitCount else { return false }
+            let pointer = literal.utf8Start
+            for offset in 0..<a.count where bytes[a.lowerBound + offset] != pointer[offset] { return false }
+            return true
+        }
+
+        func same(_ a: Range<Int>?, _ b: Range<Int>?) -> Bool {
+            switch (a, b) {
+            case (nil, nil): return true
+            case (let a?, let b?): return same(a, b)
+            default: return false
+            }
+        }
+
+        /// The URI bound to `prefix` (nil prefix: the default namespace); `.none` when the prefix
+        /// is not declared (outside the subset), `.some(nil)` for no namespace.
+        func lookup(_ prefix: Range<Int>?, in scope: [Binding]) -> String?? {
+            for binding in scope.reversed() where same(binding.prefix, prefix) { return .some(binding.uri) }
+            return prefix == nil ? .some(nil) : nil
+        }
+
         /// A name `[A-Za-z_][A-Za-z0-9_.-]*`, optionally `prefix:local` of two such.
-        mutating func name() -> (qualified: Range<Int>, prefix: String?, local: String)? {
+        mutating func name() -> Name? {
             let start = position
             var colon: Int?
             guard let first = current, isNameStart(first) else { return nil }
@@ -101,24 +171,20 @@ public enum QuickXML {
                     break
                 }
             }
-            guard let colon else { return (start..<position, nil, text(start..<position)) }
-            return (start..<position, text(start..<colon), text(colon + 1..<position))
+            guard let colon else { return Name(whole: start..<position, prefix: nil, local: start..<position) }
+            return Name(whole: start..<position, prefix: start..<colon, local: colon + 1..<position)
         }
 
         private func isNameStart(_ byte: UInt8) -> Bool {
             (byte | 0x20) >= UInt8(ascii: "a") && (byte | 0x20) <= UInt8(ascii: "z") || byte == UInt8(ascii: "_")
         }
 
-        func same(_ a: Range<Int>, _ b: Range<Int>) -> Bool {
-            a.count == b.count && zip(a, b).allSatisfy { bytes[$0] == bytes[$1] }
-        }
-
         /// The element starting at `<` here, with its content and end tag; nil when it is outside
         /// the subset (or malformed).
-        mutating func element(depth: Int, scope: inout NamespaceScope) -> XMLElement? {
+        mutating func element(depth: Int, scope: inout [Binding]) -> XMLElement? {
             guard depth < QuickXML.maximumDepth, take(UInt8(ascii: "<")), let tag = name() else { return nil }
             // Attributes, raw: namespaces are resolved once all declarations of the tag are read.
-            var attributes: [(qualified: Range<Int>, prefix: String?, local: String, value: String)] = []
+            var attributes: [Attribute] = []
             var empty = false
             while true {
                 let spaced = skipSpace()
@@ -137,61 +203,73 @@ public enum QuickXML {
                 guard let quote = current, quote == UInt8(ascii: "\"") || quote == UInt8(ascii: "'") else { return nil }
                 position += 1
                 let valueStart = position
+                guard let valueEnd = find(quote) else { return nil }
+                position = valueEnd + 1
                 // `<` is an error; tab and LF would be normalised to spaces: both left to libxml2.
-                while let byte = current, byte != quote {
-                    guard byte != UInt8(ascii: "<"), byte != 0x09, byte != 0x0A else { return nil }
-                    position += 1
+                for index in valueStart..<valueEnd {
+                    let byte = bytes[index]
+                    if byte == UInt8(ascii: "<") || byte == 0x09 || byte == 0x0A { return nil }
                 }
-                guard take(quote) else { return nil }
-                let value = text(valueStart..<(position - 1))
                 // Duplicates (also by local name: two prefixes may name one namespace) go to libxml2.
-                guard !attributes.contains(where: { same($0.qualified, attribute.qualified) || $0.local == attribute.local })
-                else { return nil }
-                attributes.append((attribute.qualified, attribute.prefix, attribute.local, value))
+                for other in attributes where same(other.name.whole, attribute.whole) || same(other.name.local, attribute.local) {
+                    return nil
+                }
+                attributes.append(Attribute(name: attribute, value: valueStart..<(position - 1)))
             }
             // Declarations first, then names resolved in the new scope.
-            let outer = scope.bindings.count
-            defer { scope.bindings.removeSubrange(outer...) }
+            let outer = scope.count
+            defer { scope.removeSubrange(outer...) }
+            var declarations = 0
             for attribute in attributes {
-                if attribute.prefix == nil, attribute.local == "xmlns" {
-                    scope.bindings.append((nil, attribute.value.isEmpty ? nil : attribute.value))
-                } else if attribute.prefix == "xmlns" {
+                if attribute.name.prefix == nil, same(attribute.name.local, "xmlns") {
+                    scope.append(Binding(prefix: nil, uri: attribute.value.isEmpty ? nil : text(attribute.value)))
+                    declarations += 1
+                } else if let prefix = attribute.name.prefix, same(prefix, "xmlns") {
                     // Undeclaring a prefix or rebinding xml/xmlns is an error: libxml2's to report.
-                    guard !attribute.value.isEmpty, attribute.local != "xml", attribute.local != "xmlns" else { return nil }
-                    scope.bindings.append((Substring(attribute.local), attribute.value))
+                    guard !attribute.value.isEmpty, !same(attribute.name.local, "xml"), !same(attribute.name.local, "xmlns")
+                    else { return nil }
+                    scope.append(Binding(prefix: attribute.name.local, uri: text(attribute.value)))
+                    declarations += 1
                 }
             }
-            guard tag.prefix != "xml", tag.prefix != "xmlns", case .some(let uri) = scope.lookup(tag.prefix.map { Substring($0) })
-            else { return nil }
-            var element = XMLElement(name: tag.local, namespaceURI: uri)
-            for attribute in attributes {
-                if attribute.prefix == nil, attribute.local == "xmlns" { continue }
-                if attribute.prefix == "xmlns" { continue }
-                if let prefix = attribute.prefix {
-                    // Unprefixed attributes are in no namespace; a prefixed one needs its prefix in scope.
-                    guard prefix != "xml", scope.lookup(Substring(prefix)) != nil else { return nil }
+            if let prefix = tag.prefix, same(prefix, "xml") || same(prefix, "xmlns") { return nil }
+            guard case .some(let uri) = lookup(tag.prefix, in: scope) else { return nil }
+            var element = XMLElement(name: text(tag.local), namespaceURI: uri)
+            if attributes.count > declarations {
+                for attribute in attributes {
+                    if let prefix = attribute.name.prefix {
+                        if same(prefix, "xmlns") { continue }
+                        // A prefixed attribute needs its prefix in scope; unprefixed ones are in no namespace.
+                        guard !same(prefix, "xml"), lookup(prefix, in: scope) != nil else { return nil }
+                    } else if same(attribute.name.local, "xmlns") {
+                        continue
+                    }
+                    element.attributes[text(attribute.name.local)] = text(attribute.value)
                 }
-                element.attributes[attribute.local] = attribute.value
             }
             guard !empty else { return element }
             // Content: text and child elements up to the matching end tag.
             while true {
                 let textStart = position
-                while let byte = current, byte != UInt8(ascii: "<") {
+                guard let textEnd = find(UInt8(ascii: "<")) else { return nil }
+                position = textEnd
+                if textEnd > textStart {
                     // `]]>` may not appear in text.
-                    if byte == UInt8(ascii: ">"), position - textStart >= 2, bytes[position - 1] == UInt8(ascii: "]"),
-                        bytes[position - 2] == UInt8(ascii: "]")
-                    {
-                        return nil
+                    var index = textStart + 2
+                    while index < textEnd {
+                        if bytes[index] == UInt8(ascii: ">"), bytes[index - 1] == UInt8(ascii: "]"),
+                            bytes[index - 2] == UInt8(ascii: "]")
+                        {
+                            return nil
+                        }
+                        index += 1
                     }
-                    position += 1
+                    element.text += text(textStart..<textEnd)
                 }
-                if position > textStart { element.text += text(textStart..<position) }
-                guard !atEnd else { return nil }
                 let next = position + 1 < bytes.count ? bytes[position + 1] : 0
                 if next == UInt8(ascii: "/") {
                     position += 2
-                    guard let end = name(), same(end.qualified, tag.qualified) else { return nil }
+                    guard let end = name(), same(end.whole, tag.whole) else { return nil }
                     skipSpace()
                     return take(UInt8(ascii: ">")) ? element : nil
                 }

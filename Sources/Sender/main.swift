@@ -24,6 +24,10 @@ struct SenderCommand: ParsableCommand {
             up to --window awaiting acks each; a subscriber silent for --iamalive-interval gets an \
             iamalive, and one that does not answer it, or leaves an ack overdue past --ack-timeout, is \
             dropped. An event counts as acked once every subscriber connected when it was sent acked it.
+            Several receivers: repeat --target HOST:PORT (in order of preference). --failover ordered \
+            (the default) sends to the first healthy target and, when it refuses, resets or does not \
+            ack within --ack-timeout, moves to the next and resends every event written but not acked \
+            there; --failover all sends every event to every target (delivered when any acks it).
             Exit status: 0 when every event was acked, 1 otherwise, 2 when the receiver could not be \
             reached (or --broadcast cannot listen), 64 on bad input.
             """,
@@ -47,6 +51,8 @@ struct SenderCommand: ParsableCommand {
         name: .customLong("wait-subscribers"), parsing: .unconditional,
         help: "With --broadcast: start the schedule once this many subscribers are connected (default 1; 0: at once).")
     var waitSubscribers: String?
+    @Flag(help: "With --failover ordered: return to an earlier target once it accepts connections again.")
+    var failback = false
     @OptionGroup(title: "Stored runs") var store: StoreOptions
 
     func resolvedConfiguration() throws -> BenchConfiguration {
@@ -99,6 +105,9 @@ struct SenderCommand: ParsableCommand {
         if broadcastSettings != nil && metricsAddress != nil {
             throw ValidationError("--metrics does not go with --broadcast (the broker role exports no metrics yet)")
         }
+        if broadcastSettings != nil && (!settings.target.isEmpty || failback) {
+            throw ValidationError("--target and --failback choose receivers to connect to; --broadcast listens for subscribers")
+        }
         if printEvent {
             let builder = TestEventBuilder(localIVO: configuration.localIVO, eventSize: configuration.eventSize)
             print(builder.document(sequence: 0, sentNanos: WallClock.nowNanos()), terminator: "")
@@ -127,7 +136,7 @@ struct SenderCommand: ParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         defer { try? group.syncShutdownGracefully() }
         let metadata = RunMetadata()
-        let options = SenderOptions(configuration: configuration)
+        let options = SenderOptions(configuration: configuration, failback: failback)
         let recorder = store.recorder(
             tool: "vtp-sender", metadata: metadata, config: VTPSender.plannedSettings(options),
             warn: { LineOutput.printError("vtp-sender: \($0)") })

@@ -28,10 +28,16 @@ struct AckProgress {
             + Human.minAvgMax(min: rtt?.min, avg: rtt?.mean, max: rtt?.max) + ", " + Human.percentiles([("p99", rtt?.p99)])
     }
 
-    /// Every round trip of the run (nil: none was measured).
-    var overall: LatencySummary? {
+    /// Every round trip of the run so far.
+    var all: LatencyRecorder {
         var all = total
         all.merge(interval)
+        return all
+    }
+
+    /// Their statistics (nil: none was measured).
+    var overall: LatencySummary? {
+        let all = all
         return all.count > 0 ? all.summary : nil
     }
 }
