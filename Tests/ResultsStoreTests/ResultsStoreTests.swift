@@ -147,9 +147,8 @@ final class ResultsStoreTests: XCTestCase {
     }
 
     func testStoreFlagsProblemsAreLinesAndTheRunIsStillRecorded() throws {
-        var options = StoreOptions()
-        options.store = "ftp://nowhere"
-        options.tags = ["site=a", "broken"]
+        // Parsed, as the tools get it: a property wrapper never parsed traps when read.
+        var options = try StoreOptions.parse(["--store", "ftp://nowhere", "--tag", "site=a", "--tag", "broken"])
         let resolved = options.resolve(environment: [:])
         XCTAssertEqual(resolved.target, .sqlite(path: "./vtpbench-results.sqlite"))
         XCTAssertEqual(resolved.tags, ["site": "a"])
