@@ -167,7 +167,7 @@ let package = Package(
         .testTarget(
             name: "ProxyTests",
             dependencies: [
-                "TestSupport", "ProxyCore", "PGWire", "Protocol", "NetworkEmulation", nioCore, nioPosix,
+                "TestSupport", "ProxyCore", "PGWire", "Protocol", "NetworkEmulation", "LiveMetrics", nioCore, nioPosix,
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
         // MARK: pgprobe

@@ -87,6 +87,9 @@ public struct LabSettings: Sendable, Equatable {
         return count < Double(Self.maximumEvents) ? Int(count) : Self.maximumEvents
     }
 
+    /// Events per second offered: the rate, or a burst's events over the time between bursts.
+    public var offeredRate: Double { bursts.map { Double($0.size) / $0.everySeconds } ?? rate }
+
     /// Events scheduled at each instant: the burst size, or 1 at an even rate.
     public var burstSize: Int { bursts?.size ?? 1 }
 

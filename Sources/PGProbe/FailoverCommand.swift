@@ -1,6 +1,8 @@
 import ArgumentParser
 import CommandLineKit
 import Foundation
+import LiveMetrics
+import NIOPosix
 import PGProbeCore
 import ResultsStore
 
@@ -42,7 +44,7 @@ struct FailoverCommand: AsyncParsableCommand {
 
     @Option(
         name: .customLong("warmup-duration"), parsing: .unconditional,
-        help: "Insert only, this long, before the mix starts; a bare number is seconds (default 0).")
+        help: "Insert only, this long, before the mix starts; a bare number is seconds.")
     var warmupDuration = SecondsArgument(seconds: 0)
 
     @Option(name: .customLong("insert-percent"), parsing: .unconditional, help: "Share of inserts in the mix (the three sum to 100).")
@@ -70,27 +72,27 @@ struct FailoverCommand: AsyncParsableCommand {
 
     @Option(
         name: .customLong("rto-conn-timeout"), parsing: .unconditional,
-        help: "Timeout of each connection attempt (connect and login), in MILLISECONDS (default 1000; or 2s).")
+        help: "Timeout of each connection attempt (connect and login); a bare number is MILLISECONDS (or 2s).")
     var rtoConnTimeout = MillisecondsArgument(seconds: 1)
 
     @Option(
         name: .customLong("statement-timeout"), parsing: .unconditional,
-        help: "A statement unanswered this long counts as indeterminate (also set as the server's statement_timeout); a bare number is seconds (default 5).")
+        help: "A statement unanswered this long counts as indeterminate (also set as the server's statement_timeout); a bare number is seconds.")
     var statementTimeout = SecondsArgument(seconds: 5)
 
     @Option(
         name: .customLong("retry-interval"), parsing: .unconditional,
-        help: "Pause after a failed attempt before the next; a bare number is milliseconds (default 50).")
+        help: "Pause after a failed attempt before the next; a bare number is milliseconds.")
     var retryInterval = MillisecondsArgument(seconds: 0.05)
 
     @Option(
         name: .customLong("validation-delay"), parsing: .unconditional,
-        help: "Wait this long after the load before checking the data; a bare number is seconds (default 0).")
+        help: "Wait this long after the load before checking the data; a bare number is seconds.")
     var validationDelay = SecondsArgument(seconds: 0)
 
     @Option(
         name: .customLong("report-interval"), parsing: .unconditional,
-        help: "A progress line this often; a bare number is seconds (default 1).")
+        help: "A progress line this often; a bare number is seconds.")
     var reportInterval = SecondsArgument(seconds: 1)
 
     @Option(
@@ -99,11 +101,14 @@ struct FailoverCommand: AsyncParsableCommand {
     var summaryJSON: String?
 
     @OptionGroup(title: "Stored runs") var store: StoreOptions
+    @OptionGroup var metrics: MetricsOptions
 
     func validate() throws {
+        for (flag, text) in [("--primary-dsn", primaryDSN), ("--repo-dsn", repoDSN)] {
+            guard let text else { continue }
+            do { _ = try DSN(parsing: text) } catch { throw ValidationError("\(flag): \(error)") }
+        }
         do {
-            _ = try DSN(parsing: primaryDSN)
-            if let repoDSN { _ = try DSN(parsing: repoDSN) }
             _ = try OperationMix(insert: insertPercent, update: updatePercent, delete: deletePercent)
         } catch {
             throw ValidationError("\(error)")
@@ -135,6 +140,7 @@ struct FailoverCommand: AsyncParsableCommand {
     func run() async throws {
         try checkOutputs("failover", [("--summary-json", summaryJSON)])
         let options = try probeOptions()  // checked in validate()
+        let metricsAddress = try metrics.parsed()
         let metadata = RunMetadata()
         // The repo's run_id is the summary's: one id finds a run's ledger.
         let probe = FailoverProbe(options: options, runID: metadata.run_id)
@@ -149,6 +155,8 @@ struct FailoverCommand: AsyncParsableCommand {
                 + (options.repo == nil ? "" : " and \(FailoverProbe.repoTable)"))
             return
         }
+        let live = QueryMetrics(on: MultiThreadedEventLoopGroup.singleton.next())
+        let metricsServer = try await startMetrics(metricsAddress, live, tool: "pgprobe failover")
         emit(
             "pgprobe failover: \(options.primary.redacted), \(parallelWorkers) workers, mix \(insertPercent)/\(updatePercent)/\(deletePercent) "
                 + "insert/update/delete, for \(Human.duration(seconds: duration.seconds))"
@@ -164,6 +172,7 @@ struct FailoverCommand: AsyncParsableCommand {
                         case .operation(_, _, _, let latencyNanos):
                             // A write without an answer (nil) counts as an error of its interval.
                             recorder?.record(latencyNanos: latencyNanos)
+                            live.record(latencyNanos: latencyNanos)
                         }
                     })
             } catch let error as FailoverProbeError {
@@ -172,6 +181,7 @@ struct FailoverCommand: AsyncParsableCommand {
                 return .failure(FailoverProbeError(UserMessage.describe(error)))
             }
         }
+        await metricsServer?.stop()
         let summary: FailoverSummary
         switch result {
         case .success(let value): summary = value

@@ -1,5 +1,7 @@
 import CommandLineKit
 import Foundation
+import LiveMetrics
+import PGProbeCore
 import ResultsStore
 
 /// Prints a line and flushes, so report lines reach a pipe as they happen.
@@ -35,4 +37,18 @@ func finishRecording<T: Encodable>(
     if let error { object["error"] = error }
     let outcome = try? await recorder.finish(summary: object, config: settings).get()
     outcome?.print(tool: "pgprobe \(command)")
+}
+
+/// `--metrics`: serves `live` (nil without the flag); a port in use is one line and exit 2.
+func startMetrics(_ address: MetricsAddress?, _ live: QueryMetrics, tool: String) async throws -> MetricsServer? {
+    guard let address else { return nil }
+    do {
+        let server = try await MetricsServer.start(
+            at: address, exporter: MetricsExporter(declaring: QueryMetrics.exported, on: live.loop) { live.snapshot() })
+        emit("\(tool): metrics at \(server.url)")
+        return server
+    } catch {
+        emitError("\(tool): \(error)")
+        throw ExitStatus.runFailed
+    }
 }

@@ -28,19 +28,8 @@ struct QueryCommand: AsyncParsableCommand {
         let probe = try options.probeOptions()  // checked in validate()
         let metricsAddress = try metrics.parsed()
         let live = QueryMetrics(on: MultiThreadedEventLoopGroup.singleton.next())
-        var metricsServer: MetricsServer?
-        if let metricsAddress {
-            do {
-                metricsServer = try await MetricsServer.start(
-                    at: metricsAddress,
-                    exporter: MetricsExporter(declaring: QueryMetrics.exported, on: live.loop) { live.snapshot() })
-            } catch {
-                emitError("pgprobe query: \(error)")
-                throw ExitStatus.runFailed
-            }
-        }
+        let metricsServer = try await startMetrics(metricsAddress, live, tool: "pgprobe query")
         emit("pgprobe query: \(probe.dsn.redacted), \(options.describe(probe))")
-        if let metricsServer { emit("pgprobe query: metrics at \(metricsServer.url)") }
         let metadata = RunMetadata()
         let recorder = await startRecording(store, command: "query", metadata: metadata, settings: options.settings(probe))
         let started = ContinuousClock.now

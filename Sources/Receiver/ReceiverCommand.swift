@@ -100,6 +100,10 @@ struct ReceiverCommand: AsyncParsableCommand {
             throw ExitStatus.usage
         }
         let metadata = RunMetadata()
+        // Every connection is a descriptor: take all the kernel allows before the first accept.
+        if case .raised(let from, let to)? = FileDescriptorLimit.raiseToHardLimit() {
+            LineOutput.printError("vtp-receiver: raised the open-file limit from \(from) to \(to)")
+        }
         let recorder = store.recorder(
             tool: "vtp-receiver", metadata: metadata, config: settingsJSON(c, options, port: c.port),
             warn: { LineOutput.printError("vtp-receiver: \($0)") })

@@ -19,6 +19,10 @@ struct SenderCommand: ParsableCommand {
             take units (500ms, 2s, 1m); a bare number is seconds.
             If no connection opens within --connect-timeout the run stops with one line naming the \
             cause; a receiver that was reached and went away is retried until --drain-timeout.
+            Several receivers: repeat --target HOST:PORT (in order of preference). --failover ordered \
+            (the default) sends to the first healthy target and, when it refuses, resets or does not \
+            ack within --ack-timeout, moves to the next and resends every event written but not acked \
+            there; --failover all sends every event to every target (delivered when any acks it).
             Exit status: 0 when every event was acked, 1 otherwise, 2 when the receiver could not be \
             reached, 64 on bad input.
             """,
@@ -32,6 +36,8 @@ struct SenderCommand: ParsableCommand {
     var summaryJSON: String?
     @Flag(help: "Print one event document exactly as it would be sent (sequence 0, timestamp now) and exit.")
     var printEvent = false
+    @Flag(help: "With --failover ordered: return to an earlier target once it accepts connections again.")
+    var failback = false
     @OptionGroup(title: "Stored runs") var store: StoreOptions
 
     func resolvedConfiguration() throws -> BenchConfiguration {
@@ -83,7 +89,7 @@ struct SenderCommand: ParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         defer { try? group.syncShutdownGracefully() }
         let metadata = RunMetadata()
-        let options = SenderOptions(configuration: configuration)
+        let options = SenderOptions(configuration: configuration, failback: failback)
         let recorder = store.recorder(
             tool: "vtp-sender", metadata: metadata, config: VTPSender.plannedSettings(options),
             warn: { LineOutput.printError("vtp-sender: \($0)") })

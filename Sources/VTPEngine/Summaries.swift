@@ -33,6 +33,20 @@ public struct SenderSummary: Codable, Sendable, Equatable {
     public var clockOffset: ClockOffsetSummary?
     /// Smallest and largest event document written, in bytes (nil when none was).
     public var eventBytes: ByteRange?
+    // Targets and failover (absent in older summaries).
+    /// Every move to the next target after a failure.
+    public var failovers: [FailoverRecord]? = nil
+    /// `--failback`: every return to an earlier target.
+    public var failbacks: [FailbackRecord]? = nil
+    /// Scheduled events no target acked (nak'd ones included, as "seen before" naks are not).
+    public var lost: Int? = nil
+    /// Writes of an event that had been written before (after a failure), to any target.
+    public var duplicatesSent: Int? = nil
+    /// Naks saying the event was seen before (Comet: "Previously seen"): counted as acked.
+    public var seenBefore: Int? = nil
+    public var targets: [TargetSummary]? = nil
+    /// `ordered` or `all`.
+    public var failoverMode: String? = nil
 
     public struct ByteRange: Codable, Sendable, Equatable {
         public var min: Int
@@ -64,6 +78,10 @@ public struct SenderSummary: Codable, Sendable, Equatable {
         case maxConnectScope = "max_connect_scope"
         case errorsByCause = "errors_by_cause"
         case eventBytes = "event_bytes"
+        case failovers, failbacks, lost, targets
+        case duplicatesSent = "duplicates_sent"
+        case seenBefore = "seen_before"
+        case failoverMode = "failover"
     }
 
     /// Written, not read back: derived from the other keys.
@@ -93,6 +111,13 @@ public struct SenderSummary: Codable, Sendable, Equatable {
         try c.encode(bursts, forKey: .bursts)
         try c.encode(clockOffset, forKey: .clockOffset)
         try c.encode(eventBytes, forKey: .eventBytes)
+        try c.encodeIfPresent(failovers, forKey: .failovers)
+        try c.encodeIfPresent(failbacks, forKey: .failbacks)
+        try c.encodeIfPresent(lost, forKey: .lost)
+        try c.encodeIfPresent(duplicatesSent, forKey: .duplicatesSent)
+        try c.encodeIfPresent(seenBefore, forKey: .seenBefore)
+        try c.encodeIfPresent(targets, forKey: .targets)
+        try c.encodeIfPresent(failoverMode, forKey: .failoverMode)
         var derived = encoder.container(keyedBy: DerivedKeys.self)
         try derived.encode(ackedPerSecond, forKey: .ackedPerSecond)
     }

@@ -68,8 +68,6 @@ public final class VTPReceiver: Sendable {
         var phase = Phase.created
         var stopWhenBound = false
         var statistics = ReceiverStatistics()
-        /// Taken from the loops for `--metrics` since the last report; the next report adds it.
-        var unreported = ReceiverTally()
         var serverChannel: Channel?
         var reportTask: RepeatedTask?
         var events = 0
@@ -179,9 +177,7 @@ public final class VTPReceiver: Sendable {
     }
 
     private func report() -> EventLoopFuture<Void> {
-        collect().map { latest in
-            var interval = self.home.value.unreported.take()
-            interval.merge(latest)
+        collect().map { interval in
             let now = WallClock.nowNanos()
             let lines = self.home.value.statistics.report(adding: interval, nowNanos: now)
             for line in lines { self.output(line) }
@@ -212,18 +208,25 @@ public final class VTPReceiver: Sendable {
         }
     }
 
-    /// Everything so far, for `--metrics`: the loops' shares are taken now (kept for the next
-    /// report), so a scrape never waits for a report and never counts an event twice.
+    /// Everything so far, for `--metrics`: the home loop's totals plus each loop's counts since
+    /// the last report, read without taking them (a scrape leaves reports and their histograms
+    /// alone). Asked from the home loop like `collect()`, so a report's shares are either still
+    /// on their loops or already in the totals when the sum is made: never both, never neither.
     public func metricsSnapshot() -> EventLoopFuture<MetricsSnapshot> {
         home.eventLoop.flatSubmit {
-            self.collect().map { latest in
-                self.home.withValue { home in
-                    home.unreported.merge(latest)
-                    return ReceiverMetrics.snapshot(
-                        totals: home.statistics.totals, unreported: home.unreported, sequences: home.statistics.sequences)
-                }
+            let shares = self.loops.map { box in box.eventLoop.submit { ReceiverCounts(box.value.tally) } }
+            return EventLoopFuture.whenAllSucceed(shares, on: self.home.eventLoop).map { shares in
+                let statistics = self.home.value.statistics
+                var counts = ReceiverCounts(statistics.totals)
+                for share in shares { counts.add(share) }
+                return ReceiverMetrics.snapshot(counts, sequences: statistics.sequences)
             }
         }
+    }
+
+    /// Events each loop counted since the last report (tests: a scrape must leave them there).
+    func loopShares() -> EventLoopFuture<[Int]> {
+        EventLoopFuture.whenAllSucceed(loops.map { box in box.eventLoop.submit { box.value.tally.received } }, on: home.eventLoop)
     }
 
     private func receive(_ handOver: ReceiverLoopState.HandOver) {
@@ -258,10 +261,8 @@ public final class VTPReceiver: Sendable {
             .flatMap { self.closeConnections() }
             .flatMap { self.collect() }
             .flatMap { last in
-                var final = self.home.value.unreported.take()
-                final.merge(last)
-                self.home.value.statistics.absorb(final)
-                self.store(final, endNanos: WallClock.nowNanos())
+                self.home.value.statistics.absorb(last)
+                self.store(last, endNanos: WallClock.nowNanos())
                 return self.closeCSV()
             }
             .whenComplete { _ in

@@ -257,9 +257,9 @@ final class RawClient: Sendable {
         try channel.writeAndFlush(ByteBuffer(bytes: bytes)).wait()
     }
 
-    /// Waits up to 5 s for one complete frame from the peer.
-    func readFrame() throws -> ByteBuffer {
-        let deadline = Date().addingTimeInterval(5)
+    /// Waits up to `timeout` seconds for one complete frame from the peer.
+    func readFrame(timeout: Double = 5) throws -> ByteBuffer {
+        let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             let frame = try inbound.withLockedValue { try VTPFrameDecoder.nextFrame(from: &$0, maximumFrameSize: 1 << 20) }
             if let frame { return frame }

@@ -14,6 +14,11 @@ final class BenchmarkSmokeTests: XCTestCase {
         }
         XCTAssertTrue(out.contains("ack round trip at a light rate"), out)
         XCTAssertTrue(out.contains("targets: per-event >= 10000 events/s"), out)
+        // Windows side by side, the receiver's RSS with many connections, the round-trip floor.
+        XCTAssertTrue(out.contains("persistent            64      64"), out)
+        XCTAssertTrue(out.range(of: #"\n  W 64 +\d+ +\d+ +\d+\n"#, options: .regularExpression) != nil, out)
+        XCTAssertTrue(out.range(of: #"receiver holding 300 connections \(300 opened"#, options: .regularExpression) != nil, out)
+        XCTAssertTrue(out.contains("Comet"), out)
     }
 }
 

@@ -9,9 +9,7 @@ final class PGCluster: Sendable {
     let port: Int
     let dsn: String
 
-    static var repositoryRoot: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    }
+    static var repositoryRoot: URL { Tools.packageRoot }
 
     static var script: String { repositoryRoot.appendingPathComponent("scripts/pg-cluster").path }
 
