@@ -91,7 +91,7 @@ struct CommonOptions: ParsableArguments {
 }
 
 struct Lab: ParsableCommand {
-    static let subcommandTypes: [ParsableCommand.Type] = [Run.self, Reproduce2012.self]
+    static let subcommandTypes: [ParsableCommand.Type] = [Run.self, Reproduce2012.self, Failover.self]
     static let configuration = CommandConfiguration(
         commandName: "vtp-lab",
         abstract: "Two-host latency lab on one machine: namespaces joined by a delay link, vtp-sender → vtp-receiver.",
@@ -185,24 +185,8 @@ struct Reproduce2012: ParsableCommand {
 func runLab(_ cases: [LabCase], common: CommonOptions, withOriginal: Bool, bursts: LabBursts? = nil) throws {
     let settings = common.settings(bursts: bursts)
     do throws(LabError) { try settings.validate() } catch { throw OneLineFailure(error.description, status: ExitStatus.usage) }
-    let work = URL(fileURLWithPath: common.workDir ?? "/tmp/vtplab-\(getpid())")
-    let paths: LabRunner.Paths
-    do throws(LabError) {
-        paths = try LabRunner.Paths.locate(binDirectory: common.binDir, workDirectory: work)
-    } catch { throw OneLineFailure(error.description, status: error.isUsage ? ExitStatus.usage : ExitStatus.runFailed) }
-    do {
-        try OutputPaths.check([("--json", common.json), ("--csv", common.csv)])
-    } catch { throw OneLineFailure(error.description, status: ExitStatus.usage) }
-    guard getuid() == 0 else {
-        throw OneLineFailure("needs root (network namespaces and TUN devices); run it with sudo", status: ExitStatus.runFailed)
-    }
-    do {
-        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
-    } catch {
-        throw OneLineFailure(
-            "cannot create \(work.path): \(UserMessage.describe(error))",
-            status: common.workDir == nil ? ExitStatus.runFailed : ExitStatus.usage)
-    }
+    let paths = try prepareWorkDirectory(
+        binDir: common.binDir, workDir: common.workDir, outputs: [("--json", common.json), ("--csv", common.csv)])
     Interruption.shared.install(log: sayError)
 
     let metadata = RunMetadata()
@@ -272,6 +256,31 @@ func runLab(_ cases: [LabCase], common: CommonOptions, withOriginal: Bool, burst
             status: ExitStatus.runFailed)
     }
     if saveFailed { throw ExitStatus.runFailed }
+}
+
+/// The tools, the output paths and root checked (one line each), the work directory created.
+func prepareWorkDirectory(binDir: String?, workDir: String?, outputs: [(flag: String, path: String?)]) throws
+    -> LabRunner.Paths
+{
+    let work = URL(fileURLWithPath: workDir ?? "/tmp/vtplab-\(getpid())")
+    let paths: LabRunner.Paths
+    do throws(LabError) {
+        paths = try LabRunner.Paths.locate(binDirectory: binDir, workDirectory: work)
+    } catch { throw OneLineFailure(error.description, status: error.isUsage ? ExitStatus.usage : ExitStatus.runFailed) }
+    do {
+        try OutputPaths.check(outputs)
+    } catch { throw OneLineFailure(error.description, status: ExitStatus.usage) }
+    guard getuid() == 0 else {
+        throw OneLineFailure("needs root (network namespaces and TUN devices); run it with sudo", status: ExitStatus.runFailed)
+    }
+    do {
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+    } catch {
+        throw OneLineFailure(
+            "cannot create \(work.path): \(UserMessage.describe(error))",
+            status: workDir == nil ? ExitStatus.runFailed : ExitStatus.usage)
+    }
+    return paths
 }
 
 /// The rows' table, and the bursts' when there are any.

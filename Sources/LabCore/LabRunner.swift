@@ -128,27 +128,16 @@ public final class LabRunner {
         } else {
             link = try UserspaceLabLink(tag: tag, delayMs: labCase.delayMs, lifetimeSeconds: settings.duration + grace + 120)
         }
-        var children: [ChildProcess] = []
+        let children = LabChildren(logPath: { file("\($0).log") }, workDirectory: paths.workDirectory)
         defer {
-            for child in children.reversed() {
-                child.stop()
-                Interruption.shared.untrack(child)
-            }
+            children.stopAll()
             _ = try? link.stop()
-        }
-        func start(_ name: String, namespace: String, _ arguments: [String]) throws(LabError) -> ChildProcess {
-            let child = try ChildProcess(
-                name: name, namespace: namespace, arguments: arguments, logPath: file("\(name).log"),
-                workDirectory: paths.workDirectory)
-            children.append(child)
-            Interruption.shared.track(child)
-            return child
         }
 
         let receiverJSON = file("receiver.json")
         let receiverCSV = file("receiver-events.csv")
         let senderJSON = file("sender.json")
-        let receiver = try start(
+        let receiver = try children.start(
             "receiver", namespace: link.receiverNamespace,
             [
                 paths.receiver, "--host", Self.receiverAddress, "--port", Self.port, "--report-interval",
@@ -160,7 +149,7 @@ public final class LabRunner {
             throw .processFailed("vtp-receiver did not start listening; \(Self.lastWords(of: receiver))")
         }
         if settings.capture {
-            let capture = try start(
+            let capture = try children.start(
                 "tcpdump", namespace: link.receiverNamespace,
                 [
                     "tcpdump", "-i", link.receiverDevice, "-n", "-U", "--time-stamp-precision=nano", "-w",
@@ -182,7 +171,7 @@ public final class LabRunner {
         if let bursts = settings.bursts {
             senderArguments += ["--burst", String(bursts.size), "--burst-every", String(bursts.everySeconds)]
         }
-        let sender = try start("sender", namespace: link.senderNamespace, senderArguments)
+        let sender = try children.start("sender", namespace: link.senderNamespace, senderArguments)
         waitForSender(sender, index: index, expectedSeconds: settings.duration + grace)
         let interrupted = Interruption.shared.isInterrupted
         if !interrupted {
@@ -190,7 +179,7 @@ public final class LabRunner {
             Thread.sleep(forTimeInterval: labCase.delayMs / 1000 + 0.3)
         }
         receiver.stop()
-        for child in children where child !== receiver && child !== sender { child.stop() }
+        for child in children.all where child !== receiver && child !== sender { child.stop() }
 
         let senderSummary = try Self.summary(SenderSummaryFile.self, path: senderJSON, of: sender, interrupted: interrupted)
         let receiverSummary = try Self.summary(

@@ -44,7 +44,7 @@ struct FailoverCommand: AsyncParsableCommand {
 
     @Option(
         name: .customLong("warmup-duration"), parsing: .unconditional,
-        help: "Insert only, this long, before the mix starts; a bare number is seconds (default 0).")
+        help: "Insert only, this long, before the mix starts; a bare number is seconds.")
     var warmupDuration = SecondsArgument(seconds: 0)
 
     @Option(name: .customLong("insert-percent"), parsing: .unconditional, help: "Share of inserts in the mix (the three sum to 100).")
@@ -72,27 +72,27 @@ struct FailoverCommand: AsyncParsableCommand {
 
     @Option(
         name: .customLong("rto-conn-timeout"), parsing: .unconditional,
-        help: "Timeout of each connection attempt (connect and login), in MILLISECONDS (default 1000; or 2s).")
+        help: "Timeout of each connection attempt (connect and login); a bare number is MILLISECONDS (or 2s).")
     var rtoConnTimeout = MillisecondsArgument(seconds: 1)
 
     @Option(
         name: .customLong("statement-timeout"), parsing: .unconditional,
-        help: "A statement unanswered this long counts as indeterminate (also set as the server's statement_timeout); a bare number is seconds (default 5).")
+        help: "A statement unanswered this long counts as indeterminate (also set as the server's statement_timeout); a bare number is seconds.")
     var statementTimeout = SecondsArgument(seconds: 5)
 
     @Option(
         name: .customLong("retry-interval"), parsing: .unconditional,
-        help: "Pause after a failed attempt before the next; a bare number is milliseconds (default 50).")
+        help: "Pause after a failed attempt before the next; a bare number is milliseconds.")
     var retryInterval = MillisecondsArgument(seconds: 0.05)
 
     @Option(
         name: .customLong("validation-delay"), parsing: .unconditional,
-        help: "Wait this long after the load before checking the data; a bare number is seconds (default 0).")
+        help: "Wait this long after the load before checking the data; a bare number is seconds.")
     var validationDelay = SecondsArgument(seconds: 0)
 
     @Option(
         name: .customLong("report-interval"), parsing: .unconditional,
-        help: "A progress line this often; a bare number is seconds (default 1).")
+        help: "A progress line this often; a bare number is seconds.")
     var reportInterval = SecondsArgument(seconds: 1)
 
     @Option(

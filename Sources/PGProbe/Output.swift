@@ -29,14 +29,14 @@ func startRecording(_ store: StoreOptions, command: String, metadata: RunMetadat
 /// Ends the recording with the summary the JSON file gets (or an error), and says where it is.
 func finishRecording<T: Encodable>(
     _ recorder: RunRecorder?, command: String, summary: T?, error: String? = nil, metadata: RunMetadata,
-    settings: [String: Any], extra: [String: Any] = [:]
+    settings: [String: Any], extra: [String: Any] = [:], quiet: Bool = false
 ) async {
     guard let recorder else { return }
     var object = summary.flatMap { try? SummaryJSON.object($0, metadata: metadata, settings: settings) } ?? [:]
     object.merge(extra) { _, new in new }
     if let error { object["error"] = error }
     let outcome = try? await recorder.finish(summary: object, config: settings).get()
-    outcome?.print(tool: "pgprobe \(command)")
+    outcome?.print(tool: "pgprobe \(command)", quiet: quiet)
 }
 
 /// `--metrics`: serves `live` (nil without the flag); a port in use is one line and exit 2.

@@ -61,7 +61,8 @@ struct QueryCommand: AsyncParsableCommand {
         }
         await finishRecording(
             recorder, command: "query", summary: statistics.summary, error: fatal, metadata: metadata,
-            settings: options.settings(probe), extra: ["queries_per_s": statistics.rate(elapsedSeconds: elapsed) ?? NSNull()])
+            settings: options.settings(probe), extra: ["queries_per_s": statistics.rate(elapsedSeconds: elapsed) ?? NSNull()],
+            quiet: quiet)
         if fatal != nil || !written { throw ExitStatus.runFailed }
         if statistics.failed > 0 { throw ExitStatus.measurementFailed }
     }

@@ -153,6 +153,8 @@ struct RepoRecorder: Sendable {
         let giveUp = ContinuousClock.now + .nanoseconds(giveUpNanos)
         while !batch.isEmpty, ContinuousClock.now < giveUp {
             await flush()
+            // Interrupted: one last try, no waiting.
+            if !batch.isEmpty, Task.isCancelled { break }
             if !batch.isEmpty { try? await Task.sleep(for: .milliseconds(100)) }
         }
         await writer.close()

@@ -2,16 +2,16 @@ import CommandLineKit
 import Foundation
 
 /// A linear or logarithmic mapping from data values to pixels, with readable tick values.
-public struct PlotScale: Sendable, Equatable {
-    public enum Kind: Sendable, Equatable { case linear, log10 }
+struct PlotScale: Sendable, Equatable {
+    enum Kind: Sendable, Equatable { case linear, log10 }
 
-    public var kind: Kind
-    public var domain: ClosedRange<Double>
+    var kind: Kind
+    var domain: ClosedRange<Double>
     /// Pixels: `from` is where the domain's lower bound goes (for y, the bottom).
-    public var range: PixelSpan
+    var range: PixelSpan
 
     /// A range that includes `values` (and 0 for a linear scale starting there), widened when flat.
-    public init(kind: Kind = .linear, values: [Double], includeZero: Bool = true, range: PixelSpan) {
+    init(kind: Kind = .linear, values: [Double], includeZero: Bool = true, range: PixelSpan) {
         let finite = values.filter { $0.isFinite && (kind == .linear || $0 > 0) }
         var low = finite.min() ?? (kind == .linear ? 0 : 1)
         var high = finite.max() ?? (kind == .linear ? 1 : 10)
@@ -30,7 +30,7 @@ public struct PlotScale: Sendable, Equatable {
         self.range = range
     }
 
-    public func callAsFunction(_ value: Double) -> Double {
+    func callAsFunction(_ value: Double) -> Double {
         let (low, high) = (domain.lowerBound, domain.upperBound)
         let fraction: Double
         switch kind {
@@ -49,7 +49,7 @@ public struct PlotScale: Sendable, Equatable {
         return 10 * magnitude
     }
 
-    public var ticks: [Double] {
+    var ticks: [Double] {
         let (low, high) = (domain.lowerBound, domain.upperBound)
         switch kind {
         case .linear:
@@ -73,21 +73,17 @@ public struct PlotScale: Sendable, Equatable {
     }
 }
 
-public struct PixelSpan: Sendable, Equatable {
-    public var from: Double
-    public var to: Double
-    public init(from: Double, to: Double) {
-        self.from = from
-        self.to = to
-    }
+struct PixelSpan: Sendable, Equatable {
+    var from: Double
+    var to: Double
 }
 
 /// Latencies are plotted in one unit per chart: ms below a second, else s.
-public struct LatencyUnit: Sendable, Equatable {
-    public var symbol: String
-    public var scale: Double
+struct LatencyUnit: Sendable, Equatable {
+    var symbol: String
+    var scale: Double
 
-    public static func suited(to maxSeconds: Double?) -> LatencyUnit {
+    static func suited(to maxSeconds: Double?) -> LatencyUnit {
         (maxSeconds ?? 0) >= 1 ? LatencyUnit(symbol: "s", scale: 1) : LatencyUnit(symbol: "ms", scale: 1000)
     }
 }
@@ -166,20 +162,12 @@ func tickText(_ value: Double) -> String {
 func f(_ value: Double) -> String { Human.fixed(value.isFinite ? value : 0, decimals: 2) }
 
 enum HTML {
+    /// Text for HTML content and attribute values. (Protocol's XMLEscaping does the same for
+    /// VOEvents; vtp-report does not link Protocol and its libxml2 for it.)
     static func escape(_ text: String) -> String {
-        var out = ""
-        out.reserveCapacity(text.count)
-        for character in text {
-            switch character {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.append(character)
-            }
-        }
-        return out
+        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+            .replacingOccurrences(of: "'", with: "&#39;")
     }
 
     /// A table: header cells, rows of cells (already text; escaped here).

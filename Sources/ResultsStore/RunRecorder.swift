@@ -284,9 +284,10 @@ public struct RecordOutcome: Sendable, Equatable {
 
 extension RecordOutcome {
     /// Where the run is, on stdout; each problem on stderr; prefixed with the tool's name.
-    public func print(tool: String) {
+    /// Problems always go to stderr; `quiet` leaves out the line saying where the run is.
+    public func print(tool: String, quiet: Bool = false) {
         for problem in problems { FileHandle.standardError.write(Data("\(tool): \(problem)\n".utf8)) }
-        if let stored {
+        if let stored, !quiet {
             Swift.print("\(tool): \(stored)")
             fflush(nil)
         }

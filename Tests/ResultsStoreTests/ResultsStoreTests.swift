@@ -147,9 +147,7 @@ final class ResultsStoreTests: XCTestCase {
     }
 
     func testStoreFlagsProblemsAreLinesAndTheRunIsStillRecorded() throws {
-        var options = StoreOptions()
-        options.store = "ftp://nowhere"
-        options.tags = ["site=a", "broken"]
+        var options = try StoreOptions.parse(["--store", "ftp://nowhere", "--tag", "site=a", "--tag", "broken"])
         let resolved = options.resolve(environment: [:])
         XCTAssertEqual(resolved.target, .sqlite(path: "./vtpbench-results.sqlite"))
         XCTAssertEqual(resolved.tags, ["site": "a"])
@@ -219,5 +217,26 @@ func XCTAssertThrowsAsync<T>(
         XCTFail("no error thrown", file: file, line: line)
     } catch {
         check(error)
+    }
+}
+
+final class IntervalClockTests: XCTestCase {
+    func testOutcomesAreCutIntoAlignedIntervalsAndQuietOnesAreSkipped() throws {
+        var clock = IntervalClock(lengthSeconds: 1)
+        let second: Int64 = 1_000_000_000
+        XCTAssertNil(clock.record(latencyNanos: 2_000_000, atNanos: 10 * second + 100))
+        XCTAssertNil(clock.record(latencyNanos: nil, atNanos: 10 * second + 900_000_000))
+        // Nothing in second 11: the next outcome, in second 12, closes second 10 only.
+        let first = try XCTUnwrap(clock.record(latencyNanos: 4_000_000, atNanos: 12 * second + 5))
+        XCTAssertEqual(first.startNanos, 10 * second)
+        XCTAssertEqual(first.endNanos, 11 * second)
+        XCTAssertEqual(first.events, 1)
+        XCTAssertEqual(first.errors, 1)
+        XCTAssertEqual(first.latency.count, 1)
+        let last = try XCTUnwrap(clock.finish(atNanos: 12 * second + 500_000_000))
+        XCTAssertEqual(last.startNanos, 12 * second)
+        XCTAssertEqual(last.endNanos, 12 * second + 500_000_000)
+        XCTAssertNil(clock.finish(atNanos: 13 * second))
+        XCTAssertEqual(IntervalClock(lengthSeconds: .nan).lengthNanos, second, "a bad length falls back to 1 s")
     }
 }

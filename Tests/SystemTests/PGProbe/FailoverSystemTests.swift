@@ -178,6 +178,43 @@ final class FailoverRestartTests: ClusterTestCase {
     }
 }
 
+/// A frozen server (every process stopped, TCP still accepted by the kernel) must never hang
+/// the probe: statements end at their deadline as indeterminate, and are resolved once the
+/// server thaws.
+final class FailoverFrozenServerTests: ClusterTestCase {
+    func testAFrozenServerIsAnOutageNotAHang() throws {
+        let repo = try cluster()
+        let primary = try PGCluster()
+        defer {
+            signalServer(primary, SIGCONT)
+            primary.destroy()
+        }
+        let run = try FailoverRun(
+            primary: primary.dsn, repo: repo.dsn, duration: "10s", extra: ["--statement-timeout", "1s", "--rto-conn-timeout", "500"])
+        XCTAssertTrue(run.waitForAcked(100), run.process.text)
+        signalServer(primary, SIGSTOP)
+        Thread.sleep(forTimeInterval: 4)
+        signalServer(primary, SIGCONT)
+        let (status, summary, output) = try run.finish(timeout: 60)
+        XCTAssertEqual(status, 0, output)
+        XCTAssertEqual(failovers(summary).count, 1, output)
+        let rto = try XCTUnwrap(failovers(summary).first?["rto_s"] as? Double, output)
+        XCTAssertGreaterThanOrEqual(rto, 3.5, "frozen for 4 s\n\(output)")
+        XCTAssertEqual(object(summary, "rpo")["lost_total"] as? Int, 0, output)
+        XCTAssertGreaterThan(object(summary, "indeterminate")["total"] as? Int ?? 0, 0, "statements in flight had no answer\n\(output)")
+        assertEverythingResolvedAndValid(summary)
+    }
+
+    /// Stops or resumes the postmaster and every process it started.
+    private func signalServer(_ cluster: PGCluster, _ signal: Int32) {
+        guard let pidFile = try? String(contentsOfFile: cluster.directory + "/data/postmaster.pid", encoding: .utf8),
+            let postmaster = pidFile.split(separator: "\n").first.flatMap({ pid_t($0) }),
+            let children = try? PGCluster.run(["pgrep", "-P", String(postmaster)])
+        else { return }
+        for pid in [postmaster] + children.split(separator: "\n").compactMap({ pid_t($0) }) { kill(pid, signal) }
+    }
+}
+
 /// What a user types wrong, and `--init` / `--reset` alone.
 final class FailoverCommandLineTests: ClusterTestCase {
     func probe(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
