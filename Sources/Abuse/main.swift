@@ -7,6 +7,7 @@ import Synchronization
 import VTPEngine
 
 /// vtp-abuse: hostile clients against a VTP listener (vtp-receiver, or vtp-proxy in front of one).
+@main
 struct VTPAbuse: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vtp-abuse",
@@ -151,4 +152,3 @@ func say(_ line: String, error: Bool = false) {
     if error { StandardStreams.err(line) } else { StandardStreams.out(line) }
 }
 
-await VTPAbuse.main()

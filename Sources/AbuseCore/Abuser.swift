@@ -103,7 +103,7 @@ public final class Abuser: Sendable {
             + Array(repeating: .stalled, count: plan.stalledFrames)
         pending.reverse()
         let perTick = max(1, plan.connectsPerSecond / 100)
-        let queue = NIOLoopBoundBox(pending, eventLoop: loop)
+        let queue = NIOLoopBoundBox.makeBoxSendingValue(pending, eventLoop: loop)
         loop.execute {
             let task = loop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(10)) { task in
                 for _ in 0..<perTick {

@@ -126,7 +126,7 @@ public final class VTPReceiver: Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .serverChannelInitializer { [errorOutput] channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try AcceptGuard.install(on: channel, name: "vtp-receiver", report: errorOutput)
+                    try AcceptGuard.install(on: channel, name: "", report: errorOutput)  // the logger names the tool
                 }
             }
             .childChannelInitializer { channel in
