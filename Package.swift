@@ -22,6 +22,8 @@ let package = Package(
         .executable(name: "vtp-proxy", targets: ["Proxy"]),
         // MARK: pgprobe
         .executable(name: "pgprobe", targets: ["PGProbe"]),
+        // MARK: results
+        .executable(name: "vtp-report", targets: ["Report"]),
         // MARK: hostile input
         .executable(name: "vtpbench-fuzz", targets: ["Fuzz"]),
         .executable(name: "vtp-abuse", targets: ["Abuse"]),
@@ -36,6 +38,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // MARK: pgprobe
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        // MARK: results
+        .package(url: "https://github.com/vapor/sqlite-nio", from: "1.13.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // What every executable shares: durations with units, the one number format, exit
@@ -67,10 +72,16 @@ let package = Package(
             ]),
         .executableTarget(
             name: "Sender",
-            dependencies: ["VTPEngine", "Protocol", "BenchConfig", "CommandLineKit", "LiveMetrics", argumentParser]),
+            dependencies: [
+                "VTPEngine", "Protocol", "BenchConfig", "CommandLineKit", "LiveMetrics", "ResultsStore",
+                argumentParser,
+            ]),
         .executableTarget(
             name: "Receiver",
-            dependencies: ["VTPEngine", "BenchConfig", "CommandLineKit", "LiveMetrics", argumentParser, "WireCheck" /* capture */]),
+            dependencies: [
+                "VTPEngine", "BenchConfig", "CommandLineKit", "LiveMetrics", "ResultsStore", argumentParser,
+                "WireCheck" /* capture */,
+            ]),
         // MARK: metrics
         // --metrics HOST:PORT: Prometheus text format at /metrics (swift-prometheus registry, a
         // small NIOHTTP1 server), fed from snapshots the tools take where their numbers live.
@@ -142,7 +153,7 @@ let package = Package(
         .target(
             name: "LabCore", dependencies: ["DelayLink", "BenchConfig", "LatencyStats", "CommandLineKit"]),
         .executableTarget(
-            name: "Lab", dependencies: ["LabCore", "BenchConfig", "CommandLineKit", argumentParser]),
+            name: "Lab", dependencies: ["LabCore", "BenchConfig", "CommandLineKit", "ResultsStore", argumentParser]),
         .testTarget(name: "LabTests", dependencies: ["LabCore", "BenchConfig", "LatencyStats", "CommandLineKit"]),
         // MARK: proxy
         // PostgreSQL wire protocol: incremental framing and decoding, both directions.
@@ -164,7 +175,7 @@ let package = Package(
         .testTarget(
             name: "ProxyTests",
             dependencies: [
-                "TestSupport", "ProxyCore", "PGWire", "Protocol", "NetworkEmulation", nioCore, nioPosix,
+                "TestSupport", "ProxyCore", "PGWire", "Protocol", "NetworkEmulation", "LiveMetrics", nioCore, nioPosix,
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
             ]),
@@ -184,7 +195,7 @@ let package = Package(
             name: "PGProbe",
             dependencies: [
                 "PGProbeCore", "PGSniff", "PacketCapture", "LatencyStats", "CommandLineKit", "LiveMetrics", nioCore,
-                nioPosix, argumentParser,
+                nioPosix, "ResultsStore", argumentParser,
             ]),
         .testTarget(name: "PGSniffTests", dependencies: ["PGSniff", "PacketCapture", "LatencyStats", nioCore]),
         // MARK: hostile input
@@ -219,5 +230,29 @@ let package = Package(
                 "LatencyStats", "CDelayLink", "DelayLink", "LabCore", "PGWire", "PGSniff", "PGProbeCore", "ProxyCore",
                 nioCore, nioPosix, .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
+        // MARK: results
+        // Stored runs: the run/interval model, histogram encoding, versioned migrations, the
+        // embedded SQLite store (sqlite-nio bundles SQLite) and the background recorder the tools
+        // use. No postgres-nio here: the sender/receiver build stays light.
+        .target(
+            name: "ResultsStore",
+            dependencies: [
+                "LatencyStats", "CommandLineKit", argumentParser, nioCore, nioPosix, logging,
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+            ]),
+        // The shared PostgreSQL collector (postgres-nio): the same schema, per-tester roles.
+        .target(
+            name: "ResultsCollector",
+            dependencies: [
+                "ResultsStore", nioCore, nioPosix, logging, .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]),
+        // vtp-report's logic: tables, comparisons, exports, the HTML/SVG report (pure).
+        .target(name: "ReportCore", dependencies: ["ResultsStore", "LatencyStats", "CommandLineKit"]),
+        .executableTarget(
+            name: "Report",
+            dependencies: ["ReportCore", "ResultsStore", "ResultsCollector", "LatencyStats", "CommandLineKit", argumentParser]),
+        .testTarget(name: "ResultsStoreTests", dependencies: ["ResultsStore", "LatencyStats", "CommandLineKit"]),
+        .testTarget(name: "ReportCoreTests", dependencies: ["ReportCore", "ResultsStore", "LatencyStats"]),
     ]
 )

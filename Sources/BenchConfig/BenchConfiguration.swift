@@ -46,6 +46,12 @@ public struct BenchConfiguration: Sendable, Equatable {
     /// deliver its backlog before giving up and counting the rest as failed.
     public var drainTimeout = 60.0
     public var maxFrameSize = 1 << 20
+    /// `--broadcast`: a subscriber silent this long is sent an iamalive, and dropped if it has not
+    /// answered within as long again (Comet sends one every 60 s).
+    public var iamaliveInterval = 60.0
+    /// The sender's receivers in order; empty: the one at host:port (`senderTargets`).
+    public var targets: [SenderTarget] = []
+    public var failover = FailoverMode.ordered
 
     public init() {}
 
@@ -119,9 +125,21 @@ public struct BenchConfiguration: Sendable, Equatable {
         .duration(
             "drain_timeout", \.drainTimeout, .nonNegative,
             flags: .sender("Time to keep delivering the backlog after the last event is scheduled.")),
+        .duration(
+            "iamalive_interval", \.iamaliveInterval, .positive,
+            flags: .sender(
+                "With --broadcast: a subscriber silent this long is sent an iamalive, and dropped if it does not answer within as long again.")),
         .integer(
             "max_frame_size", \.maxFrameSize, flags: .receiver("Largest accepted frame in bytes."),
             range: { _ in 64...Int(UInt32.max) }, expected: { _ in "a size in bytes from 64 to 4294967295" }),
+        .targets(
+            "targets", \.targets, flag: "target",
+            flags: .sender(
+                "A receiver as HOST:PORT; repeat for several, in order of preference (replaces --host/--port).")),
+        .choice(
+            "failover", \.failover,
+            flags: .sender(
+                "With several targets: ordered (the first healthy one; on failure move on and resend what was not acked) or all (every event to every target).")),
     ]
 
     /// The table's keys in the order their rules are checked: rules that read other keys last.
@@ -183,11 +201,24 @@ public struct BenchConfiguration: Sendable, Equatable {
             }
             key.write(&self, value)
         }
+        try applyTargetFlags(flags.map(\.key.name))
         for key in Self.validationOrder {
             guard let given = flags.first(where: { $0.key.name == key.name }), let problem = key.problem(in: self) else { continue }
             throw ConfigError.invalidFlag(flag: key.flag, value: given.text, expected: problem.expected)
         }
         try validate(source: "settings (config file + flags)")
+    }
+
+    /// `--host`/`--port` name one target: they replace the config file's `targets`, and
+    /// cannot be combined with `--target`.
+    private mutating func applyTargetFlags(_ given: [String]) throws {
+        let hostPort = given.filter { $0 == "host" || $0 == "port" }
+        guard !hostPort.isEmpty else { return }
+        if given.contains("targets") {
+            throw ConfigError.conflictingFlags(
+                "--target", "--" + hostPort[0], reason: "--host/--port name one target; give either --target or --host/--port")
+        }
+        targets = []
     }
 
     /// One TCP client address holds at most one connection per local port to one
@@ -226,6 +257,8 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible {
     case duplicateKey(source: String, key: String)
     /// A flag's value (as typed) that its key does not accept.
     case invalidFlag(flag: String, value: String, expected: String)
+    /// Two flags that cannot be given together.
+    case conflictingFlags(String, String, reason: String)
 
     public var description: String {
         switch self {
@@ -241,6 +274,8 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible {
             return "\(source): key \"\(key)\" appears more than once; keep one"
         case .invalidFlag(let flag, let value, let expected):
             return "\(flag) must be \(expected) (got \(value))"
+        case .conflictingFlags(let a, let b, let reason):
+            return "\(a) and \(b) cannot be combined: \(reason)"
         }
     }
 }

@@ -12,14 +12,19 @@ public struct ConfigKey: Sendable {
         case text(String)
         case integer(Int)
         case seconds(Double)
+        case targets([SenderTarget])
     }
 
     enum Kind: Sendable {
         case text, integer, choice([String])
         case duration(DurationRule)
+        /// A list of "host:port" (`targets`).
+        case targets
     }
 
     public let name: String
+    /// The flag's name when it is not the key's (`targets` → `--target`, given once per target).
+    var flagName: String? = nil
     let kind: Kind
     /// `--help` text of the flag that overrides the key, per tool that has one.
     let help: [Tool: String]
@@ -35,7 +40,7 @@ public struct ConfigKey: Sendable {
     let write: @Sendable (inout BenchConfiguration, Value) -> Void
 
     /// The flag that overrides the key: `max_connect` → `--max-connect`.
-    public var flag: String { "--" + name.replacingOccurrences(of: "_", with: "-") }
+    public var flag: String { "--" + (flagName ?? name.replacingOccurrences(of: "_", with: "-")) }
 
     /// The value's problem in `configuration`, or nil when it is valid.
     func problem(in configuration: BenchConfiguration) -> (value: String, expected: String)? {
@@ -60,6 +65,15 @@ public struct ConfigKey: Sendable {
                 return nil
             }
             return .seconds(seconds)
+        case .targets:
+            // A list of "host:port" strings; one string is taken as a list of one.
+            let texts = (json as? [Any]) ?? [json]
+            var targets: [SenderTarget] = []
+            for item in texts {
+                guard let text = item as? String, let target = SenderTarget(parsing: text) else { return nil }
+                targets.append(target)
+            }
+            return .targets(targets)
         }
     }
 
@@ -70,6 +84,9 @@ public struct ConfigKey: Sendable {
         case .choice(let names): return names.contains(text) ? .text(text) : nil
         case .integer: return Int(text).map(Value.integer)
         case .duration: return (try? Durations.parseSeconds(text, bareUnit: .seconds)).map(Value.seconds)
+        case .targets:
+            let targets = SenderTarget.list(text).map(SenderTarget.init(parsing:))
+            return targets.contains(nil) ? nil : .targets(targets.compactMap { $0 })
         }
     }
 
@@ -139,6 +156,23 @@ public struct ConfigKey: Sendable {
             write: { c, value in
                 if case .text(let text) = value, let choice = Choice(rawValue: text) { c[keyPath: path] = choice }
             })
+    }
+}
+
+extension ConfigKey {
+    /// A list of receivers as "host:port" strings.
+    static func targets(
+        _ name: String, _ path: WritableKeyPath<BenchConfiguration, [SenderTarget]> & Sendable, flag: String,
+        flags: Flags
+    ) -> ConfigKey {
+        var key = ConfigKey(
+            name: name, kind: .targets, help: flags.byTool, readsOtherKeys: false, isValid: { _ in true },
+            expected: { _ in "a list of " + SenderTarget.expected },
+            shown: { "[" + $0[keyPath: path].map { "\"\($0)\"" }.joined(separator: ", ") + "]" },
+            jsonValue: { $0[keyPath: path].map(\.description) },
+            write: { c, value in if case .targets(let targets) = value { c[keyPath: path] = targets } })
+        key.flagName = flag
+        return key
     }
 }
 

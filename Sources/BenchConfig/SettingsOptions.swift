@@ -23,6 +23,10 @@ public struct SenderSettings: SettingsFlags {
     @Option(parsing: .unconditional, help: .setting("connect_timeout", .sender)) public var connectTimeout: String?
     @Option(parsing: .unconditional, help: .setting("ack_timeout", .sender)) public var ackTimeout: String?
     @Option(parsing: .unconditional, help: .setting("drain_timeout", .sender)) public var drainTimeout: String?
+    @Option(parsing: .unconditional, help: .setting("iamalive_interval", .sender)) public var iamaliveInterval: String?
+    @Option(name: .customLong("target"), parsing: .unconditionalSingleValue, help: .setting("targets", .sender))
+    public var target: [String] = []
+    @Option(help: .setting("failover", .sender)) public var failover: String?
 
     public init() {}
 
@@ -30,8 +34,19 @@ public struct SenderSettings: SettingsFlags {
         ("host", \.host), ("port", \.port), ("max_connect", \.maxConnect), ("max_connect_scope", \.maxConnectScope),
         ("events", \.events), ("period", \.period), ("mode", \.mode), ("event_size", \.eventSize),
         ("report_interval", \.reportInterval), ("local_ivo", \.localIVO), ("window", \.window), ("burst", \.burst), ("burst_every", \.burstEvery), ("connect_timeout", \.connectTimeout),
-        ("ack_timeout", \.ackTimeout), ("drain_timeout", \.drainTimeout),
+        ("ack_timeout", \.ackTimeout), ("drain_timeout", \.drainTimeout), ("iamalive_interval", \.iamaliveInterval),
+        ("targets", \.targets), ("failover", \.failover),
     ]
+
+    /// Every `--target`, as the key's text (a comma-separated list); nil when none was given.
+    public var targets: String? { target.isEmpty ? nil : target.joined(separator: ",") }
+
+    /// Names the first `--target` that is not HOST:PORT (the key's own check shows the whole list).
+    public func validate() throws {
+        for text in target.flatMap(SenderTarget.list) where SenderTarget(parsing: text) == nil {
+            throw ValidationError("--target must be \(SenderTarget.expected) (got \"\(text)\")")
+        }
+    }
 
 }
 

@@ -3,6 +3,7 @@ import BenchConfig
 import CommandLineKit
 import Foundation
 import LabCore
+import ResultsStore
 
 extension LinkKind: ExpressibleByArgument {}
 
@@ -55,6 +56,8 @@ struct CommonOptions: ParsableArguments {
     var json: String?
     @Option(help: "Write the rows as CSV here (checked before the first case; rewritten after every case).")
     var csv: String?
+    @OptionGroup(title: "Stored runs (each tool's run, tagged delay, max_connect, mode and sweep=<this run's id>)")
+    var store: StoreOptions
 
     func settings(bursts: LabBursts? = nil) -> LabSettings {
         LabSettings(
@@ -88,7 +91,7 @@ struct CommonOptions: ParsableArguments {
 }
 
 struct Lab: ParsableCommand {
-    static let subcommandTypes: [ParsableCommand.Type] = [Run.self, Reproduce2012.self]
+    static let subcommandTypes: [ParsableCommand.Type] = [Run.self, Reproduce2012.self, Failover.self]
     static let configuration = CommandConfiguration(
         commandName: "vtp-lab",
         abstract: "Two-host latency lab on one machine: namespaces joined by a delay link, vtp-sender → vtp-receiver.",
@@ -182,24 +185,8 @@ struct Reproduce2012: ParsableCommand {
 func runLab(_ cases: [LabCase], common: CommonOptions, withOriginal: Bool, bursts: LabBursts? = nil) throws {
     let settings = common.settings(bursts: bursts)
     do throws(LabError) { try settings.validate() } catch { throw OneLineFailure(error.description, status: ExitStatus.usage) }
-    let work = URL(fileURLWithPath: common.workDir ?? "/tmp/vtplab-\(getpid())")
-    let paths: LabRunner.Paths
-    do throws(LabError) {
-        paths = try LabRunner.Paths.locate(binDirectory: common.binDir, workDirectory: work)
-    } catch { throw OneLineFailure(error.description, status: error.isUsage ? ExitStatus.usage : ExitStatus.runFailed) }
-    do {
-        try OutputPaths.check([("--json", common.json), ("--csv", common.csv)])
-    } catch { throw OneLineFailure(error.description, status: ExitStatus.usage) }
-    guard getuid() == 0 else {
-        throw OneLineFailure("needs root (network namespaces and TUN devices); run it with sudo", status: ExitStatus.runFailed)
-    }
-    do {
-        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
-    } catch {
-        throw OneLineFailure(
-            "cannot create \(work.path): \(UserMessage.describe(error))",
-            status: common.workDir == nil ? ExitStatus.runFailed : ExitStatus.usage)
-    }
+    let paths = try prepareWorkDirectory(
+        binDir: common.binDir, workDir: common.workDir, outputs: [("--json", common.json), ("--csv", common.csv)])
     Interruption.shared.install(log: sayError)
 
     let metadata = RunMetadata()
@@ -207,6 +194,34 @@ func runLab(_ cases: [LabCase], common: CommonOptions, withOriginal: Bool, burst
     do throws(LabError) {
         runner = try LabRunner(settings: settings, paths: paths, link: common.link, log: say)
     } catch { throw OneLineFailure(error.description, status: error.isUsage ? ExitStatus.usage : ExitStatus.runFailed) }
+    let recording = ChildRecording(common.store, sweepID: metadata.run_id)
+    for problem in recording.problems { sayError("vtp-lab: \(problem)") }
+    runner.storeArguments = { recording.arguments(caseTags: $0.storeTags) }
+    let recorder = recording.localPath.map { path in
+        RunRecorder(
+            run: StoredRun(
+                id: metadata.run_id, tool: "vtp-lab", toolVersion: metadata.version, host: metadata.host,
+                tester: recording.tester ?? metadata.host, startedAt: StoreTime.date(metadata.started_at) ?? Date(),
+                config: JSONText.text(common.settingsObject(settings)), tags: recording.parentTags),
+            target: .sqlite(path: path), warn: { sayError("vtp-lab: \($0)") })
+    }
+    _ = try? recorder?.ready.wait()
+    /// The sweep's own run (its rows as the summary), then, for a collector, the upload.
+    func finishRecording() {
+        guard let recorder else { return }
+        let rows = (try? JSONSerialization.jsonObject(
+            with: LabReport.json(rows, metadata: metadata, settings: common.settingsObject(settings)))) as? [String: Any]
+        recorder.finishAndWait(summary: rows ?? [:], config: common.settingsObject(settings)).print(tool: "vtp-lab")
+        if let upload = recording.uploadAndWait(), let collector = recording.collector {
+            if let problem = upload.problem {
+                sayError(
+                    "vtp-lab: \(problem); the sweep is kept in \(recording.localPath ?? ""); upload it later with: "
+                        + "vtp-report push --store \(recording.localPath ?? "") --to \(collector.redacted) --tag sweep=\(metadata.run_id)")
+            } else {
+                say("vtp-lab: sweep \(metadata.run_id) uploaded to \(collector.redacted)")
+            }
+        }
+    }
     var rows: [LabRow] = []
     var saveFailed = false
     func save() {
@@ -228,9 +243,11 @@ func runLab(_ cases: [LabCase], common: CommonOptions, withOriginal: Bool, burst
         }
     } catch {
         if !rows.isEmpty { sayTables(rows, withOriginal: withOriginal) }
+        finishRecording()
         throw OneLineFailure(error.description, status: error.isUsage ? ExitStatus.usage : ExitStatus.runFailed)
     }
     sayTables(rows, withOriginal: withOriginal)
+    finishRecording()
     if Interruption.shared.isInterrupted {
         let saved = [common.json, common.csv].compactMap { $0 }
         throw OneLineFailure(
@@ -239,6 +256,31 @@ func runLab(_ cases: [LabCase], common: CommonOptions, withOriginal: Bool, burst
             status: ExitStatus.runFailed)
     }
     if saveFailed { throw ExitStatus.runFailed }
+}
+
+/// The tools, the output paths and root checked (one line each), the work directory created.
+func prepareWorkDirectory(binDir: String?, workDir: String?, outputs: [(flag: String, path: String?)]) throws
+    -> LabRunner.Paths
+{
+    let work = URL(fileURLWithPath: workDir ?? "/tmp/vtplab-\(getpid())")
+    let paths: LabRunner.Paths
+    do throws(LabError) {
+        paths = try LabRunner.Paths.locate(binDirectory: binDir, workDirectory: work)
+    } catch { throw OneLineFailure(error.description, status: error.isUsage ? ExitStatus.usage : ExitStatus.runFailed) }
+    do {
+        try OutputPaths.check(outputs)
+    } catch { throw OneLineFailure(error.description, status: ExitStatus.usage) }
+    guard getuid() == 0 else {
+        throw OneLineFailure("needs root (network namespaces and TUN devices); run it with sudo", status: ExitStatus.runFailed)
+    }
+    do {
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+    } catch {
+        throw OneLineFailure(
+            "cannot create \(work.path): \(UserMessage.describe(error))",
+            status: workDir == nil ? ExitStatus.runFailed : ExitStatus.usage)
+    }
+    return paths
 }
 
 /// The rows' table, and the bursts' when there are any.

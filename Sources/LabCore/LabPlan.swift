@@ -21,6 +21,17 @@ public struct LabCase: Sendable, Equatable, Hashable {
 
     /// `persistent W32` for a window above 1, else the mode.
     public var modeLabel: String { window > 1 ? "\(mode.rawValue) W\(window)" : mode.rawValue }
+
+    /// The tags the lab records each tool's run with: `delay=250ms`, `max_connect=30`,
+    /// `mode=per-event`, `max_connect_scope=…`, and `window` for a persistent window above 1.
+    public var storeTags: [String: String] {
+        var tags = [
+            "delay": Human.fixed(delayMs, decimals: delayMs.rounded() == delayMs ? 0 : 3) + "ms",
+            "max_connect": String(maxConnect), "mode": mode.rawValue, "max_connect_scope": scope.rawValue,
+        ]
+        if window > 1 { tags["window"] = String(window) }
+        return tags
+    }
 }
 
 /// `--burst N --burst-every S`: N events at one instant every S seconds.
@@ -75,6 +86,9 @@ public struct LabSettings: Sendable, Equatable {
         guard count.isFinite, count >= 1 else { return 1 }
         return count < Double(Self.maximumEvents) ? Int(count) : Self.maximumEvents
     }
+
+    /// Events per second offered: the rate, or a burst's events over the time between bursts.
+    public var offeredRate: Double { bursts.map { Double($0.size) / $0.everySeconds } ?? rate }
 
     /// Events scheduled at each instant: the burst size, or 1 at an even rate.
     public var burstSize: Int { bursts?.size ?? 1 }

@@ -59,6 +59,9 @@ public final class LabRunner {
     let log: @Sendable (String) -> Void
     let useNetem: Bool
     private var runIndex = 0
+    /// The results-store flags each tool gets for a case (`--store … --tag …`; vtp-lab builds
+    /// them: the case's tags, the user's, the sweep's id). None: the tools' own default.
+    public var storeArguments: @Sendable (LabCase) -> [String] = { _ in [] }
 
     public init(
         settings: LabSettings, paths: Paths, link: LinkKind = .userspace, log: @escaping @Sendable (String) -> Void
@@ -125,39 +128,28 @@ public final class LabRunner {
         } else {
             link = try UserspaceLabLink(tag: tag, delayMs: labCase.delayMs, lifetimeSeconds: settings.duration + grace + 120)
         }
-        var children: [ChildProcess] = []
+        let children = LabChildren(logPath: { file("\($0).log") }, workDirectory: paths.workDirectory)
         defer {
-            for child in children.reversed() {
-                child.stop()
-                Interruption.shared.untrack(child)
-            }
+            children.stopAll()
             _ = try? link.stop()
-        }
-        func start(_ name: String, namespace: String, _ arguments: [String]) throws(LabError) -> ChildProcess {
-            let child = try ChildProcess(
-                name: name, namespace: namespace, arguments: arguments, logPath: file("\(name).log"),
-                workDirectory: paths.workDirectory)
-            children.append(child)
-            Interruption.shared.track(child)
-            return child
         }
 
         let receiverJSON = file("receiver.json")
         let receiverCSV = file("receiver-events.csv")
         let senderJSON = file("sender.json")
-        let receiver = try start(
+        let receiver = try children.start(
             "receiver", namespace: link.receiverNamespace,
             [
                 paths.receiver, "--host", Self.receiverAddress, "--port", Self.port, "--report-interval",
                 String(settings.reportInterval), "--summary-json", receiverJSON, "--events-csv", receiverCSV,
                 "--idle-timeout", "0",
-            ])
+            ] + storeArguments(labCase))
         guard receiver.waitForOutput(containing: "listening on", timeout: 15) else {
             if Interruption.shared.isInterrupted { throw .interrupted }
             throw .processFailed("vtp-receiver did not start listening; \(Self.lastWords(of: receiver))")
         }
         if settings.capture {
-            let capture = try start(
+            let capture = try children.start(
                 "tcpdump", namespace: link.receiverNamespace,
                 [
                     "tcpdump", "-i", link.receiverDevice, "-n", "-U", "--time-stamp-precision=nano", "-w",
@@ -173,13 +165,13 @@ public final class LabRunner {
             "--mode", labCase.mode.rawValue, "--max-connect-scope", labCase.scope.rawValue, "--event-size",
             String(settings.eventSize), "--report-interval", String(settings.reportInterval), "--drain-timeout",
             String(grace), "--summary-json", senderJSON,
-        ]
+        ] + storeArguments(labCase)
         // Only when they differ from the defaults: older senders lack these flags.
         if labCase.window > 1 { senderArguments += ["--window", String(labCase.window)] }
         if let bursts = settings.bursts {
             senderArguments += ["--burst", String(bursts.size), "--burst-every", String(bursts.everySeconds)]
         }
-        let sender = try start("sender", namespace: link.senderNamespace, senderArguments)
+        let sender = try children.start("sender", namespace: link.senderNamespace, senderArguments)
         waitForSender(sender, index: index, expectedSeconds: settings.duration + grace)
         let interrupted = Interruption.shared.isInterrupted
         if !interrupted {
@@ -187,7 +179,7 @@ public final class LabRunner {
             Thread.sleep(forTimeInterval: labCase.delayMs / 1000 + 0.3)
         }
         receiver.stop()
-        for child in children where child !== receiver && child !== sender { child.stop() }
+        for child in children.all where child !== receiver && child !== sender { child.stop() }
 
         let senderSummary = try Self.summary(SenderSummaryFile.self, path: senderJSON, of: sender, interrupted: interrupted)
         let receiverSummary = try Self.summary(
@@ -200,7 +192,7 @@ public final class LabRunner {
         }
         let linkError = try link.stop()
         let row = LabRow(
-            labCase: labCase, rate: settings.rate, duration: settings.duration, grace: grace,
+            labCase: labCase, rate: settings.offeredRate, duration: settings.duration, grace: grace,
             intervalNanos: settings.intervalNanos, sender: senderSummary,
             receiver: receiverSummary, timeline: timeline, linkError: linkError, complete: !interrupted,
             burstSize: settings.bursts?.size)

@@ -90,6 +90,9 @@ public struct LatencyRecorder: Sendable {
 
     public mutating func reset() { self = LatencyRecorder() }
 
+    /// The percentile histogram (µs buckets), for storing and merging.
+    public var latencyHistogram: LatencyHistogram { LatencyHistogram(histogram) }
+
     public var summary: LatencySummary {
         guard count > 0 else { return .empty }
         let minSeconds = Double(minNanos) / 1e9

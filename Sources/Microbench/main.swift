@@ -37,6 +37,11 @@ if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "parse-only", l
     for _ in 0..<n { _ = try VTPMessage.parse(eventBuffer) }
     exit(0)
 }
+// `Microbench ack-only N`: just the sender's read of an ack (QuickXML), for callgrind.
+if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "ack-only", let n = Int(CommandLine.arguments[2]) {
+    for _ in 0..<n { _ = try ackBuffer.withUnsafeReadableBytes { QuickXML.parse($0) }.map(VTPMessage.parse) }
+    exit(0)
+}
 
 print("per-message CPU cost (release, one core):")
 measure("build 1 KB event document + frame") {
@@ -50,6 +55,9 @@ measure("build ack + frame") {
         .framed(allocator: allocator)
 }
 try measure("parse ack (VTPMessage.parse)") { _ = try VTPMessage.parse(ackBuffer) }
+try measure("parse ack (QuickXML, the sender's path)") {
+    _ = try ackBuffer.withUnsafeReadableBytes { QuickXML.parse($0) }.map(VTPMessage.parse)
+}
 let rawEvent = Array(eventDocument.utf8)
 for (label, encoding) in [("libxml2 alone: read 1 KB event, UTF-8 forced", "UTF-8"), ("libxml2 alone: read 1 KB event, autodetect", nil)] as [(String, String?)] {
     measure(label) {

@@ -3,6 +3,7 @@ import CommandLineKit
 import Foundation
 import PGProbeCore
 import PGSniff
+import ResultsStore
 
 struct CrosscheckCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -22,6 +23,8 @@ struct CrosscheckCommand: AsyncParsableCommand {
     @Option(help: "Capture on this interface: the one the probe's packets leave by (lo for a local server).")
     var interface: String
 
+    @OptionGroup(title: "Stored runs") var store: StoreOptions
+
     func run() async throws {
         try checkOutputs("crosscheck", [("--summary-json", options.summaryJSON)])
         let probe = try options.probeOptions()  // checked in validate()
@@ -30,11 +33,15 @@ struct CrosscheckCommand: AsyncParsableCommand {
             "pgprobe crosscheck: \(probe.dsn.redacted), \(options.describe(probe)), capturing on \(interface) port "
                 + "\(probe.dsn.port)")
         let metadata = RunMetadata()
+        var settings = options.settings(probe)
+        settings["interface"] = interface
+        let recorder = await startRecording(store, command: "crosscheck", metadata: metadata, settings: settings)
         let started = ContinuousClock.now
         let result = await runUntilInterrupted { () -> Result<Crosscheck.Outcome, CrosscheckFailure> in
             do {
                 return .success(
                     try await crosscheck.run { outcome in
+                        recorder?.record(latencyNanos: outcome.latencyNanos)
                         if let failure = outcome.failure { emit("query \(outcome.index + 1) FAILED: \(failure)") }
                     })
             } catch {
@@ -47,6 +54,9 @@ struct CrosscheckCommand: AsyncParsableCommand {
         case .success(let value): outcome = value
         case .failure(let failure):
             emitError("pgprobe crosscheck: \(failure)")
+            await finishRecording(
+                recorder, command: "crosscheck", summary: nil as CrosscheckSummary?, error: failure.description,
+                metadata: metadata, settings: settings)
             throw ExitStatus.runFailed
         }
         // What stopped the run comes before any summary.
@@ -67,12 +77,13 @@ struct CrosscheckCommand: AsyncParsableCommand {
         if let advice = outcome.interfaceAdvice { emitError("pgprobe crosscheck: \(advice)") }
         var written = true
         if let path = options.summaryJSON {
-            var settings = options.settings(probe)
-            settings["interface"] = interface
             written = writeSummary(
                 summary, command: "crosscheck", metadata: metadata, settings: settings,
                 extra: ["queries_per_s": rate ?? NSNull()], to: path)
         }
+        await finishRecording(
+            recorder, command: "crosscheck", summary: summary, error: outcome.probeError.map { "\($0)" }, metadata: metadata,
+            settings: settings, extra: ["queries_per_s": rate ?? NSNull()])
         if outcome.probeError != nil || outcome.sniff.failure != nil || !written { throw ExitStatus.runFailed }
         if summary.unmatched > 0 || outcome.matcher.failedQueries > 0 { throw ExitStatus.measurementFailed }
     }

@@ -1,7 +1,10 @@
 import ArgumentParser
 import CommandLineKit
 import Foundation
+import LiveMetrics
+import NIOPosix
 import PGProbeCore
+import ResultsStore
 
 struct FailoverCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -41,7 +44,7 @@ struct FailoverCommand: AsyncParsableCommand {
 
     @Option(
         name: .customLong("warmup-duration"), parsing: .unconditional,
-        help: "Insert only, this long, before the mix starts; a bare number is seconds (default 0).")
+        help: "Insert only, this long, before the mix starts; a bare number is seconds.")
     var warmupDuration = SecondsArgument(seconds: 0)
 
     @Option(name: .customLong("insert-percent"), parsing: .unconditional, help: "Share of inserts in the mix (the three sum to 100).")
@@ -69,27 +72,27 @@ struct FailoverCommand: AsyncParsableCommand {
 
     @Option(
         name: .customLong("rto-conn-timeout"), parsing: .unconditional,
-        help: "Timeout of each connection attempt (connect and login), in MILLISECONDS (default 1000; or 2s).")
+        help: "Timeout of each connection attempt (connect and login); a bare number is MILLISECONDS (or 2s).")
     var rtoConnTimeout = MillisecondsArgument(seconds: 1)
 
     @Option(
         name: .customLong("statement-timeout"), parsing: .unconditional,
-        help: "A statement unanswered this long counts as indeterminate (also set as the server's statement_timeout); a bare number is seconds (default 5).")
+        help: "A statement unanswered this long counts as indeterminate (also set as the server's statement_timeout); a bare number is seconds.")
     var statementTimeout = SecondsArgument(seconds: 5)
 
     @Option(
         name: .customLong("retry-interval"), parsing: .unconditional,
-        help: "Pause after a failed attempt before the next; a bare number is milliseconds (default 50).")
+        help: "Pause after a failed attempt before the next; a bare number is milliseconds.")
     var retryInterval = MillisecondsArgument(seconds: 0.05)
 
     @Option(
         name: .customLong("validation-delay"), parsing: .unconditional,
-        help: "Wait this long after the load before checking the data; a bare number is seconds (default 0).")
+        help: "Wait this long after the load before checking the data; a bare number is seconds.")
     var validationDelay = SecondsArgument(seconds: 0)
 
     @Option(
         name: .customLong("report-interval"), parsing: .unconditional,
-        help: "A progress line this often; a bare number is seconds (default 1).")
+        help: "A progress line this often; a bare number is seconds.")
     var reportInterval = SecondsArgument(seconds: 1)
 
     @Option(
@@ -97,10 +100,15 @@ struct FailoverCommand: AsyncParsableCommand {
         help: #"Write {"operations_acked","failovers":[…],"rpo":{…},"indeterminate":{…},"validation":[…]} and the run's metadata here at the end."#)
     var summaryJSON: String?
 
+    @OptionGroup(title: "Stored runs") var store: StoreOptions
+    @OptionGroup var metrics: MetricsOptions
+
     func validate() throws {
+        for (flag, text) in [("--primary-dsn", primaryDSN), ("--repo-dsn", repoDSN)] {
+            guard let text else { continue }
+            do { _ = try DSN(parsing: text) } catch { throw ValidationError("\(flag): \(error)") }
+        }
         do {
-            _ = try DSN(parsing: primaryDSN)
-            if let repoDSN { _ = try DSN(parsing: repoDSN) }
             _ = try OperationMix(insert: insertPercent, update: updatePercent, delete: deletePercent)
         } catch {
             throw ValidationError("\(error)")
@@ -132,6 +140,7 @@ struct FailoverCommand: AsyncParsableCommand {
     func run() async throws {
         try checkOutputs("failover", [("--summary-json", summaryJSON)])
         let options = try probeOptions()  // checked in validate()
+        let metricsAddress = try metrics.parsed()
         let metadata = RunMetadata()
         // The repo's run_id is the summary's: one id finds a run's ledger.
         let probe = FailoverProbe(options: options, runID: metadata.run_id)
@@ -146,18 +155,24 @@ struct FailoverCommand: AsyncParsableCommand {
                 + (options.repo == nil ? "" : " and \(FailoverProbe.repoTable)"))
             return
         }
+        let live = QueryMetrics(on: MultiThreadedEventLoopGroup.singleton.next())
+        let metricsServer = try await startMetrics(metricsAddress, live, tool: "pgprobe failover")
         emit(
             "pgprobe failover: \(options.primary.redacted), \(parallelWorkers) workers, mix \(insertPercent)/\(updatePercent)/\(deletePercent) "
                 + "insert/update/delete, for \(Human.duration(seconds: duration.seconds))"
                 + (warmupDuration.seconds > 0 ? " after \(Human.duration(seconds: warmupDuration.seconds)) of warm-up" : "")
                 + "; repo \(options.repo?.redacted ?? "none") (\(asyncRepoMode ? "async" : "sync")), run \(probe.runID)")
+        let recorder = await startRecording(store, command: "failover", metadata: metadata, settings: settings(options))
         let result = await runUntilInterrupted { () -> Result<FailoverSummary, FailoverProbeError> in
             do {
                 return .success(
                     try await probe.run { event in
                         switch event {
                         case .progress(let line), .notice(let line): emit(line)
-                        case .operation: break  // live metrics count here
+                        case .operation(_, _, _, let latencyNanos):
+                            // A write without an answer (nil) counts as an error of its interval.
+                            recorder?.record(latencyNanos: latencyNanos)
+                            live.record(latencyNanos: latencyNanos)
                         }
                     })
             } catch let error as FailoverProbeError {
@@ -166,11 +181,15 @@ struct FailoverCommand: AsyncParsableCommand {
                 return .failure(FailoverProbeError(UserMessage.describe(error)))
             }
         }
+        await metricsServer?.stop()
         let summary: FailoverSummary
         switch result {
         case .success(let value): summary = value
         case .failure(let error):
             emitError("pgprobe failover: \(error)")
+            await finishRecording(
+                recorder, command: "failover", summary: nil as FailoverSummary?, error: "\(error)", metadata: metadata,
+                settings: settings(options))
             throw ExitStatus.runFailed
         }
         for line in summary.boxLines { emit(line) }
@@ -178,6 +197,7 @@ struct FailoverCommand: AsyncParsableCommand {
         if let path = summaryJSON {
             written = writeSummary(summary, command: "failover", metadata: metadata, settings: settings(options), to: path)
         }
+        await finishRecording(recorder, command: "failover", summary: summary, metadata: metadata, settings: settings(options))
         if !written { throw ExitStatus.runFailed }
         let unrecovered = summary.failovers.contains { $0.rto_s == nil }
         let invalid = summary.validation?.contains { !$0.md5_match || $0.count != $0.expected_count } ?? false

@@ -4,6 +4,7 @@ import Foundation
 import LiveMetrics
 import NIOPosix
 import PGProbeCore
+import ResultsStore
 
 struct QueryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,26 +21,17 @@ struct QueryCommand: AsyncParsableCommand {
 
     @OptionGroup var options: ProbeOptions<QueryDefaults>
     @OptionGroup var metrics: MetricsOptions
+    @OptionGroup(title: "Stored runs") var store: StoreOptions
 
     func run() async throws {
         try checkOutputs("query", [("--summary-json", options.summaryJSON)])
         let probe = try options.probeOptions()  // checked in validate()
         let metricsAddress = try metrics.parsed()
         let live = QueryMetrics(on: MultiThreadedEventLoopGroup.singleton.next())
-        var metricsServer: MetricsServer?
-        if let metricsAddress {
-            do {
-                metricsServer = try await MetricsServer.start(
-                    at: metricsAddress,
-                    exporter: MetricsExporter(declaring: QueryMetrics.exported, on: live.loop) { live.snapshot() })
-            } catch {
-                emitError("pgprobe query: \(error)")
-                throw ExitStatus.runFailed
-            }
-        }
+        let metricsServer = try await startMetrics(metricsAddress, live, tool: "pgprobe query")
         emit("pgprobe query: \(probe.dsn.redacted), \(options.describe(probe))")
-        if let metricsServer { emit("pgprobe query: metrics at \(metricsServer.url)") }
         let metadata = RunMetadata()
+        let recorder = await startRecording(store, command: "query", metadata: metadata, settings: options.settings(probe))
         let started = ContinuousClock.now
         let quiet = options.quiet
         let (statistics, fatal) = await runUntilInterrupted { () -> (QueryStatistics, String?) in
@@ -48,6 +40,7 @@ struct QueryCommand: AsyncParsableCommand {
                 try await QueryProbe(options: probe).run { outcome in
                     statistics.record(outcome)
                     live.record(outcome)
+                    recorder?.record(latencyNanos: outcome.latencyNanos)
                     if !quiet { emit(statistics.line(for: outcome)) }
                 }
                 return (statistics, nil)
@@ -66,6 +59,10 @@ struct QueryCommand: AsyncParsableCommand {
                 statistics.summary, command: "query", metadata: metadata, settings: options.settings(probe),
                 extra: ["queries_per_s": statistics.rate(elapsedSeconds: elapsed) ?? NSNull()], to: path)
         }
+        await finishRecording(
+            recorder, command: "query", summary: statistics.summary, error: fatal, metadata: metadata,
+            settings: options.settings(probe), extra: ["queries_per_s": statistics.rate(elapsedSeconds: elapsed) ?? NSNull()],
+            quiet: quiet)
         if fatal != nil || !written { throw ExitStatus.runFailed }
         if statistics.failed > 0 { throw ExitStatus.measurementFailed }
     }

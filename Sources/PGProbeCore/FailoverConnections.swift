@@ -63,24 +63,42 @@ public struct FailoverConnector: Sendable {
         }
     }
 
-    /// Runs `sql` under the client-side deadline.
+    /// Runs `query` under the client-side deadline. The deadline answers by itself: postgres-nio
+    /// never completes a query written to a channel that has just closed, so the query's own
+    /// result cannot be what ends the wait.
     func run(_ query: PostgresQuery, on connection: PostgresConnection) async -> StatementOutcome {
-        let timedOut = TimeoutFlag()
+        if connection.isClosed { return .notSent("the connection was closed") }
         let deadline = clientDeadlineNanos
-        let timer = connection.eventLoop.scheduleTask(in: .nanoseconds(deadline)) {
-            timedOut.fire()
-            connection.close().whenComplete { _ in }
+        let loop = connection.eventLoop
+        let logger = self.logger
+        return await withCheckedContinuation { (continuation: CheckedContinuation<StatementOutcome, Never>) in
+            loop.execute {
+                // Whichever comes first, the answer or the deadline, resumes; on the loop only.
+                let waiting = NIOLoopBoundBox<CheckedContinuation<StatementOutcome, Never>?>(continuation, eventLoop: loop)
+                let timer = loop.scheduleTask(in: .nanoseconds(deadline)) {
+                    waiting.value?.resume(returning: .noAnswer("no answer within \(Human.duration(seconds: Double(deadline) / 1e9))"))
+                    waiting.value = nil
+                    connection.close().whenComplete { _ in }
+                }
+                Task {
+                    let outcome = await Self.execute(query, on: connection, logger: logger)
+                    loop.execute {
+                        timer.cancel()
+                        waiting.value?.resume(returning: outcome)
+                        waiting.value = nil
+                    }
+                }
+            }
         }
-        defer { timer.cancel() }
+    }
+
+    private static func execute(_ query: PostgresQuery, on connection: PostgresConnection, logger: Logger) async -> StatementOutcome {
         do {
             let rows = try await connection.query(query, logger: logger)
             var values: [Int64?] = []
             for try await row in rows { values.append(try row.decode(Int64?.self)) }
             return .answered(values)
         } catch {
-            if timedOut.fired {
-                return .noAnswer("no answer within \(Human.duration(seconds: Double(deadline) / 1e9))")
-            }
             if let error = error as? PSQLError, error.code == .server, let info = error.serverInfo,
                 info[.severity] == "ERROR"
             {
@@ -88,7 +106,7 @@ public struct FailoverConnector: Sendable {
                 return .rejected(describe(error), sqlState: info[.sqlState])
             }
             // FATAL (e.g. terminated during a synchronous commit, already committed locally),
-            // a cut connection, a timeout: the outcome is unknown.
+            // a cut connection: the outcome is unknown.
             return .noAnswer(describe(error))
         }
     }
@@ -119,7 +137,7 @@ public struct FailoverConnector: Sendable {
             case .answered:
                 onLogin(false)
                 reasons.append("\(endpoint): in recovery (a standby)")
-            case .rejected(let reason, _), .noAnswer(let reason):
+            case .rejected(let reason, _), .noAnswer(let reason), .notSent(let reason):
                 onLogin(false)
                 reasons.append("\(endpoint): \(reason)")
             }
@@ -143,4 +161,6 @@ enum StatementOutcome: Sendable {
     case rejected(String, sqlState: String?)
     /// Sent, no answer (or the connection died under it): outcome unknown.
     case noAnswer(String)
+    /// Never sent (the connection had closed): nothing was applied.
+    case notSent(String)
 }

@@ -167,7 +167,7 @@ public struct FailoverProbe: Sendable {
     private func check(_ outcome: StatementOutcome, _ what: String) throws {
         switch outcome {
         case .answered: return
-        case .rejected(let reason, _), .noAnswer(let reason): throw FailoverProbeError("\(what): \(reason)")
+        case .rejected(let reason, _), .noAnswer(let reason), .notSent(let reason): throw FailoverProbeError("\(what): \(reason)")
         }
     }
 
@@ -383,7 +383,7 @@ public struct FailoverProbe: Sendable {
                     pending = nil
                     sink.yield(.resolved(worker: worker, seq: operation.seq, resolution))
                     await record(.resolution(worker: worker, seq: operation.seq, resolution))
-                case .rejected, .noAnswer:
+                case .rejected, .noAnswer, .notSent:
                     await drop()
                     sink.yield(.event(worker: worker, .failed(at: clock.seconds())))
                     await pause()
@@ -405,7 +405,7 @@ public struct FailoverProbe: Sendable {
                 sink.yield(.operation(worker: worker, kind: operation.kind, status: status, latencyNanos: latency, failure: nil))
                 lastFailure = nil
                 await record(.entry(entry))
-            case .rejected(let reason, _):
+            case .rejected(let reason, _), .notSent(let reason):
                 // Nothing applied; reconnect (the server may be a demoted primary now).
                 await drop()
                 sink.yield(.event(worker: worker, .failed(at: clock.seconds())))

@@ -53,7 +53,7 @@ struct RepoWriter {
             }
             switch await connector.run(query, on: connection) {
             case .answered: continue
-            case .rejected(let reason, _), .noAnswer(let reason):
+            case .rejected(let reason, _), .noAnswer(let reason), .notSent(let reason):
                 try? await connection.close()
                 self.connection = nil
                 return "repo: \(reason)"
@@ -153,6 +153,8 @@ struct RepoRecorder: Sendable {
         let giveUp = ContinuousClock.now + .nanoseconds(giveUpNanos)
         while !batch.isEmpty, ContinuousClock.now < giveUp {
             await flush()
+            // Interrupted: one last try, no waiting.
+            if !batch.isEmpty, Task.isCancelled { break }
             if !batch.isEmpty { try? await Task.sleep(for: .milliseconds(100)) }
         }
         await writer.close()

@@ -4,7 +4,7 @@ import NIOCore
 
 /// `--metrics` for pgprobe: the probe's outcomes, counted on one event loop. The probe posts
 /// each outcome (one message per query, nothing shared); a scrape reads the counts there.
-/// `pgprobe failover` can feed its probe's outcomes through `record` the same way.
+/// `pgprobe failover` feeds its operations the same way (answered: a query; no answer: an error).
 public final class QueryMetrics: Sendable {
     public static let exported: [Metric] = [.queries, .errors, .queryLatency]
 
@@ -22,12 +22,15 @@ public final class QueryMetrics: Sendable {
 
     public var loop: any EventLoop { tally.eventLoop }
 
-    public func record(_ outcome: QueryOutcome) {
+    public func record(_ outcome: QueryOutcome) { record(latencyNanos: outcome.latencyNanos) }
+
+    /// An answered statement (its latency), or a failed one (nil).
+    public func record(latencyNanos: Int64?) {
         let tally = tally
         tally.eventLoop.execute {
-            if let nanos = outcome.latencyNanos {
+            if let latencyNanos {
                 tally.value.queries += 1
-                tally.value.latency.record(nanos: nanos)
+                tally.value.latency.record(nanos: latencyNanos)
             } else {
                 tally.value.errors += 1
             }

@@ -253,6 +253,7 @@ public func describe(_ error: any Error) -> String {
         case .serverClosedConnection: return "the server closed the connection" + underlyingText(error)
         case .connectionError: return error.underlying.map(describe) ?? "connection error"
         case .uncleanShutdown: return "the connection was cut" + underlyingText(error)
+        case .clientClosedConnection: return "the connection was closed" + underlyingText(error)
         case .authMechanismRequiresPassword: return "the server asks for a password; put one in the DSN"
         case .unsupportedAuthMechanism: return "the server asks for an authentication method postgres-nio lacks"
         case .sslUnsupported: return "the server does not support TLS"

@@ -4,6 +4,7 @@ import CommandLineKit
 import LiveMetrics
 import NIOCore
 import NIOPosix
+import ResultsStore
 import VTPEngine
 import WireCheck  // capture: --capture-interface
 
@@ -18,6 +19,9 @@ struct ReceiverCommand: AsyncParsableCommand {
             `Received N events; Latency min/max/avg s (min/max/avg)` (the 2012 benchmark's line), \
             then min/avg/max, percentiles and events/s; an idle receiver says so once instead. \
             SIGINT/SIGTERM print the final summary and write --summary-json before exiting.
+            With --subscribe it does not listen: it subscribes to each broker (VTP's subscriber role), \
+            acks every event, answers iamalive and authenticate, reconnects with back-off, and counts \
+            events arriving through several brokers as duplicates by ivorn.
             Durations take units (500ms, 2s, 1m); a bare number is seconds.
             Exit status: 0 when stopped (by a stop condition or a signal), 2 when it cannot listen, \
             capture or write its files, 64 for bad flags, config or output paths.
@@ -26,6 +30,12 @@ struct ReceiverCommand: AsyncParsableCommand {
 
     @OptionGroup var settings: ReceiverSettings
     @OptionGroup var metrics: MetricsOptions
+    @Option(
+        name: .customLong("subscribe"),
+        help: ArgumentHelp(
+            "Subscribe to this broker instead of listening (repeatable): a long-lived connection, reopened with back-off.",
+            valueName: "host:port"))
+    var subscribe: [String] = []
     @Option(parsing: .unconditional, help: "Stop after receiving this many events.") var stopAfterEvents: Int?
     @Option(
         parsing: .unconditional,
@@ -46,12 +56,16 @@ struct ReceiverCommand: AsyncParsableCommand {
     var captureInterface: String?
     @Option(name: .customLong("wire-events-csv"), help: "With --capture-interface: one CSV row per event (ivorn, sent_ns, wire_ns, app_ns, wire/app latency, app - wire).")
     var wireEventsCSV: String?
+    @OptionGroup(title: "Stored runs") var store: StoreOptions
 
     /// Flags over the config file. No validate(): ArgumentParser runs it before it reports
     /// unknown flags, which would then be answered with a complaint about another flag.
     func resolved() throws -> (BenchConfiguration, ReceiverOptions) {
         if wireEventsCSV != nil && captureInterface == nil {
             throw ValidationError("--wire-events-csv needs --capture-interface")
+        }
+        if captureInterface != nil && !subscribe.isEmpty {
+            throw ValidationError("--capture-interface watches the port the receiver listens on; it does not go with --subscribe")
         }
         if let stopAfterEvents, stopAfterEvents < 1 {
             throw ValidationError("--stop-after-events must be at least 1 (got \(stopAfterEvents))")
@@ -62,6 +76,11 @@ struct ReceiverCommand: AsyncParsableCommand {
         options.stopAfterSeconds = try Self.seconds(stopAfterSeconds, flag: "--stop-after-seconds", rule: .positive)
         options.warmupSeconds = try Self.seconds(warmupSeconds, flag: "--warmup-seconds", rule: .nonNegative) ?? 0
         options.eventsCSVPath = eventsCSV
+        do {
+            options.subscriptions = try subscribe.map { try HostAndPort.parse($0, flag: "--subscribe") }
+        } catch let error as HostAndPort.Invalid {
+            throw ValidationError(error.description)
+        }
         return (c, options)
     }
 
@@ -83,6 +102,7 @@ struct ReceiverCommand: AsyncParsableCommand {
         settings["stop_after_events"] = options.stopAfterEvents
         settings["stop_after_seconds"] = options.stopAfterSeconds
         settings["capture_interface"] = captureInterface
+        if !options.subscriptions.isEmpty { settings["subscribe"] = options.subscriptions.map(\.description) }
         return settings
     }
 
@@ -98,22 +118,33 @@ struct ReceiverCommand: AsyncParsableCommand {
             throw ExitStatus.usage
         }
         let metadata = RunMetadata()
+        // Every connection is a descriptor: take all the kernel allows before the first accept.
+        if case .raised(let from, let to)? = FileDescriptorLimit.raiseToHardLimit() {
+            LineOutput.printError("vtp-receiver: raised the open-file limit from \(from) to \(to)")
+        }
+        let recorder = store.recorder(
+            tool: "vtp-receiver", metadata: metadata, config: settingsJSON(c, options, port: c.port),
+            warn: { LineOutput.printError("vtp-receiver: \($0)") })
+        _ = try? await recorder?.ready.get()
         Diagnostics.bootstrap()
         let logger = Diagnostics.logger("vtp-receiver")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let receiver: VTPReceiver
-        let bound: SocketAddress
+        let bound: SocketAddress?  // nil: subscribed, not listening
         let wire: LiveWireMonitor?  // capture: opened before binding so no event is missed
         var metricsServer: MetricsServer?
         func cannotRun(_ error: any Error) async -> ExitCode {
             LineOutput.printError("vtp-receiver: \(UserMessage.describe(error))")
+            // The attempt is recorded too: that it could not listen is a result.
+            (try? await recorder?.finish(summary: ["error": UserMessage.describe(error)]).get())?.print(tool: "vtp-receiver")
             try? await group.shutdownGracefully()
             return ExitStatus.runFailed
         }
         do {
             wire = try captureInterface.map { try LiveWireMonitor(interface: $0, keepsPairs: wireEventsCSV != nil) }
             receiver = try VTPReceiver(
-                options: options, group: group, errorOutput: { logger.warning("\($0)") }, observer: wire?.observer)
+                options: options, group: group, errorOutput: { logger.warning("\($0)") }, observer: wire?.observer,
+                onInterval: recorder?.intervalSink)
             // Before binding: a metrics port in use stops the run before any sender connects.
             if let metricsAddress {
                 do {
@@ -128,18 +159,24 @@ struct ReceiverCommand: AsyncParsableCommand {
                     throw error
                 }
             }
-            bound = try await receiver.start().get()  // a failed start also ends `done`
+            if options.subscriptions.isEmpty {
+                bound = try await receiver.start().get()  // a failed start also ends `done`
+            } else {
+                LineOutput.print("vtp-receiver: subscribing to " + options.subscriptions.map(\.description).joined(separator: ", "))
+                try await receiver.startSubscriptions().get()
+                bound = nil
+            }
         } catch {
             throw await cannotRun(error)
         }
         do {
-            try wire?.start(port: bound.port ?? c.port)
+            try wire?.start(port: bound?.port ?? c.port)
         } catch {
             receiver.stop()
             _ = try? await receiver.done.get()
             throw await cannotRun(error)
         }
-        LineOutput.print("vtp-receiver: listening on \(bound.ipAddress ?? c.host):\(bound.port ?? c.port)")
+        if let bound { LineOutput.print("vtp-receiver: listening on \(bound.ipAddress ?? c.host):\(bound.port ?? c.port)") }
         if let metricsServer { LineOutput.print("vtp-receiver: metrics at \(metricsServer.url)") }
         if let wire {
             LineOutput.print("vtp-receiver: capturing on \(wire.interface) (\(wire.linkTypeName), \(wire.precision) timestamps)")
@@ -171,15 +208,19 @@ struct ReceiverCommand: AsyncParsableCommand {
                 writeFailed = true
             }
         }
+        let settings = settingsJSON(c, options, port: bound?.port ?? c.port)
+        let full = ReceiverSummaryWithWire(receiver: summary, wire: wireSummary)
         if let summaryJSON {
             do {
-                try SummaryJSON.write(
-                    ReceiverSummaryWithWire(receiver: summary, wire: wireSummary), metadata: metadata,
-                    settings: settingsJSON(c, options, port: bound.port ?? c.port), to: summaryJSON)
+                try SummaryJSON.write(full, metadata: metadata, settings: settings, to: summaryJSON)
             } catch {
                 LineOutput.printError("vtp-receiver: \(error)")
                 writeFailed = true
             }
+        }
+        if let recorder {
+            let object = try? SummaryJSON.object(full, metadata: metadata, settings: settings)
+            (try? await recorder.finish(summary: object, config: settings).get())?.print(tool: "vtp-receiver")
         }
         await metricsServer?.stop()
         try? await group.shutdownGracefully()

@@ -46,6 +46,26 @@ public enum FileDescriptorLimit {
         return .raised(from: soft, to: needed)
     }
 
+    /// For a listener, which cannot know how many peers will come: the soft limit raised to the
+    /// hard limit (no privilege needed), so thousands of simultaneous connections are accepted
+    /// rather than refused with EMFILE. nil when the limit cannot be read or set.
+    public static func raiseToHardLimit() -> Outcome? {
+        var limit = rlimit()
+        guard getrlimit(resourceNOFILE, &limit) == 0 else { return nil }
+        guard limit.rlim_cur != unlimited, limit.rlim_cur < limit.rlim_max else { return .sufficient }
+        let soft = UInt64(limit.rlim_cur)
+        limit.rlim_cur = limit.rlim_max
+        guard setrlimit(resourceNOFILE, &limit) == 0 else { return nil }
+        return .raised(from: soft, to: limit.rlim_max == unlimited ? UInt64.max : UInt64(limit.rlim_max))
+    }
+
+    /// The soft limit now (nil if it cannot be read; UInt64.max when unlimited).
+    public static var current: UInt64? {
+        var limit = rlimit()
+        guard getrlimit(resourceNOFILE, &limit) == 0 else { return nil }
+        return limit.rlim_cur == unlimited ? UInt64.max : UInt64(limit.rlim_cur)
+    }
+
     #if canImport(Glibc)
     private static let resourceNOFILE = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
     /// RLIM_INFINITY, ((rlim_t) -1), is a macro Swift cannot import.

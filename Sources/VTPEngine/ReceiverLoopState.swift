@@ -10,6 +10,8 @@ struct ReceiverLoopState: Sendable {
     struct HandOver: Sendable {
         var events = 0
         var sequences: [SequenceSample] = []
+        /// Events that came through a `--subscribe` broker (its index), for duplicates by ivorn.
+        var brokerEvents: [BrokerEvent] = []
     }
 
     var tally = ReceiverTally()
@@ -19,9 +21,12 @@ struct ReceiverLoopState: Sendable {
     var connections: [ObjectIdentifier: Channel] = [:]
 
     /// Counts an event; returns it annotated, and whether the caller must queue a hand-over.
-    mutating func record(_ event: ReceivedEvent, warmup: WarmupWindow) -> (event: ReceivedEvent, queueHandOver: Bool) {
+    mutating func record(
+        _ event: ReceivedEvent, warmup: WarmupWindow, broker: Int? = nil
+    ) -> (event: ReceivedEvent, queueHandOver: Bool) {
         let recorded = tally.record(event, warmup: warmup)
         pending.events += 1
+        if let broker { pending.brokerEvents.append(BrokerEvent(ivorn: event.ivorn, broker: broker)) }
         if let sequence = event.sequence {
             pending.sequences.append(SequenceSample(run: event.runID ?? "", sequence: sequence))
         }

@@ -188,6 +188,8 @@ public struct ReceiverStatistics: Sendable {
     private var lastReportNanos: Int64
     /// The idle line was printed and nothing has happened since.
     private var idleAnnounced = false
+    /// Duplicates counted up to the last stored interval.
+    private var duplicatesStored = 0
 
     public init(startNanos: Int64 = WallClock.nowNanos()) {
         self.startNanos = startNanos
@@ -230,6 +232,16 @@ public struct ReceiverStatistics: Sendable {
                     + "\(totals.withinClockError) latencies within the error bound")
         }
         return lines
+    }
+
+    /// The stored form of an interval already folded in (by `report(adding:)` or `absorb`):
+    /// its own counters and histogram, and the state at its end (missing, open connections).
+    public mutating func storedInterval(_ interval: ReceiverTally, startNanos: Int64, endNanos: Int64) -> ReportInterval {
+        defer { duplicatesStored = sequences.duplicates }
+        return ReportInterval(
+            startNanos: startNanos, endNanos: endNanos, events: interval.received, latency: interval.latency,
+            naks: interval.naks, errors: interval.framingErrors, duplicates: sequences.duplicates - duplicatesStored,
+            missing: sequences.missing, openConnections: totals.connectionsOpened - totals.connectionsClosed)
     }
 
     private func counters(openConnections: Int) -> String {

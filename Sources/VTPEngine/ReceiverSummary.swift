@@ -35,6 +35,8 @@ public struct ReceiverSummary: Codable, Sendable, Equatable {
     public var untrackedRuns: Int?
     /// Events per second from the first event to the last.
     @NullWhenNil public var eventsPerSecond: Double?
+    /// `--subscribe`: one entry per broker (absent when listening).
+    public var subscriptions: [SubscriptionSummary]? = nil
 
     enum CodingKeys: String, CodingKey {
         case received, unique, duplicates, missing, naks
@@ -44,6 +46,7 @@ public struct ReceiverSummary: Codable, Sendable, Equatable {
         case implausibleTimestamps = "implausible_timestamp"
         case untrackedRuns = "untracked_runs"
         case eventsPerSecond = "events_per_s"
+        case subscriptions
         case outOfOrder = "out_of_order"
         case latency = "latency_s"
         case warmupExcluded = "warmup_excluded"

@@ -32,9 +32,19 @@ public enum ReceiverSummaryText {
                 "  \(untracked) events of runs beyond the first \(Human.grouped(Int64(SequenceTracker.maximumRuns))) "
                     + "(or with overlong run IDs): sequence numbers not tracked")
         }
+        for broker in s.subscriptions ?? [] { lines.append("  " + subscriptionLine(broker)) }
         if s.negativeLatencies > 0 {
             lines.append("  warning: \(s.negativeLatencies) negative latencies: the hosts' clocks are not synchronised")
         }
         return lines
+    }
+
+    /// `via broker 127.0.0.1:8099: 1,000 events (0 duplicates), 1 connection, …`
+    public static func subscriptionLine(_ b: SubscriptionSummary) -> String {
+        var text = "via broker \(b.broker): \(Human.grouped(Int64(b.events))) events (\(b.duplicates) duplicates"
+            + (b.untimedEvents > 0 ? ", \(b.untimedEvents) untimed" : "") + "), "
+            + "\(b.connections) connections, \(b.connectFailures) failed connects, \(b.disconnects) lost"
+        if b.silentDisconnects > 0 { text += " (\(b.silentDisconnects) silent)" }
+        return text + "; answered \(b.iamalivesAnswered) iamalive, \(b.authenticatesAnswered) authenticate"
     }
 }

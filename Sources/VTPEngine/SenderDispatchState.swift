@@ -118,6 +118,8 @@ public struct SenderDispatchState: Sendable {
     private var pendingWakeUp: Int64?
     private var stopped = false
     private var finishedSignalled = false
+    /// Failback: connections to a target no longer preferred, closed after their last reply.
+    private var retiring: Set<ConnectionID> = []
 
     public private(set) var sent = 0
     public private(set) var resent = 0
@@ -147,22 +149,15 @@ public struct SenderDispatchState: Sendable {
 
     // MARK: the schedule
 
-    /// When event `sequence` is due, after the start: its burst's instant. Saturates instead of
-    /// overflowing (a schedule beyond Int64 nanoseconds is never reached).
-    public func scheduledOffsetNanos(of sequence: UInt64) -> Int64 {
-        let instant = sequence / UInt64(burstSize)
-        guard instant <= UInt64(Int64.max) else { return .max }
-        let (offset, overflow) = Int64(instant).multipliedReportingOverflow(by: intervalNanos)
-        return overflow ? .max : offset
+    public var schedule: EventSchedule {
+        EventSchedule(intervalNanos: intervalNanos, burstSize: burstSize, totalEvents: totalEvents)
     }
 
-    /// How many events are due `elapsedNanos` after the start (every instant reached, whole).
-    public func dueCount(elapsedNanos: Int64) -> UInt64 {
-        guard intervalNanos > 0 else { return totalEvents }
-        let instants = UInt64(max(0, elapsedNanos) / intervalNanos) + 1
-        let (due, overflow) = instants.multipliedReportingOverflow(by: UInt64(burstSize))
-        return overflow ? totalEvents : min(totalEvents, due)
-    }
+    /// When event `sequence` is due, after the start (see `EventSchedule`).
+    public func scheduledOffsetNanos(of sequence: UInt64) -> Int64 { schedule.scheduledOffsetNanos(of: sequence) }
+
+    /// How many events are due `elapsedNanos` after the start (see `EventSchedule`).
+    public func dueCount(elapsedNanos: Int64) -> UInt64 { schedule.dueCount(elapsedNanos: elapsedNanos) }
 
     /// Events scheduled but not yet on a connection.
     public var backlog: Int { retries.count + Int(due - nextFresh) }
@@ -236,7 +231,14 @@ public struct SenderDispatchState: Sendable {
             release(id)
             actions.append(.close(id))
         case .persistent:
-            if wasFull { ready.append(id) }
+            if retiring.contains(id) {
+                if connections[id]?.window.isEmpty ?? false {
+                    release(id)
+                    actions.append(.close(id))
+                }
+            } else if wasFull {
+                ready.append(id)
+            }
         }
         actions += fill(now: now)
         return actions + finishIfDone()
@@ -249,13 +251,7 @@ public struct SenderDispatchState: Sendable {
         errors += 1
         errorsByCause[cause, default: 0] += 1
         release(id)
-        var window = connection.window  // the connection is gone: its window is requeued
-        // Oldest first at the front of the queue, in the order they were written.
-        for var event in window.removeAll().reversed() {
-            event.attempts += 1
-            retries.prepend(event)
-        }
-        if let event = connection.carried { retries.prepend(event) }  // never written: not an attempt
+        requeue([connection])
         backOff(now: now)
         return [.close(id)] + fill(now: now)
     }
@@ -294,6 +290,53 @@ public struct SenderDispatchState: Sendable {
         return ids.map { .close($0) }
     }
 
+    // MARK: failover (the engine decides which target each connection goes to)
+
+    /// These connections' target failed (`failure`: the one error that showed it, counted once):
+    /// close them and requeue their events, those written to be resent. No back-off: the next
+    /// target is another receiver. Returns the actions and the events that had been written and
+    /// not acked.
+    public mutating func reroute(_ ids: [ConnectionID], failure: ConnectionFailure?, now: Int64)
+        -> (actions: [Action], unacked: [PendingEvent])
+    {
+        guard !stopped else { return ([], []) }
+        if let failure {
+            errors += 1
+            errorsByCause[failure, default: 0] += 1
+        }
+        let gone = ids.filter { connections[$0] != nil }
+        let closed = gone.compactMap { connections[$0] }
+        for id in gone { release(id) }
+        let unacked = requeue(closed)
+        return (gone.map { .close($0) } + fill(now: now), unacked)
+    }
+
+    /// A new target: start afresh (the old target's back-off is not this one's), or wait until
+    /// `notBeforeNanos` when every target is backing off.
+    public mutating func restartBackoff(notBeforeNanos: Int64?) {
+        consecutiveFailures = notBeforeNanos == nil ? 0 : max(1, consecutiveFailures)
+        backoffUntil = notBeforeNanos ?? .min
+        probe = nil
+    }
+
+    /// Failback: these connections' target is no longer preferred. Open ones with nothing in
+    /// flight (and persistent ones still connecting) close now; the others take no new events
+    /// and close after their last reply. Per-event connections carrying an event go on.
+    public mutating func retire(_ ids: [ConnectionID], now: Int64) -> [Action] {
+        var actions: [Action] = []
+        for id in ids {
+            guard let connection = connections[id], connection.carried == nil else { continue }
+            if connection.window.isEmpty {
+                release(id)
+                actions.append(.close(id))
+            } else {
+                retiring.insert(id)
+                if let index = ready.lastIndex(of: id) { ready.remove(at: index) }
+            }
+        }
+        return actions + fill(now: now)
+    }
+
     // MARK: internals
 
     /// Geometric back-off: each failure after the previous back-off expired doubles it.
@@ -305,11 +348,33 @@ public struct SenderDispatchState: Sendable {
         backoffUntil = now + delay
     }
 
+    /// Connections are gone: their events go back to the front of the queue, lowest sequence
+    /// first; a written one counts an attempt (a carried one was never written). Returns the
+    /// written ones.
+    @discardableResult
+    private mutating func requeue(_ gone: [Connection]) -> [PendingEvent] {
+        var written: [PendingEvent] = []
+        var events: [PendingEvent] = []
+        for connection in gone {
+            var window = connection.window
+            written += window.removeAll()
+            if let event = connection.carried { events.append(event) }
+        }
+        events += written.map { event in
+            var event = event
+            event.attempts += 1
+            return event
+        }
+        for event in events.sorted(by: { $0.sequence > $1.sequence }) { retries.prepend(event) }
+        return written
+    }
+
     private mutating func release(_ id: ConnectionID) {
         guard let connection = connections.removeValue(forKey: id) else { return }
         if connection.holdsSlot { slotsUsed -= 1 }
         if case .connecting = connection.state { connecting -= 1 }
         if probe == id { probe = nil }
+        retiring.remove(id)
         if !connection.isConnecting, let index = ready.lastIndex(of: id) { ready.remove(at: index) }
     }
 

@@ -34,6 +34,24 @@ public struct SenderSummary: Codable, Sendable, Equatable {
     public var clockOffset: ClockOffsetSummary?
     /// Smallest and largest event document written, in bytes (nil when none was).
     public var eventBytes: ByteRange?
+    /// `--broadcast`: one entry per subscriber that connected (absent otherwise).
+    public var subscribers: [BroadcastSubscriberSummary]? = nil
+    /// `--broadcast`: subscribers dropped for an overdue ack or a missed iamalive.
+    public var subscribersDropped: Int? = nil
+    // Targets and failover (absent in older summaries).
+    /// Every move to the next target after a failure.
+    public var failovers: [FailoverRecord]? = nil
+    /// `--failback`: every return to an earlier target.
+    public var failbacks: [FailbackRecord]? = nil
+    /// Scheduled events no target acked (nak'd ones included, as "seen before" naks are not).
+    public var lost: Int? = nil
+    /// Writes of an event that had been written before (after a failure), to any target.
+    public var duplicatesSent: Int? = nil
+    /// Naks saying the event was seen before (Comet: "Previously seen"): counted as acked.
+    public var seenBefore: Int? = nil
+    public var targets: [TargetSummary]? = nil
+    /// `ordered` or `all`.
+    public var failoverMode: String? = nil
 
     public struct ByteRange: Codable, Sendable, Equatable {
         public var min: Int
@@ -65,6 +83,12 @@ public struct SenderSummary: Codable, Sendable, Equatable {
         case maxConnectScope = "max_connect_scope"
         case errorsByCause = "errors_by_cause"
         case eventBytes = "event_bytes"
+        case subscribers
+        case subscribersDropped = "subscribers_dropped"
+        case failovers, failbacks, lost, targets
+        case duplicatesSent = "duplicates_sent"
+        case seenBefore = "seen_before"
+        case failoverMode = "failover"
     }
 
     /// Written, not read back: derived from the other keys.
@@ -94,8 +118,44 @@ public struct SenderSummary: Codable, Sendable, Equatable {
         try c.encode(bursts, forKey: .bursts)
         try c.encode(clockOffset, forKey: .clockOffset)
         try c.encode(eventBytes, forKey: .eventBytes)
+        try c.encodeIfPresent(subscribers, forKey: .subscribers)
+        try c.encodeIfPresent(subscribersDropped, forKey: .subscribersDropped)
+        try c.encodeIfPresent(failovers, forKey: .failovers)
+        try c.encodeIfPresent(failbacks, forKey: .failbacks)
+        try c.encodeIfPresent(lost, forKey: .lost)
+        try c.encodeIfPresent(duplicatesSent, forKey: .duplicatesSent)
+        try c.encodeIfPresent(seenBefore, forKey: .seenBefore)
+        try c.encodeIfPresent(targets, forKey: .targets)
+        try c.encodeIfPresent(failoverMode, forKey: .failoverMode)
         var derived = encoder.container(keyedBy: DerivedKeys.self)
         try derived.encode(ackedPerSecond, forKey: .ackedPerSecond)
+    }
+}
+
+/// One subscriber of `vtp-sender --broadcast` in its summary.
+public struct BroadcastSubscriberSummary: Codable, Sendable, Equatable {
+    public var peer: String
+    /// Events written to it.
+    public var sent: Int
+    public var acked: Int
+    public var nakked: Int
+    /// It was dropped (an ack overdue past ack_timeout, or an iamalive not answered); `dropReason` says which.
+    public var dropped: Bool
+    /// JSON `null` when it was not dropped.
+    @NullWhenNil public var dropReason: String?
+
+    public init(peer: String, sent: Int, acked: Int, nakked: Int, dropped: Bool, dropReason: String?) {
+        self.peer = peer
+        self.sent = sent
+        self.acked = acked
+        self.nakked = nakked
+        self.dropped = dropped
+        self.dropReason = dropReason
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case peer, sent, acked, nakked, dropped
+        case dropReason = "drop_reason"
     }
 }
 

@@ -14,8 +14,19 @@ public enum SenderSummaryText {
             ? "\(eventSizeSent)-byte events (event_size \(c.eventSize) is below the unpadded event)"
             : "\(eventSizeSent)-byte events"
         let window = c.mode == .persistent ? ", window \(c.window)" : ""
-        return "vtp-sender: \(c.events) events \(schedule) to \(c.host):\(c.port), mode \(c.mode.rawValue), "
+        let targets = c.senderTargets.map(\.description).joined(separator: ", ")
+        let failover = c.senderTargets.count > 1 ? " (failover \(c.failover.rawValue))" : ""
+        return "vtp-sender: \(c.events) events \(schedule) to \(targets)\(failover), mode \(c.mode.rawValue), "
             + "max_connect \(c.maxConnect) (scope \(c.maxConnectScope.rawValue))\(window), \(size), run \(runID)"
+    }
+
+    /// `--broadcast`'s start line.
+    public static func broadcastStartLine(_ c: BenchConfiguration, listen: HostAndPort, eventSizeSent: Int, runID: String) -> String {
+        let schedule = c.period > 0
+            ? "over \(Human.duration(seconds: c.period)) (\(Human.rate(Double(c.events) / c.period, unit: "events")))"
+            : "all at once"
+        return "vtp-sender: broadcasting \(c.events) events \(schedule) on \(listen) to every subscriber, window \(c.window), "
+            + "iamalive after \(Human.duration(seconds: c.iamaliveInterval)) of silence, \(eventSizeSent)-byte events, run \(runID)"
     }
 
     public static func lines(_ s: SenderSummary) -> [String] {
@@ -45,6 +56,38 @@ public enum SenderSummaryText {
         }
         if let c = s.clockOffset {
             lines.append("clock offset (receiver - sender, NTP-style from \(c.samples ?? 0) acks): " + clockOffset(c))
+        }
+        if let subscribers = s.subscribers {
+            lines.append(
+                "broadcast: \(subscribers.count) subscribers, \(s.subscribersDropped ?? 0) dropped; "
+                    + "an event is acked once every subscriber connected when it was sent has acked it")
+            for b in subscribers {
+                lines.append(
+                    "  subscriber \(b.peer): sent \(b.sent), acked \(b.acked), nak'd \(b.nakked)"
+                        + (b.dropReason.map { ", dropped (\($0))" } ?? ""))
+            }
+        }
+        return lines + failoverLines(s)
+    }
+
+    /// With several targets: each failover, what was lost and resent, and each target's counts.
+    public static func failoverLines(_ s: SenderSummary) -> [String] {
+        guard let targets = s.targets, targets.count > 1 else { return [] }
+        var lines = [
+            "failover (\(s.failoverMode ?? "ordered")): \(s.failovers?.count ?? 0) failovers"
+                + ((s.failbacks?.isEmpty ?? true) ? "" : ", \(s.failbacks?.count ?? 0) failbacks")
+                + "; lost \(s.lost ?? 0), \(s.duplicatesSent ?? 0) duplicates sent"
+                + ((s.seenBefore ?? 0) > 0 ? ", \(s.seenBefore ?? 0) nak'd as seen before (delivered)" : "")
+        ]
+        for f in s.failovers ?? [] {
+            lines.append(
+                "  \(f.from) -> \(f.to) at \(Human.duration(seconds: f.detectedAtSeconds)) (\(f.cause.rawValue)): "
+                    + "\(f.unackedAtFailure) unacked, \(f.resent) resent, RTO \(Human.duration(seconds: f.rtoSeconds))")
+        }
+        for t in targets {
+            lines.append(
+                "  \(t.target): sent \(t.sent), acked \(t.acked), nak'd \(t.nakked), failed \(t.failed)"
+                    + (t.failures > 0 ? " (\(t.failures) times marked failed)" : ""))
         }
         return lines
     }

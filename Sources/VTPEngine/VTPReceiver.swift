@@ -1,5 +1,6 @@
 import AcceptGuard
 import BenchConfig
+import CommandLineKit
 import LatencyStats
 import LiveMetrics
 import NIOCore
@@ -17,6 +18,8 @@ public struct ReceiverOptions: Sendable {
     public var stopAfterSeconds: Double?
     public var warmupSeconds: Double = 0
     public var eventsCSVPath: String?
+    /// `--subscribe`: brokers to subscribe to instead of listening.
+    public var subscriptions: [HostAndPort] = []
 
     public init(configuration c: BenchConfiguration) {
         host = c.host
@@ -32,18 +35,23 @@ public enum ReceiverError: Error, CustomStringConvertible {
     case alreadyStarted
     case noLocalAddress
     case foreignEventLoop
+    /// `start()` without subscriptions to start, or `start(listening:)` of a subscriber.
+    case wrongStart
 
     public var description: String {
         switch self {
         case .alreadyStarted: return "the receiver was already started"
         case .noLocalAddress: return "the listening socket has no address"
         case .foreignEventLoop: return "a connection landed on an event loop outside the receiver's group"
+        case .wrongStart: return "a receiver listens (start) or subscribes (startSubscriptions), as its options say"
         }
     }
 }
 
 /// Accepts VTP connections, acks every valid event, naks the rest, and measures
-/// latency = (time after parsing) − (the event's embedded send timestamp).
+/// latency = (time after parsing) − (the event's embedded send timestamp). With
+/// `options.subscriptions` it subscribes to those brokers instead of listening
+/// (`BrokerSubscription`): the same statistics, plus duplicates by ivorn across brokers.
 ///
 /// Each event loop of `group` owns its connections' statistics (`ReceiverLoopState`), touched
 /// only on that loop. The home loop, one of them, owns the listening channel, the report timer,
@@ -60,6 +68,7 @@ public final class VTPReceiver: Sendable {
     private let output: @Sendable (String) -> Void
     private let errorOutput: @Sendable (String) -> Void
     private let observer: (@Sendable (ReceivedEvent) -> Void)?
+    private let onInterval: (@Sendable (ReportInterval) -> Void)?
     private let donePromise: EventLoopPromise<ReceiverSummary>
 
     /// The home loop's state.
@@ -68,27 +77,36 @@ public final class VTPReceiver: Sendable {
         var phase = Phase.created
         var stopWhenBound = false
         var statistics = ReceiverStatistics()
-        /// Taken from the loops for `--metrics` since the last report; the next report adds it.
-        var unreported = ReceiverTally()
         var serverChannel: Channel?
+        var subscriptions: [BrokerSubscription] = []
+        var brokerDuplicates: BrokerDuplicates
         var reportTask: RepeatedTask?
         var events = 0
+        /// Wall clock at the start of the current report interval.
+        var intervalStartNanos = WallClock.nowNanos()
     }
 
-    /// - Parameter observer: called for every event, on its connection's event loop.
+    /// - Parameters:
+    ///   - observer: called for every event, on its connection's event loop.
+    ///   - onInterval: called with each report interval in which something happened (and the
+    ///     last, partial one at stop), on the home loop; it must return at once (the results
+    ///     store only posts it to its own loop).
     public init(
         options: ReceiverOptions, group: EventLoopGroup,
         output: @escaping @Sendable (String) -> Void = LineOutput.print,
         errorOutput: @escaping @Sendable (String) -> Void = LineOutput.printError,
-        observer: (@Sendable (ReceivedEvent) -> Void)? = nil
+        observer: (@Sendable (ReceivedEvent) -> Void)? = nil,
+        onInterval: (@Sendable (ReportInterval) -> Void)? = nil
     ) throws {
         self.options = options
         self.group = group
         self.output = output
         self.errorOutput = errorOutput
         self.observer = observer
+        self.onInterval = onInterval
         let homeLoop = group.next()
-        home = .makeBoxSendingValue(Home(), eventLoop: homeLoop)
+        home = .makeBoxSendingValue(
+            Home(brokerDuplicates: BrokerDuplicates(brokers: options.subscriptions.count)), eventLoop: homeLoop)
         loops = group.makeIterator().map { .makeBoxSendingValue(ReceiverLoopState(), eventLoop: $0) }
         warmup = WarmupWindow(seconds: options.warmupSeconds)
         csv = try options.eventsCSVPath.map { try EventsCSVWriter(path: $0, reportFailure: errorOutput) }
@@ -101,7 +119,33 @@ public final class VTPReceiver: Sendable {
     /// Binds and starts serving; completes with the bound address (port 0 picks a free port),
     /// or fails with `TransportError.cannotBind` (and `done` fails with it too).
     public func start() -> EventLoopFuture<SocketAddress> {
-        home.eventLoop.flatSubmit { self.startOnHome() }
+        guard options.subscriptions.isEmpty else { return home.eventLoop.makeFailedFuture(ReceiverError.wrongStart) }
+        return home.eventLoop.flatSubmit { self.startOnHome() }
+    }
+
+    /// Subscribes to `options.subscriptions`: each broker's connection is opened, and reopened
+    /// with back-off whenever it fails, until the receiver stops.
+    public func startSubscriptions() -> EventLoopFuture<Void> {
+        guard !options.subscriptions.isEmpty else { return home.eventLoop.makeFailedFuture(ReceiverError.wrongStart) }
+        return home.eventLoop.submit {
+            guard self.home.value.phase == .created else { throw ReceiverError.alreadyStarted }
+            let shared = self.connectionShared()
+            let idleTimeout = TimeAmount.nanoseconds(DurationRule.nanoseconds(self.options.idleTimeout))
+            let subscriptions = self.options.subscriptions.enumerated().map { index, broker in
+                BrokerSubscription(
+                    broker: broker, index: index, shared: shared, loopState: self.loops[index % self.loops.count],
+                    maxFrameSize: self.options.maxFrameSize, idleTimeout: idleTimeout, output: self.output)
+            }
+            self.home.value.subscriptions = subscriptions
+            for subscription in subscriptions { subscription.start() }
+            self.running(on: nil)
+        }
+    }
+
+    private func connectionShared() -> ReceiverIntake.Shared {
+        ReceiverIntake.Shared(
+            receiverIVO: options.receiverIVO, csv: csv, warmup: warmup, observer: observer, reportError: errorOutput,
+            handOver: { [self] in handOver(from: $0) })
     }
 
     /// Stops listening, closes connections, completes `done`. Idempotent; callable from anywhere.
@@ -117,9 +161,7 @@ public final class VTPReceiver: Sendable {
         let options = options
         let loops = Dictionary(uniqueKeysWithValues: loops.map { (ObjectIdentifier($0.eventLoop), $0) })
         let idleTimeout = TimeAmount.nanoseconds(DurationRule.nanoseconds(options.idleTimeout))
-        let shared = ReceiverConnectionHandler.Shared(
-            receiverIVO: options.receiverIVO, csv: csv, warmup: warmup, observer: observer, reportError: errorOutput,
-            handOver: { [self] in handOver(from: $0) })
+        let shared = connectionShared()
         let bootstrap = ServerBootstrap(group: home.eventLoop, childGroup: group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -158,7 +200,8 @@ public final class VTPReceiver: Sendable {
             }
     }
 
-    private func running(on channel: Channel) {
+    /// Serving: listening on `channel`, or subscribed (nil).
+    private func running(on channel: Channel?) {
         // At least 1 ms: a report timer of 0 would spin the home loop.
         let interval = TimeAmount.nanoseconds(max(DurationRule.nanoseconds(options.reportInterval), 1_000_000))
         let reportTask = home.eventLoop.scheduleRepeatedAsyncTask(initialDelay: interval, delay: interval) { _ in
@@ -166,6 +209,7 @@ public final class VTPReceiver: Sendable {
         }
         let stopWhenBound = home.withValue { home in
             home.phase = .running
+            home.intervalStartNanos = WallClock.nowNanos()
             home.serverChannel = channel
             home.reportTask = reportTask
             return home.stopWhenBound
@@ -177,12 +221,20 @@ public final class VTPReceiver: Sendable {
     }
 
     private func report() -> EventLoopFuture<Void> {
-        collect().map { latest in
-            var interval = self.home.value.unreported.take()
-            interval.merge(latest)
-            let lines = self.home.value.statistics.report(adding: interval, nowNanos: WallClock.nowNanos())
+        collect().map { interval in
+            let now = WallClock.nowNanos()
+            let lines = self.home.value.statistics.report(adding: interval, nowNanos: now)
             for line in lines { self.output(line) }
+            self.store(interval, endNanos: now)
         }
+    }
+
+    /// Hands an interval already folded into the statistics to `onInterval` (quiet ones are not stored).
+    private func store(_ interval: ReceiverTally, endNanos: Int64) {
+        let start = home.value.intervalStartNanos
+        home.value.intervalStartNanos = endNanos
+        guard let onInterval, !interval.isQuiet else { return }
+        onInterval(home.value.statistics.storedInterval(interval, startNanos: start, endNanos: endNanos))
     }
 
     /// Takes every loop's share since the last call, with the sequence numbers not yet handed over.
@@ -200,24 +252,32 @@ public final class VTPReceiver: Sendable {
         }
     }
 
-    /// Everything so far, for `--metrics`: the loops' shares are taken now (kept for the next
-    /// report), so a scrape never waits for a report and never counts an event twice.
+    /// Everything so far, for `--metrics`: the home loop's totals plus each loop's counts since
+    /// the last report, read without taking them (a scrape leaves reports and their histograms
+    /// alone). Asked from the home loop like `collect()`, so a report's shares are either still
+    /// on their loops or already in the totals when the sum is made: never both, never neither.
     public func metricsSnapshot() -> EventLoopFuture<MetricsSnapshot> {
         home.eventLoop.flatSubmit {
-            self.collect().map { latest in
-                self.home.withValue { home in
-                    home.unreported.merge(latest)
-                    return ReceiverMetrics.snapshot(
-                        totals: home.statistics.totals, unreported: home.unreported, sequences: home.statistics.sequences)
-                }
+            let shares = self.loops.map { box in box.eventLoop.submit { ReceiverCounts(box.value.tally) } }
+            return EventLoopFuture.whenAllSucceed(shares, on: self.home.eventLoop).map { shares in
+                let statistics = self.home.value.statistics
+                var counts = ReceiverCounts(statistics.totals)
+                for share in shares { counts.add(share) }
+                return ReceiverMetrics.snapshot(counts, sequences: statistics.sequences)
             }
         }
+    }
+
+    /// Events each loop counted since the last report (tests: a scrape must leave them there).
+    func loopShares() -> EventLoopFuture<[Int]> {
+        EventLoopFuture.whenAllSucceed(loops.map { box in box.eventLoop.submit { box.value.tally.received } }, on: home.eventLoop)
     }
 
     private func receive(_ handOver: ReceiverLoopState.HandOver) {
         guard handOver.events > 0 else { return }
         let limitReached = home.withValue { home in
             home.statistics.record(sequences: handOver.sequences)
+            for event in handOver.brokerEvents { home.brokerDuplicates.record(ivorn: event.ivorn, broker: event.broker) }
             home.events += handOver.events
             return options.stopAfterEvents.map { home.events >= $0 } ?? false
         }
@@ -242,17 +302,29 @@ public final class VTPReceiver: Sendable {
         home.value.reportTask?.cancel()
         let serverClosed =
             home.value.serverChannel.map { $0.close().recover { _ in } } ?? home.eventLoop.makeSucceededVoidFuture()
+        // Subscriptions first, so none reconnects while the connections close.
+        let subscriptions = home.value.subscriptions
+        let subscriptionsStopped = EventLoopFuture.andAllComplete(subscriptions.map { $0.stop() }, on: home.eventLoop)
         serverClosed
-            .flatMap { self.closeConnections() }
+            .and(subscriptionsStopped)
+            .flatMap { _ in self.closeConnections() }
             .flatMap { self.collect() }
             .flatMap { last in
-                self.home.value.statistics.absorb(self.home.value.unreported.take())
                 self.home.value.statistics.absorb(last)
-                return self.closeCSV()
+                self.store(last, endNanos: WallClock.nowNanos())
+                return EventLoopFuture.whenAllSucceed(subscriptions.map { $0.summary() }, on: self.home.eventLoop)
             }
-            .whenComplete { _ in
+            .flatMap { brokers in self.closeCSV().recover { _ in }.map { brokers } }
+            .whenComplete { brokers in
                 self.home.value.phase = .stopped
-                self.donePromise.succeed(self.home.value.statistics.summary())
+                var summary = self.home.value.statistics.summary()
+                if !subscriptions.isEmpty, case .success(var brokers) = brokers {
+                    for index in brokers.indices {
+                        brokers[index].duplicates = self.home.value.brokerDuplicates.duplicates[index]
+                    }
+                    summary.subscriptions = brokers
+                }
+                self.donePromise.succeed(summary)
             }
     }
 

@@ -15,8 +15,13 @@ import Protocol
 @dynamicMemberLookup
 public struct SenderOptions: Sendable {
     public var configuration: BenchConfiguration
+    /// `--failback`: return to an earlier target once it accepts connections again.
+    public var failback: Bool
 
-    public init(configuration: BenchConfiguration) { self.configuration = configuration }
+    public init(configuration: BenchConfiguration, failback: Bool = false) {
+        self.configuration = configuration
+        self.failback = failback
+    }
 
     public subscript<Value>(dynamicMember path: WritableKeyPath<BenchConfiguration, Value>) -> Value {
         get { configuration[keyPath: path] }
@@ -48,12 +53,16 @@ public enum SenderConnectionError: Error, CustomStringConvertible {
 public enum SenderRunError: Error, CustomStringConvertible, Equatable {
     /// No connection ever opened within `connect_timeout`; `cause` is the last failure.
     case unreachable(host: String, port: Int, waitedSeconds: Double, cause: String)
+    /// Several targets, none of which ever accepted a connection.
+    case noTargetReachable(targets: [String], waitedSeconds: Double, cause: String)
 
     public var description: String {
         switch self {
         case .unreachable(let host, let port, let waited, let cause):
-            let address = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+            let address = SenderTarget(host: host, port: port).description
             return "no connection to \(address) within \(Human.duration(seconds: waited)): \(cause)"
+        case .noTargetReachable(let targets, let waited, let cause):
+            return "no connection to any of \(targets.joined(separator: ", ")) within \(Human.duration(seconds: waited)): \(cause)"
         }
     }
 }
@@ -64,20 +73,67 @@ public enum SenderRunError: Error, CustomStringConvertible, Equatable {
 public final class VTPSender: Sendable {
     public let options: SenderOptions
     public let builder: TestEventBuilder
-    private let engine: NIOLoopBoundBox<SenderEngine>
+    /// One engine; with `--failover all`, one per target (see `AllTargetsCoordinator`).
+    private let engines: [NIOLoopBoundBox<SenderEngine>]
+    private let coordinator: NIOLoopBoundBox<AllTargetsCoordinator>?
     private let promise: EventLoopPromise<SenderSummary>
 
+    /// - Parameter onInterval: called with each report interval (and the last, partial one), on
+    ///   the control loop; it must return at once (the results store only posts it to its own loop).
     public init(
         options: SenderOptions, group: EventLoopGroup, runID: String = TestEventBuilder.makeRunID(),
-        output: @escaping @Sendable (String) -> Void = LineOutput.print
+        output: @escaping @Sendable (String) -> Void = LineOutput.print,
+        onInterval: (@Sendable (ReportInterval) -> Void)? = nil
     ) {
         self.options = options
         let loop = group.next()
-        builder = TestEventBuilder(localIVO: options.localIVO, runID: runID, eventSize: options.eventSize)
-        promise = loop.makePromise(of: SenderSummary.self)
-        engine = NIOLoopBoundBox.makeBoxSendingValue(
-            SenderEngine(options: options, builder: builder, group: group, loop: loop, promise: promise, output: output),
-            eventLoop: loop)
+        let builder = TestEventBuilder(localIVO: options.localIVO, runID: runID, eventSize: options.eventSize)
+        self.builder = builder
+        let promise = loop.makePromise(of: SenderSummary.self)
+        self.promise = promise
+        let targets = options.configuration.senderTargets
+        guard options.failover == .all, targets.count > 1 else {
+            coordinator = nil
+            engines = [
+                NIOLoopBoundBox.makeBoxSendingValue(
+                    SenderEngine(
+                        options: options, builder: builder, group: group, loop: loop, promise: promise, output: output,
+                        onInterval: onInterval),
+                    eventLoop: loop)
+            ]
+            return
+        }
+        let coordinator = NIOLoopBoundBox.makeBoxSendingValue(AllTargetsCoordinator(events: options.events), eventLoop: loop)
+        var lanes: [EventLoopFuture<SenderSummary>] = []
+        engines = targets.enumerated().map { index, target in
+            var lane = options
+            lane.configuration.targets = [target]
+            let promise = loop.makePromise(of: SenderSummary.self)
+            lanes.append(promise.futureResult)
+            return NIOLoopBoundBox.makeBoxSendingValue(
+                SenderEngine(
+                    options: lane, builder: builder, group: group, loop: loop, promise: promise, output: output,
+                    // Stored intervals: the first target's (a store takes one stream per run).
+                    onInterval: index == 0 ? onInterval : nil, coordinator: coordinator),
+                eventLoop: loop)
+        }
+        self.coordinator = coordinator
+        let engines = engines
+        EventLoopFuture.whenAllComplete(lanes, on: loop).whenSuccess { results in
+            let all = coordinator.value
+            all.lanes = []  // the run is over: no reference cycle remains
+            let summaries = results.compactMap { try? $0.get() }
+            var roundTrips = LatencyRecorder()
+            for engine in engines { roundTrips.merge(engine.value.allRoundTrips) }
+            if engines.allSatisfy({ $0.value.wasUnreachable }) {
+                promise.fail(
+                    SenderRunError.noTargetReachable(
+                        targets: targets.map(\.description), waitedSeconds: options.connectTimeout,
+                        cause: engines.last?.value.lastFailure ?? "connect timed out"))
+            } else {
+                promise.succeed(all.summary(summaries, roundTrips: roundTrips))
+            }
+        }
     }
 
     static func monotonicNanos() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds) }
@@ -88,22 +144,25 @@ public final class VTPSender: Sendable {
     public var finished: EventLoopFuture<SenderSummary> { promise.futureResult }
 
     public func start() -> EventLoopFuture<SenderSummary> {
-        let mailbox = SenderMailbox(engine: engine)
-        engine.eventLoop.execute { mailbox.engine.value.start(mailbox: mailbox) }
+        let (engines, coordinator) = (engines, coordinator)
+        engines[0].eventLoop.execute {
+            coordinator?.value.lanes = engines
+            for engine in engines { engine.value.start(mailbox: SenderMailbox(engine: engine)) }
+        }
         return finished
     }
 
     /// Stops sending: scheduled events not yet acked or nak'd count as failed, events never
     /// scheduled as not sent.
     public func stop() {
-        let engine = engine
-        engine.eventLoop.execute { engine.value.finish() }
+        let engines = engines
+        engines[0].eventLoop.execute { for engine in engines { engine.value.finish() } }
     }
 
     /// What `--metrics` exports, read on the control loop.
     public func metricsSnapshot() -> EventLoopFuture<MetricsSnapshot> {
-        let engine = engine
-        return engine.eventLoop.submit { engine.value.metricsSnapshot() }
+        let engines = engines
+        return engines[0].eventLoop.submit { AllTargetsSummary.combine(engines.map { $0.value.metricsSnapshot() }) }
     }
 
     /// The size of an event document as sent: `event_size`, or the unpadded event when that
@@ -113,14 +172,22 @@ public final class VTPSender: Sendable {
     }
 
     /// The `settings` of the summary JSON: what shaped the run.
-    public func settings(for summary: SenderSummary) -> [String: Any] {
+    public func settings(for summary: SenderSummary? = nil) -> [String: Any] {
+        var settings = Self.plannedSettings(options)
+        settings["event_size"] = summary?.eventBytes?.max ?? eventSizeSent
+        settings["event_run_id"] = builder.runID
+        return settings
+    }
+
+    /// The settings known before a sender exists (without the event size sent and the run id).
+    public static func plannedSettings(_ options: SenderOptions) -> [String: Any] {
         let c = options.configuration
         var settings: [String: Any] = [
             "host": c.host, "port": c.port, "events": c.events, "period_s": c.period, "mode": c.mode.rawValue,
             "max_connect": c.maxConnect, "max_connect_scope": c.maxConnectScope.rawValue, "window": c.window,
-            "event_size": summary.eventBytes?.max ?? eventSizeSent, "event_size_requested": c.eventSize,
-            "connect_timeout_s": c.connectTimeout, "ack_timeout_s": c.ackTimeout, "drain_timeout_s": c.drainTimeout,
-            "event_run_id": builder.runID,
+            "event_size_requested": c.eventSize, "connect_timeout_s": c.connectTimeout, "ack_timeout_s": c.ackTimeout,
+            "drain_timeout_s": c.drainTimeout, "targets": c.senderTargets.map(\.description),
+            "failover": c.failover.rawValue, "failback": options.failback,
         ]
         // Events per second as scheduled; all at once has no rate.
         settings["rate"] = c.period > 0 ? Double(c.events) / c.period : nil
@@ -130,21 +197,6 @@ public final class VTPSender: Sendable {
             settings["rate"] = Double(c.burst) / c.burstEvery
         }
         return settings
-    }
-}
-
-/// How a connection handler reaches the engine: each message is handled on the control loop.
-struct SenderMailbox: Sendable {
-    let engine: NIOLoopBoundBox<SenderEngine>
-
-    func post(_ message: SenderEngine.Message) {
-        // A connection on the control loop itself is handled at once, still in order.
-        if engine.eventLoop.inEventLoop {
-            engine.value.receive(message)
-        } else {
-            let engine = engine
-            engine.eventLoop.execute { engine.value.receive(message) }
-        }
     }
 }
 
@@ -161,6 +213,8 @@ final class SenderEngine {
         case replies(ConnectionID, [Reply])
         case failed(ConnectionID, Error)
         case peerClosed(ConnectionID)
+        /// `--failback`: whether a bare connection to this target opened.
+        case probed(target: Int, accepted: Bool)
     }
 
     struct Reply: Sendable {
@@ -178,51 +232,67 @@ final class SenderEngine {
     private let loop: EventLoop
     private let promise: EventLoopPromise<SenderSummary>
     private let output: @Sendable (String) -> Void
+    private let onInterval: (@Sendable (ReportInterval) -> Void)?
 
     private var state: SenderDispatchState
+    /// Which target each connection goes to, and when to move on: see `FailoverPolicy`.
+    private var policy: FailoverPolicy
+    private var targetOf: [ConnectionID: Int] = [:]
+    private var seenBefore = 0
+    /// `--failover all`: this engine serves one of the targets; the others share this.
+    private let coordinator: NIOLoopBoundBox<AllTargetsCoordinator>?
+    /// No connection ever opened within the connect timeout (`--failover all` goes on without it).
+    private(set) var wasUnreachable = false
     private var mailbox: SenderMailbox?
     private var startMonotonic: Int64 = 0
     private var handlers: [ConnectionID: NIOLoopBound<SenderConnectionHandler>] = [:]
     /// Channels still connecting: closed by `finish()` so no connect outlives the run.
     private var connecting: [ConnectionID: Channel] = [:]
-    private var intervalRoundTrips = LatencyRecorder()
-    private var totalRoundTrips = LatencyRecorder()
+    private var progress = AckProgress()
     private var roundTripBuckets = ExponentialBuckets()  // --metrics
     private var clock = ClockOffsetEstimator()
     private var lastError: String?
     private var intervalErrors = 0
-    private var lastReport = (nanos: Int64(0), acked: 0)
+    /// Where the stored interval began: wall clock and the counters then.
+    private var lastStored = (wallNanos: Int64(0), acked: 0, nakked: 0)
     private var reports = 0
     private var eventBytes: SenderSummary.ByteRange?
     private var bursts: BurstTracker?
     /// One pending timer per purpose: a new one replaces (and cancels) the previous.
-    private enum Timer { case tick, report, drain, connectDeadline, wakeUp }
+    private enum Timer { case tick, report, drain, connectDeadline, wakeUp, failoverWakeUp }
     private var timers: [Timer: Scheduled<Void>] = [:]
     private var started = false
     private var stopped = false
 
     init(
         options: SenderOptions, builder: TestEventBuilder, group: EventLoopGroup, loop: EventLoop,
-        promise: EventLoopPromise<SenderSummary>, output: @escaping @Sendable (String) -> Void
+        promise: EventLoopPromise<SenderSummary>, output: @escaping @Sendable (String) -> Void,
+        onInterval: (@Sendable (ReportInterval) -> Void)? = nil,
+        coordinator: NIOLoopBoundBox<AllTargetsCoordinator>? = nil
     ) {
+        self.coordinator = coordinator
         self.options = options
         self.builder = builder
         self.group = group
         self.loop = loop
         self.promise = promise
         self.output = output
+        self.onInterval = onInterval
         state = Self.dispatchState(options, startWallNanos: WallClock.nowNanos())
+        policy = Self.failoverPolicy(options, startNanos: VTPSender.monotonicNanos())
+    }
+
+    private static func failoverPolicy(_ options: SenderOptions, startNanos: Int64) -> FailoverPolicy {
+        FailoverPolicy(
+            targets: options.configuration.senderTargets, mode: options.failover, failback: options.failback, startNanos: startNanos)
     }
 
     private static func dispatchState(_ options: SenderOptions, startWallNanos: Int64) -> SenderDispatchState {
-        // Bursts: `burst` events at each instant, `burst_every` apart; else one event per instant.
-        let intervalNanos = options.burst > 0
-            ? DurationRule.nanoseconds(options.burstEvery)
-            : options.events > 0 ? DurationRule.nanoseconds(options.period / Double(options.events)) : 0
+        let schedule = EventSchedule(options)
         return SenderDispatchState(
             mode: options.mode, scope: options.maxConnectScope, maxConnect: options.maxConnect,
-            totalEvents: options.events, intervalNanos: intervalNanos, startWallNanos: startWallNanos,
-            window: options.window, burstSize: max(1, options.burst))
+            totalEvents: options.events, intervalNanos: schedule.intervalNanos, startWallNanos: startWallNanos,
+            window: options.window, burstSize: schedule.burstSize)
     }
 
     private var now: Int64 { VTPSender.monotonicNanos() }
@@ -232,8 +302,11 @@ final class SenderEngine {
         started = true
         self.mailbox = mailbox
         startMonotonic = now
-        lastReport = (startMonotonic, 0)
-        state = Self.dispatchState(options, startWallNanos: WallClock.nowNanos())
+        progress.restart(atNanos: startMonotonic, acked: 0)
+        let startWall = WallClock.nowNanos()
+        lastStored = (startWall, 0, 0)
+        state = Self.dispatchState(options, startWallNanos: startWall)
+        policy = Self.failoverPolicy(options, startNanos: startMonotonic)
         if options.burst > 0 {
             bursts = BurstTracker(burstSize: options.burst, intervalNanos: state.intervalNanos, totalEvents: options.events)
         }
@@ -310,22 +383,34 @@ final class SenderEngine {
             var actions: [SenderDispatchState.Action] = []
             for reply in replies {
                 bursts?.replied(sequence: reply.sequence, accepted: reply.accepted, offsetNanos: sinceStart)
-                intervalRoundTrips.record(nanos: reply.roundTripNanos)
+                progress.record(roundTripNanos: reply.roundTripNanos)
                 roundTripBuckets.record(nanos: reply.roundTripNanos)
                 if let sample = reply.clockSample { clock.add(sample) }
-                if let reason = reply.nakReason { lastError = "nak: \(reason)" }
                 eventBytes = SenderSummary.ByteRange(
                     min: min(eventBytes?.min ?? .max, reply.documentBytes), max: max(eventBytes?.max ?? 0, reply.documentBytes))
-                actions += state.replied(id, sequence: reply.sequence, accepted: reply.accepted, now: now)
+                // A nak saying the event was seen before (a resend after a failover): delivered.
+                let delivered = reply.accepted || FailoverPolicy.isSeenBefore(nakReason: reply.nakReason)
+                if let reason = reply.nakReason, !delivered { lastError = "nak: \(reason)" }
+                if !reply.accepted && delivered { seenBefore += 1 }
+                if let target = targetOf[id] {
+                    if delivered { executePolicy(policy.acked(target: target, now: now)) } else { policy.nakked(target: target) }
+                }
+                coordinator?.value.record(sequence: reply.sequence, delivered: delivered)
+                actions += state.replied(id, sequence: reply.sequence, accepted: delivered, now: now)
             }
             // One execute: the events these replies free go out together, one write per connection.
             execute(actions)
+            coordinator?.value.check()
         case .failed(let id, let error):
             failed(id, error)
         case .peerClosed(let id):
             guard state.connections[id]?.state == .idle else { return failed(id, SenderConnectionError.closedBeforeReply) }
             handlers.removeValue(forKey: id)
+            targetOf.removeValue(forKey: id)
             execute(state.peerClosed(id, now: now))
+        case .probed(let target, let accepted):
+            guard !stopped else { return }
+            executePolicy(policy.probed(target: target, accepted: accepted, now: now))
         }
     }
 
@@ -335,7 +420,70 @@ final class SenderEngine {
         guard !stopped, state.connections[id] != nil else { return }
         intervalErrors += 1
         lastError = ErrorText.describe(error)
-        execute(state.failed(id, cause: Self.classify(error), now: now))
+        let cause = Self.classify(error)
+        guard policy.targets.count > 1, let target = targetOf[id] else {
+            if let target = targetOf[id] { _ = policy.failed(target: target, cause: FailoverCause(cause), now: now) }
+            execute(state.failed(id, cause: cause, now: now))
+            coordinator?.value.check()
+            return
+        }
+        let now = now
+        let decisions = policy.failed(target: target, cause: FailoverCause(cause), now: now)
+        if decisions.contains(where: \.isFailover) {
+            // The failover closes this connection with the others to its target.
+        } else if target == policy.current {
+            // The target in use, with nowhere better to go: retry it after the back-off.
+            execute(state.failed(id, cause: cause, now: now))
+        } else {
+            // A target already left (failback): its events go to the one in use, at once.
+            reroute([id], failure: cause, handedOn: false)
+        }
+        executePolicy(decisions, failure: cause)
+    }
+
+    // MARK: failover
+
+    /// `failure`: the error that made the target fail, counted once with the failover.
+    private func executePolicy(_ actions: [FailoverPolicy.Action], failure: ConnectionFailure? = nil) {
+        for action in actions {
+            switch action {
+            case .failover(let from, let to, let notBefore):
+                output("vtp-sender: \(policy.targets[from]) failed; sending to \(policy.targets[to])")
+                state.restartBackoff(notBeforeNanos: notBefore)
+                reroute(targetOf.filter { $0.value == from }.map(\.key), failure: failure, handedOn: true)
+            case .failback(let from, let to):
+                output("vtp-sender: \(policy.targets[to]) accepts connections again; sending to it")
+                state.restartBackoff(notBeforeNanos: nil)
+                execute(state.retire(targetOf.filter { $0.value == from }.map(\.key), now: now))
+            case .probe(let target):
+                probe(target)
+            case .wakeUp(let at):
+                self.at(.uptimeNanoseconds(UInt64(max(0, at))), .failoverWakeUp) {
+                    $0.executePolicy($0.policy.wakeUp(now: $0.now))
+                }
+            }
+        }
+    }
+
+    /// Closes `ids` and queues their events for the target now in use; `handedOn`: the written
+    /// ones are the failover's unacked events.
+    private func reroute(_ ids: [ConnectionID], failure: ConnectionFailure?, handedOn: Bool) {
+        let (actions, unacked) = state.reroute(ids, failure: failure, now: now)
+        if handedOn { policy.requeued(unacked.map(\.sequence)) }
+        execute(actions)
+    }
+
+    /// `--failback`: a bare TCP connection to an earlier target, closed at once.
+    private func probe(_ target: Int) {
+        guard let mailbox else { return }
+        let address = policy.targets[target]
+        ClientBootstrap(group: group)
+            .connectTimeout(.nanoseconds(DurationRule.nanoseconds(options.connectTimeout)))
+            .connect(host: address.host, port: address.port)
+            .whenComplete { result in
+                if case .success(let channel) = result { channel.close(promise: nil) }
+                mailbox.post(.probed(target: target, accepted: (try? result.get()) != nil))
+            }
     }
 
     /// The cause a failure is counted under in reports and the summary.
@@ -365,6 +513,7 @@ final class SenderEngine {
             switch action {
             case .connect(let id): connect(id)
             case .send(let id, let event):
+                policy.sending(sequence: event.sequence, to: targetOf[id] ?? policy.current)
                 if let index = batches.lastIndex(where: { $0.id == id }) {
                     batches[index].events.append(event)
                 } else {
@@ -377,10 +526,19 @@ final class SenderEngine {
                 // A later back-off supersedes an earlier one, which would find nothing to do.
                 self.at(.uptimeNanoseconds(UInt64(max(0, at))), .wakeUp) { $0.execute($0.state.wakeUp(now: $0.now)) }
             case .finished: finish()
+            case .unreachable where coordinator != nil:
+                // One of several targets: the others go on; the run fails only if none was reached.
+                wasUnreachable = true
+                finish()
             case .unreachable:
-                finish(failure: SenderRunError.unreachable(
-                    host: options.host, port: options.port, waitedSeconds: options.connectTimeout,
-                    cause: lastError ?? "connect timed out"))
+                let cause = lastError ?? "connect timed out"
+                let targets = policy.targets
+                finish(
+                    failure: targets.count == 1
+                        ? SenderRunError.unreachable(
+                            host: targets[0].host, port: targets[0].port, waitedSeconds: options.connectTimeout, cause: cause)
+                        : SenderRunError.noTargetReachable(
+                            targets: targets.map(\.description), waitedSeconds: options.connectTimeout, cause: cause))
             }
         }
         for batch in batches { write(batch) }
@@ -392,6 +550,7 @@ final class SenderEngine {
     }
 
     private func close(_ id: ConnectionID) {
+        targetOf.removeValue(forKey: id)
         let channel = connecting.removeValue(forKey: id)
         if let handler = handlers.removeValue(forKey: id) {
             handler.run { $0.close() }
@@ -400,6 +559,10 @@ final class SenderEngine {
         }
     }
 
+    /// Each target's address when its host is an IP literal: connecting to it skips the resolver
+    /// and Happy Eyeballs (getaddrinfo per connection was a quarter of per-event mode's CPU).
+    private lazy var literalAddresses: [SocketAddress?] = policy.targets.map { try? SocketAddress(ipAddress: $0.host, port: $0.port) }
+
     private func connect(_ id: ConnectionID) {
         guard let mailbox else { return }
         let (options, builder) = (options, builder)
@@ -407,7 +570,9 @@ final class SenderEngine {
         // Only the `setup` scope (per-event) needs to know when a write completed.
         let notifyWrites = options.maxConnectScope == .setup && options.mode == .perEvent
         let window = state.window
-        ClientBootstrap(group: group)
+        let target = policy.current
+        targetOf[id] = target
+        let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(.nanoseconds(DurationRule.nanoseconds(options.connectTimeout)))
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelInitializer { channel in
@@ -421,13 +586,14 @@ final class SenderEngine {
                     mailbox.post(.channelCreated(id, channel, NIOLoopBound(handler, eventLoop: channel.eventLoop)))
                 }
             }
-            .connect(host: options.host, port: options.port)
-            .whenComplete { result in
-                switch result {
-                case .success: mailbox.post(.connected(id))
-                case .failure(let error): mailbox.post(.failed(id, SenderConnectionError.connectFailed(error)))
-                }
+        let (host, port) = (policy.targets[target].host, policy.targets[target].port)
+        let connected = literalAddresses[target].map { bootstrap.connect(to: $0) } ?? bootstrap.connect(host: host, port: port)
+        connected.whenComplete { result in
+            switch result {
+            case .success: mailbox.post(.connected(id))
+            case .failure(let error): mailbox.post(.failed(id, SenderConnectionError.connectFailed(error)))
             }
+        }
     }
 
     // MARK: reporting
@@ -436,17 +602,12 @@ final class SenderEngine {
 
     private func report() {
         let now = now
-        let rtt = intervalRoundTrips.count > 0 ? intervalRoundTrips.summary : nil
-        totalRoundTrips.merge(intervalRoundTrips)
-        intervalRoundTrips.reset()
-        let seconds = Double(now - lastReport.nanos) / 1e9
-        let rate = seconds > 0 ? Double(state.acked - lastReport.acked) / seconds : nil
-        lastReport = (now, state.acked)
+        storeInterval()
         var text = "[\(Human.duration(seconds: Double(now - startMonotonic) / 1e9))] sent \(state.sent)"
             + " acked \(state.acked) nak'd \(state.nakked) backlog \(state.backlog) open \(state.openConnections)"
             + " errors \(state.errors)" + SenderSummaryText.causes(state.errorsByCause)
-            + " | \(Human.rate(rate, unit: "events")) acked | ack round trip "
-            + Human.minAvgMax(min: rtt?.min, avg: rtt?.mean, max: rtt?.max) + ", " + Human.percentiles([("p99", rtt?.p99)])
+            + (policy.targets.count > 1 || coordinator != nil ? " | to \(policy.currentTarget)" : "")
+            + " | " + progress.reportText(acked: state.acked, nowNanos: now)
         if let estimate = clock.estimate {
             text += " | clock offset " + SenderSummaryText.clockOffset(ClockOffsetSummary(estimate, samples: clock.samples))
         }
@@ -455,10 +616,31 @@ final class SenderEngine {
         output(text)
     }
 
+    /// Hands the interval since the last one to `onInterval`: acks and their round trips, naks,
+    /// errors, and the backlog and open connections now.
+    private func storeInterval() {
+        let wall = WallClock.nowNanos()
+        defer { lastStored = (wall, state.acked, state.nakked) }
+        guard let onInterval else { return }
+        onInterval(
+            ReportInterval(
+                startNanos: lastStored.wallNanos, endNanos: wall, events: state.acked - lastStored.acked,
+                latency: progress.currentInterval, naks: state.nakked - lastStored.nakked, errors: intervalErrors,
+                backlog: state.backlog, openConnections: state.openConnections))
+    }
+
+    /// Every ack round trip of the run so far.
+    var allRoundTrips: LatencyRecorder { progress.all }
+
+    /// `--failover all`: this engine's target failed and has not acked since.
+    var targetIsFailing: Bool { !stopped && policy.health[0].failed }
+
+    /// The last connection failure, for "unreachable".
+    var lastFailure: String? { lastError }
+
     private func summary() -> SenderSummary {
-        var rtt = totalRoundTrips
-        rtt.merge(intervalRoundTrips)
-        return SenderSummary(
+        let rtt = allRoundTrips
+        var summary = SenderSummary(
             events: options.events, sent: state.sent, acked: state.acked, nakked: state.nakked,
             failed: state.scheduledUnfinished, notSent: state.notScheduled, maxBacklog: state.maxBacklog,
             backlogEnd: state.backlog, connectionsOpened: state.connectionsOpened,
@@ -467,12 +649,22 @@ final class SenderEngine {
             errorsByCause: Dictionary(uniqueKeysWithValues: state.errorsByCause.map { ($0.key.rawValue, $0.value) }),
             mode: options.mode.rawValue, maxConnect: options.maxConnect, maxConnectScope: options.maxConnectScope.rawValue,
             window: options.window, bursts: bursts?.summary, clockOffset: clock.estimate.map { ClockOffsetSummary($0, samples: clock.samples) }, eventBytes: eventBytes)
+        summary.failovers = policy.failovers
+        summary.failbacks = policy.failbacks
+        // Scheduled events no target acked: the unfinished and the nak'd (seen-before naks are acked).
+        summary.lost = state.scheduledUnfinished + state.nakked
+        summary.duplicatesSent = state.resent
+        summary.seenBefore = seenBefore
+        summary.targets = policy.targetSummaries
+        summary.failoverMode = policy.mode.rawValue
+        return summary
     }
 
     /// Ends the run: closes every connection (and connect under way), completes `finished`.
     func finish(failure: SenderRunError? = nil) {
         guard !stopped else { return }
         for action in state.stop() { if case .close(let id) = action { close(id) } }
+        storeInterval()
         stopped = true
         for timer in timers.values { timer.cancel() }
         timers = [:]
@@ -611,7 +803,13 @@ final class SenderConnectionHandler: ChannelInboundHandler {
         let receivedAt = VTPSender.monotonicNanos()
         let message: VTPMessage
         do {
-            message = try VTPMessage.parse(frame)
+            // Plain acks are read without libxml2 (60% of the sender's CPU per event); anything
+            // else, including every malformed reply, by the full parser.
+            if let element = frame.withUnsafeReadableBytes({ QuickXML.parse($0) }) {
+                message = try VTPMessage.parse(element)
+            } else {
+                message = try VTPMessage.parse(frame)
+            }
         } catch {
             return fail(SenderConnectionError.unexpectedReply("unparseable (\(ErrorText.describe(error)))"))
         }
@@ -639,10 +837,9 @@ final class SenderConnectionHandler: ChannelInboundHandler {
                     clockSample: sample, documentBytes: inFlight.bytes))
         case .iamalive:
             // Keep-alive from the peer: answer with a copy naming us, as VTP asks.
-            let reply = TransportMessage(
-                role: .iamalive, origin: transport.origin, response: builder.localIVO,
-                timestamp: ISO8601Time.formatSeconds(nanos: WallClock.nowNanos()))
-            context.writeAndFlush(wrapOutboundOut(reply.framed(allocator: context.channel.allocator)), promise: nil)
+            if let reply = transport.answer(from: builder.localIVO) {
+                context.writeAndFlush(wrapOutboundOut(reply.framed(allocator: context.channel.allocator)), promise: nil)
+            }
         case .authenticate:
             break  // no authentication scheme is in use; VTP lets us ignore it
         }

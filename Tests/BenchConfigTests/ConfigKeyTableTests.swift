@@ -85,6 +85,8 @@ final class ConfigKeyTableTests: XCTestCase {
             "period": "1m", "mode": "persistent", "event_size": "700", "report_interval": "2s",
             "local_ivo": "ivo://sample.test/s", "connect_timeout": "3s", "ack_timeout": "4s", "drain_timeout": "5s",
             "receiver_ivo": "ivo://sample.test/r", "idle_timeout": "6s", "max_frame_size": "4096", "window": "32", "burst": "3", "burst_every": "2s",
+            "iamalive_interval": "7s",
+            "targets": "10.0.0.9:9", "failover": "all",
         ]
         let config = try configFile("{}")
         func check<Group: SettingsFlags>(_ group: Group.Type, _ tool: ConfigKey.Tool) throws {

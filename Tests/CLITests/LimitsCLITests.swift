@@ -108,20 +108,9 @@ final class LimitsCLITests: XCTestCase {
     func testDrainTimeoutEndsARunWhoseConnectsNeverComplete() throws {
         // A listener that never accepts: connects beyond its backlog stay pending, and
         // those would otherwise outlive the drain timeout by the 60 s connect timeout.
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        XCTAssertGreaterThanOrEqual(fd, 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p -> Bool in
-                bind(fd, p, length) == 0 && listen(fd, 1) == 0 && getsockname(fd, p, &length) == 0
-            }
-        }
-        XCTAssertTrue(bound)
-        let port = String(UInt16(bigEndian: address.sin_port))
+        let listener = try XCTUnwrap(ListeningSocket())
+        defer { listener.close() }
+        let port = String(listener.port)
         let started = Date()
         let (status, out, err) = try RunningProcess.run(
             try Tools.url("vtp-sender"),

@@ -18,17 +18,9 @@ final class MetricsCLITests: XCTestCase {
     }
 
     func testAPortInUseIsOneLineAndExitStatus2() throws {
-        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(holder) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, length) == 0 && getsockname(holder, $0, &length) == 0 }
-        }
-        XCTAssertTrue(bound && listen(holder, 1) == 0)
-        let port = Int(UInt16(bigEndian: address.sin_port))
+        let holder = try XCTUnwrap(ListeningSocket())
+        defer { holder.close() }
+        let port = holder.port
         for (tool, args) in tools {
             let (status, _, err) = try RunningProcess.run(try Tools.url(tool), args + ["--metrics", "127.0.0.1:\(port)"])
             XCTAssertEqual(status, 2, "\(tool): \(err)")

@@ -89,7 +89,8 @@ final class ScriptDependencyTests: XCTestCase {
         }
         let productFlag = try NSRegularExpression(pattern: #"--product\s+"?([A-Za-z][A-Za-z0-9_-]*)"?"#)
         let productLoop = try NSRegularExpression(pattern: #"for\s+product\s+in\s+([^;]+);"#)
-        let setupCall = try NSRegularExpression(pattern: #"^\s*(?:"\$root/)?scripts/setup-deps"?((?:\s+[a-z][a-z0-9-]*)*)\s*$"#)
+        // A call may end in a redirect or `|| exit 2`.
+        let setupCall = try NSRegularExpression(pattern: #"^\s*(?:"\$root/)?scripts/setup-deps"?((?:\s+[a-z][a-z0-9-]*)*)\s*(?:[>|&;].*)?$"#)
         for line in lines {
             let range = NSRange(line.startIndex..., in: line)
             for match in productFlag.matches(in: line, range: range) {

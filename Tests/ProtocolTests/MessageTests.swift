@@ -180,3 +180,36 @@ final class MessageTests: XCTestCase {
         XCTAssertEqual(ISO8601Time.formatSeconds(nanos: 1_795_486_949_999_999_999), "2026-11-24T02:22:29Z")
     }
 }
+
+final class TransportAnswerTests: XCTestCase {
+    func testIamaliveAndAuthenticateAreAnsweredWithACopyNamingTheAnswerer() throws {
+        let now: Int64 = 1_795_486_949_000_000_000
+        for question in [
+            TransportMessage.iamalive(localIVO: "ivo://t/broker", nowNanos: now - 5_000_000_000),
+            .authenticate(localIVO: "ivo://t/broker", nowNanos: now - 5_000_000_000),
+        ] {
+            let answer = try XCTUnwrap(question.answer(from: "ivo://t/subscriber", nowNanos: now))
+            XCTAssertEqual(answer.role, question.role)
+            XCTAssertEqual(answer.origin, "ivo://t/broker", "a copy: the same Origin")
+            XCTAssertEqual(answer.response, "ivo://t/subscriber")
+            XCTAssertEqual(answer.timestamp, ISO8601Time.formatSeconds(nanos: now))
+            guard case .transport(let parsed) = try VTPMessage.parse(answer.xml) else { return XCTFail() }
+            XCTAssertEqual(parsed, answer)
+        }
+        XCTAssertNil(TransportMessage.ack(eventIVORN: "ivo://a/b#1", localIVO: nil).answer(from: "ivo://t/s"))
+    }
+}
+
+final class EventIdentityTests: XCTestCase {
+    func testASequenceIsReadBackFromItsIvornAndOnlyFromOurs() {
+        let builder = TestEventBuilder(localIVO: "ivo://t/sender", runID: "abc", eventSize: 0)
+        for sequence: UInt64 in [0, 7, 1 << 40] {
+            XCTAssertEqual(builder.sequence(ofIVORN: builder.ivorn(sequence: sequence)), sequence)
+        }
+        let other = TestEventBuilder(localIVO: "ivo://t/sender", runID: "abd", eventSize: 0)
+        XCTAssertNil(builder.sequence(ofIVORN: other.ivorn(sequence: 1)), "another run")
+        for foreign in ["ivo://t/sender#abc-", "ivo://t/sender#abc-x1", "ivo://t/sender#abc--1", "ivo://t/sender#abc-+1", "ivo://t/sender#abc-01", "ivo://x/y#1"] {
+            XCTAssertNil(builder.sequence(ofIVORN: foreign), foreign)
+        }
+    }
+}

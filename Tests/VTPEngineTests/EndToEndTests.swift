@@ -227,7 +227,7 @@ final class RawClient: Sendable {
     private let channel: Channel
     private let inbound: NIOLockedValueBox<ByteBuffer>
 
-    private final class Collector: ChannelInboundHandler {
+    final class Collector: ChannelInboundHandler {
         typealias InboundIn = ByteBuffer
         let inbound: NIOLockedValueBox<ByteBuffer>
         init(_ inbound: NIOLockedValueBox<ByteBuffer>) { self.inbound = inbound }
@@ -238,7 +238,8 @@ final class RawClient: Sendable {
         func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
     }
 
-    private init(channel: Channel, inbound: NIOLockedValueBox<ByteBuffer>) {
+    /// Also the accepted end of a test broker's connection (`RawBroker`).
+    init(channel: Channel, inbound: NIOLockedValueBox<ByteBuffer>) {
         self.channel = channel
         self.inbound = inbound
     }
@@ -257,9 +258,9 @@ final class RawClient: Sendable {
         try channel.writeAndFlush(ByteBuffer(bytes: bytes)).wait()
     }
 
-    /// Waits up to 5 s for one complete frame from the peer.
-    func readFrame() throws -> ByteBuffer {
-        let deadline = Date().addingTimeInterval(5)
+    /// Waits up to `timeout` seconds for one complete frame from the peer.
+    func readFrame(timeout: Double = 5) throws -> ByteBuffer {
+        let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             let frame = try inbound.withLockedValue { try VTPFrameDecoder.nextFrame(from: &$0, maximumFrameSize: 1 << 20) }
             if let frame { return frame }

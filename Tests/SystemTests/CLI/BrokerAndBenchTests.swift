@@ -14,6 +14,11 @@ final class BenchmarkSmokeTests: XCTestCase {
         }
         XCTAssertTrue(out.contains("ack round trip at a light rate"), out)
         XCTAssertTrue(out.contains("targets: per-event >= 10000 events/s"), out)
+        // Windows side by side, the receiver's RSS with many connections, the round-trip floor.
+        XCTAssertTrue(out.contains("persistent            64      64"), out)
+        XCTAssertTrue(out.range(of: #"\n  W 64 +\d+ +\d+ +\d+\n"#, options: .regularExpression) != nil, out)
+        XCTAssertTrue(out.range(of: #"receiver holding 300 connections \(300 opened"#, options: .regularExpression) != nil, out)
+        XCTAssertTrue(out.contains("Comet"), out)
     }
 }
 
@@ -24,7 +29,8 @@ final class CometInteropTests: XCTestCase {
         if getuid() != 0 && !required { throw XCTSkip("needs root for a private network namespace (unshare --net)") }
         _ = try Tools.url("vtp-sender")
         let script = Tools.packageRoot.appendingPathComponent("scripts/comet-interop")
-        let (status, out, err) = try RunningProcess.run(script, ["--bin", Tools.binDirectory.path], timeout: 300)
+        let (status, out, err) = try RunningProcess.run(
+            script, ["--bin", Tools.binDirectory.path, "--part", "basic"], timeout: 300)
         XCTAssertEqual(status, 0, "stdout:\n\(out)\nstderr:\n\(err)")
         XCTAssertTrue(out.contains("vtp-sender (per-event) -> Comet 3.1.0 broker: 25/25 acked"), out)
         XCTAssertTrue(out.contains("vtp-sender (persistent) -> Comet 3.1.0 broker: 25/25 acked"), out)

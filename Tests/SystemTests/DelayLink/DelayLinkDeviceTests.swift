@@ -13,7 +13,7 @@ final class DelayLinkDeviceTests: XCTestCase {
                 in: harness.namespaceA, ["ping", "-n", "-c", "5", "-i", "0.2", "-W", "5", harness.addressB])
             XCTAssertEqual(result.status, 0, result.output)
             let times = pingTimes(result.output)
-            XCTAssertEqual(times.count, 5, result.output)
+            guard times.count == 5 else { return XCTFail("expected 5 connect times: \(result.output)") }
             for time in times {
                 XCTAssertGreaterThanOrEqual(time, 2 * delay, "delay \(delay) ms: RTT \(time) ms")
             }
@@ -44,7 +44,7 @@ final class DelayLinkDeviceTests: XCTestCase {
         let result = harness.exec(in: harness.namespaceA, ["python3", probe, "connect", harness.addressB, "5001", "5"])
         XCTAssertEqual(result.status, 0, result.output)
         let times = result.output.split(separator: "\n").compactMap { Double($0) }
-        XCTAssertEqual(times.count, 5, result.output)
+        guard times.count == 5 else { return XCTFail("expected 5 connect times: \(result.output)") }
         // Never below one RTT; the median within 5 ms (a busy shared CPU can delay the probe's
         // own wake-up, which is not the link's error: that is asserted on ping and release error).
         for time in times {

@@ -2,6 +2,7 @@ import CDelayLink
 import DelayLink
 import Foundation
 import Synchronization
+import TestSupport
 import XCTest
 
 /// A delay link between two fresh namespaces, forwarding on its own thread, for tests.
@@ -43,8 +44,7 @@ final class LinkHarness: Sendable {
 }
 
 /// The repository's scripts folder, found from this file's path.
-let scriptsDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().appendingPathComponent("scripts")
+let scriptsDirectory = Tools.packageRoot.appendingPathComponent("scripts")
 
 /// Round-trip times in ms from `ping` output (`time=100.342 ms`).
 func pingTimes(_ output: String) -> [Double] {

@@ -9,9 +9,7 @@ final class PGCluster: Sendable {
     let port: Int
     let dsn: String
 
-    static var repositoryRoot: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    }
+    static var repositoryRoot: URL { Tools.packageRoot }
 
     static var script: String { repositoryRoot.appendingPathComponent("scripts/pg-cluster").path }
 
@@ -58,7 +56,8 @@ final class PGCluster: Sendable {
 
     /// Runs a command (looked up in PATH) to its end.
     static func spawn(_ arguments: [String], mergeOutput: Bool = false) throws -> (status: Int32, stdout: String, stderr: String) {
-        let result = try runProcess(arguments[0], Array(arguments.dropFirst()), mergeOutput: mergeOutput)
+        // Through env, as a shell line: `VAR=value command …` works.
+        let result = try runProcess("/usr/bin/env", arguments, mergeOutput: mergeOutput)
         return (result.status, result.stdout, result.stderr)
     }
 }

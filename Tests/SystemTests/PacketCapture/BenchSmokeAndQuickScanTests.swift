@@ -26,8 +26,7 @@ final class BenchSmokeAndQuickScanTests: XCTestCase {
 
     /// `scripts/bench-capture --smoke`: short live sender → receiver --capture-interface run.
     func testBenchCaptureSmoke() throws {
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("scripts/bench-capture").path
+        let script = Tools.packageRoot.appendingPathComponent("scripts/bench-capture").path
         let bin = productsDirectory.path
         guard FileManager.default.isExecutableFile(atPath: bin + "/vtp-receiver") else {
             throw XCTSkip("vtp-receiver not built beside the tests")

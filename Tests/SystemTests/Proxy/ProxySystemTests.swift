@@ -11,8 +11,7 @@ import XCTest
 private struct StartFailure: Error, CustomStringConvertible { var description: String }
 
 final class ProxySystemTests: XCTestCase {
-    private static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent()
+    private static let repositoryRoot = Tools.packageRoot
 
     // MARK: VTP: vtp-sender → vtp-proxy → vtp-receiver
 
