@@ -32,7 +32,7 @@ final class NothingLostTests: XCTestCase {
     }
 
     private func startReceiver(_ arguments: [String]) throws -> (RunningProcess, Int) {
-        let receiver = try RunningProcess(try Tools.url("vtp-receiver"), ["--port", "0"] + arguments)
+        let receiver = try RunningProcess(try Tools.url("vtp-receiver"), ["--no-store", "--port", "0"] + arguments)
         let line = try XCTUnwrap(receiver.waitForOutput { $0.hasPrefix("vtp-receiver: listening on") }, receiver.text)
         return (receiver, try XCTUnwrap(Int(line.split(separator: ":").last ?? "")))
     }
@@ -40,7 +40,7 @@ final class NothingLostTests: XCTestCase {
     private func send(_ events: Int, port: Int, extra: [String] = []) throws -> (Int32, String) {
         let (status, out, err) = try RunningProcess.run(
             try Tools.url("vtp-sender"),
-            ["--port", String(port), "--events", String(events), "--period", "0", "--mode", "persistent", "--max-connect", "4"]
+            ["--no-store", "--port", String(port), "--events", String(events), "--period", "0", "--mode", "persistent", "--max-connect", "4"]
                 + extra, timeout: 120)
         return (status, out + err)
     }
@@ -127,7 +127,7 @@ final class NothingLostTests: XCTestCase {
     func testStandardOutputOnAFullDiskDoesNotStopTheReceiver() throws {
         let summary = work.appendingPathComponent("summary.json")
         // stdout to /dev/full: every report line fails with ENOSPC.
-        let script = "exec \"$0\" --port 0 --stop-after-seconds 2 --report-interval 0.2 --summary-json \"$1\" >/dev/full"
+        let script = "exec \"$0\" --no-store --port 0 --stop-after-seconds 2 --report-interval 0.2 --summary-json \"$1\" >/dev/full"
         let (status, output) = Shell.execute(["sh", "-c", script, try Tools.url("vtp-receiver").path, summary.path])
         XCTAssertEqual(status, 0, output)
         XCTAssertTrue(output.contains("standard output: No space left on device"), output)
@@ -139,7 +139,7 @@ final class NothingLostTests: XCTestCase {
         let (receiver, port) = try startReceiver([])
         defer { kill(receiver.process.processIdentifier, SIGTERM); receiver.wait(timeout: 10) }
         let summary = work.appendingPathComponent("sender.json")
-        let script = "exec \"$0\" --port \"$1\" --events 200 --period 1 --report-interval 0.2 --summary-json \"$2\" >/dev/full"
+        let script = "exec \"$0\" --no-store --port \"$1\" --events 200 --period 1 --report-interval 0.2 --summary-json \"$2\" >/dev/full"
         let (status, output) = Shell.execute(["sh", "-c", script, try Tools.url("vtp-sender").path, String(port), summary.path])
         XCTAssertEqual(status, 0, output)
         XCTAssertEqual(try json(summary)["acked"] as? Int, 200, output)
