@@ -26,8 +26,9 @@ public enum StandardStreams {
         _ = writeAll(line + "\n", to: 2)
     }
 
-    /// nil when every byte was written, else why not.
-    static func writeAll(_ text: String, to descriptor: CInt) -> String? {
+    /// Writes all of `text` to a descriptor (retrying short writes and EINTR); nil when every
+    /// byte was written, else why not (strerror).
+    public static func writeAll(_ text: String, to descriptor: CInt) -> String? {
         var text = text
         return text.withUTF8 { bytes -> String? in
             var offset = 0

@@ -12,20 +12,16 @@ enum ControlTarget {
     static let token = try! ControlToken("fuzz-token")
 
     static func run(_ bytes: UnsafeRawBufferPointer) {
-        var splits = SplitPoints(bytes)
+        let input = SplitInput(bytes)
         let channel = EmbeddedChannel()
         do {
             try ControlServer.addHandlers(to: channel, token: token, listeners: nil)
         } catch {
             return FuzzCheck.expect(false, "the control handlers cannot be installed: \(error)")
         }
-        var offset = 0
-        for size in splits.chunks(covering: bytes.count) {
-            var buffer = channel.allocator.buffer(capacity: size)
-            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + size)]))
-            offset += size
+        for read in input.reads {
             do {
-                try channel.writeInbound(buffer)
+                try channel.writeInbound(read: read)
             } catch {
                 break  // a parse error: answered 400 and closed by the pipeline
             }

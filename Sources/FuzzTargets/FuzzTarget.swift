@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import NIOEmbedded
 import ProxyCore
 
 /// One libFuzzer target: a name for `scripts/fuzz`, what it covers, and the function that runs
@@ -62,18 +63,47 @@ enum FuzzCheck {
 extension FuzzCheck {
     /// Runs a vtp-proxy inspector over the reads; every log line it makes must be a JSON object
     /// (the log is JSON lines whatever the traffic holds).
-    static func inspect(_ inspector: inout some StreamInspector, _ bytes: UnsafeRawBufferPointer, chunks: [Int]) {
-        var offset = 0
-        for size in chunks {
-            let read = ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + size)]))
-            offset += size
-            let inspection = inspector.inspect(read, connection: 7)
+    static func inspect(_ inspector: inout some StreamInspector, _ input: SplitInput) {
+        for read in input.reads {
+            let inspection = inspector.inspect(ByteBuffer(bytes: read), connection: 7)
             for record in inspection.records {
                 let object = try? JSONSerialization.jsonObject(with: Data(record.line.utf8)) as? [String: Any]
                 expect(object != nil, "a proxy log line is not a JSON object: \(record.line)")
             }
             if inspection.failure != nil { return }  // the proxy closes the connection
         }
+    }
+}
+
+/// An input cut into reads at the points `SplitPoints` chooses; `splits` goes on to make the
+/// input's other choices.
+struct SplitInput {
+    let bytes: UnsafeRawBufferPointer
+    var splits: SplitPoints
+    let sizes: [Int]
+
+    init(_ bytes: UnsafeRawBufferPointer) {
+        self.bytes = bytes
+        splits = SplitPoints(bytes)
+        sizes = splits.chunks(covering: bytes.count)
+    }
+
+    /// The reads, in order.
+    var reads: [UnsafeRawBufferPointer] {
+        var offset = 0
+        return sizes.map { size in
+            defer { offset += size }
+            return UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + size)])
+        }
+    }
+}
+
+extension EmbeddedChannel {
+    /// One read arriving from the network.
+    func writeInbound(read: UnsafeRawBufferPointer) throws {
+        var buffer = allocator.buffer(capacity: read.count)
+        buffer.writeBytes(read)
+        try writeInbound(buffer)
     }
 }
 

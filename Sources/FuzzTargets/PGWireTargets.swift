@@ -7,30 +7,31 @@ import ProxyCore
 /// messages and the same verdict, and every decoded message must survive re-encoding.
 enum PGWireTargets {
     static func frontend(_ bytes: UnsafeRawBufferPointer) {
-        var splits = SplitPoints(bytes)
+        var input = SplitInput(bytes)
         // The server's answer to an encryption request, for the whole input: refused or accepted.
-        let accepted = splits.next() & 1 == 1
-        let chunks = splits.chunks(covering: bytes.count)
-        let whole = decodeFrontend(bytes, chunks: [bytes.count], accepted: accepted)
-        let split = decodeFrontend(bytes, chunks: chunks, accepted: accepted)
-        compare(whole, split)
-        for message in whole.messages { roundTrip(message) }
+        let accepted = input.splits.next() & 1 == 1
+        check(input, decode: { decodeFrontend(bytes, chunks: $0, accepted: accepted) }, roundTrip: roundTrip)
         // vtp-proxy --protocol pg on the same client stream: its startup handling and query log.
         var proxy = PGClientInspector()
-        FuzzCheck.inspect(&proxy, bytes, chunks: chunks)
+        FuzzCheck.inspect(&proxy, input)
     }
 
     static func backend(_ bytes: UnsafeRawBufferPointer) {
-        var splits = SplitPoints(bytes)
+        var input = SplitInput(bytes)
         // Whether the client sent SSLRequest or GSSENCRequest first (or nothing).
-        let request: PGEncryptionRequest? = [nil, .ssl, .gss][Int(splits.next() % 3)]
-        let chunks = splits.chunks(covering: bytes.count)
-        let whole = decodeBackend(bytes, chunks: [bytes.count], request: request)
-        let split = decodeBackend(bytes, chunks: chunks, request: request)
-        compare(whole, split)
-        for message in whole.messages { roundTrip(message) }
+        let request: PGEncryptionRequest? = [nil, .ssl, .gss][Int(input.splits.next() % 3)]
+        check(input, decode: { decodeBackend(bytes, chunks: $0, request: request) }, roundTrip: roundTrip)
         var proxy = PGServerInspector()
-        FuzzCheck.inspect(&proxy, bytes, chunks: chunks)
+        FuzzCheck.inspect(&proxy, input)
+    }
+
+    /// Whole and split decode alike; every message survives re-encoding.
+    static func check<Message: Equatable>(
+        _ input: SplitInput, decode: ([Int]) -> Outcome<Message>, roundTrip: (Message) -> Void
+    ) {
+        let whole = decode([input.bytes.count])
+        compare(whole, decode(input.sizes))
+        for message in whole.messages { roundTrip(message) }
     }
 
     struct Outcome<Message: Equatable> {

@@ -17,21 +17,16 @@ enum ReceiverTarget {
     static let receivedNanos: Int64 = 1_795_486_949_123_456_789
 
     static func run(_ bytes: UnsafeRawBufferPointer) {
-        var splits = SplitPoints(bytes)
-        let chunks = splits.chunks(covering: bytes.count)
+        var input = SplitInput(bytes)
         // The same stream as vtp-proxy --protocol vtp sees it on its way to the receiver.
         var proxy = VTPInspector(direction: .upstream)
-        FuzzCheck.inspect(&proxy, bytes, chunks: chunks)
+        FuzzCheck.inspect(&proxy, input)
         let channel = EmbeddedChannel(handler: ByteToMessageHandler(VTPFrameDecoder()))
         var state = ReceiverState()
-        var offset = 0
         var failed = false
-        for size in chunks {
-            var buffer = channel.allocator.buffer(capacity: size)
-            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + size)]))
-            offset += size
+        for read in input.reads {
             do {
-                try channel.writeInbound(buffer)
+                try channel.writeInbound(read: read)
             } catch {
                 failed = true  // a framing error: the receiver closes the connection
             }
@@ -42,7 +37,7 @@ enum ReceiverTarget {
         _ = try? channel.finish()
         // The report and summary walk HdrHistograms (milliseconds under coverage
         // instrumentation, whatever the input): one input in eight, chosen by its bytes.
-        if splits.next() % 8 == 0 { state.finish() }
+        if input.splits.next() % 8 == 0 { state.finish() }
     }
 
     /// A tally whose histogram already spans every latency the receiver records (up to the

@@ -14,17 +14,14 @@ enum SenderAckTarget {
     static let readNanos: Int64 = 1_795_486_949_000_500_000
 
     static func run(_ bytes: UnsafeRawBufferPointer) {
-        var splits = SplitPoints(bytes)
-        let chunks = splits.chunks(covering: bytes.count)
+        let input = SplitInput(bytes)
         // The same stream as vtp-proxy --protocol vtp sees it on its way back to the sender.
         var proxy = VTPInspector(direction: .downstream)
-        FuzzCheck.inspect(&proxy, bytes, chunks: chunks)
+        FuzzCheck.inspect(&proxy, input)
         var buffer = ByteBufferAllocator().buffer(capacity: bytes.count)
         var estimator = ClockOffsetEstimator(window: 4)
-        var offset = 0
-        reading: for size in chunks {
-            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + size)]))
-            offset += size
+        reading: for read in input.reads {
+            buffer.writeBytes(read)
             while true {
                 let frame: ByteBuffer?
                 do {
