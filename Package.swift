@@ -88,7 +88,7 @@ let package = Package(
         .target(
             name: "LiveMetrics",
             dependencies: [
-                "LatencyStats", nioCore, nioPosix, argumentParser, .product(name: "NIOHTTP1", package: "swift-nio"),
+                "LatencyStats", "AcceptGuard", "CommandLineKit", nioCore, nioPosix, argumentParser, .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
         .testTarget(name: "LiveMetricsTests", dependencies: ["LiveMetrics", "LatencyStats", nioCore, nioPosix]),

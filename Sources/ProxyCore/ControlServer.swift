@@ -1,3 +1,4 @@
+import AcceptGuard
 import CommandLineKit
 import Foundation
 import NIOCore
@@ -27,6 +28,11 @@ public final class ControlServer: Sendable {
         do {
             channel = try await ServerBootstrap(group: group)
                 .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+                .serverChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try AcceptGuard.install(on: channel, name: "vtp-proxy: control", report: StandardStreams.err)
+                    }
+                }
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try addHandlers(to: channel, token: token, listeners: listeners)
