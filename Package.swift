@@ -24,6 +24,9 @@ let package = Package(
         .executable(name: "pgprobe", targets: ["PGProbe"]),
         // MARK: results
         .executable(name: "vtp-report", targets: ["Report"]),
+        // MARK: hostile input
+        .executable(name: "vtpbench-fuzz", targets: ["Fuzz"]),
+        .executable(name: "vtp-abuse", targets: ["Abuse"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -55,11 +58,16 @@ let package = Package(
             dependencies: [.product(name: "Histogram", package: "hdrhistogram-swift"), "CommandLineKit"]),
         // config.json loading and validation.
         .target(name: "BenchConfig", dependencies: ["CommandLineKit", argumentParser]),
+        // What every listener installs on its server socket: accept back-off on EMFILE, one report per episode.
+        .target(name: "AcceptGuard", dependencies: [nioCore]),
+        .testTarget(
+            name: "AcceptGuardTests", dependencies: ["AcceptGuard", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]),
         // Sender engine and receiver server over NIO.
         .target(
             name: "VTPEngine",
             dependencies: [
-                "Protocol", "LatencyStats", "BenchConfig", "CommandLineKit", "LiveMetrics", nioCore, nioPosix, logging,
+                "Protocol", "LatencyStats", "BenchConfig", "CommandLineKit", "LiveMetrics", "AcceptGuard", nioCore, nioPosix,
+                logging,
                 .product(name: "DequeModule", package: "swift-collections"),
             ]),
         .executableTarget(
@@ -80,7 +88,7 @@ let package = Package(
         .target(
             name: "LiveMetrics",
             dependencies: [
-                "LatencyStats", nioCore, nioPosix, argumentParser, .product(name: "NIOHTTP1", package: "swift-nio"),
+                "LatencyStats", "AcceptGuard", "CommandLineKit", nioCore, nioPosix, argumentParser, .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
         .testTarget(name: "LiveMetricsTests", dependencies: ["LiveMetrics", "LatencyStats", nioCore, nioPosix]),
@@ -154,7 +162,7 @@ let package = Package(
         .target(
             name: "ProxyCore",
             dependencies: [
-                "PGWire", "Protocol", "NetworkEmulation", "CommandLineKit", "LiveMetrics", nioCore, nioPosix,
+                "PGWire", "Protocol", "NetworkEmulation", "CommandLineKit", "LiveMetrics", "AcceptGuard", nioCore, nioPosix,
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
         .executableTarget(name: "Proxy", dependencies: ["ProxyCore", "CommandLineKit", "LiveMetrics", argumentParser]),
@@ -169,6 +177,7 @@ let package = Package(
             dependencies: [
                 "TestSupport", "ProxyCore", "PGWire", "Protocol", "NetworkEmulation", "LiveMetrics", nioCore, nioPosix,
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
             ]),
         // MARK: pgprobe
         // Packet-only PostgreSQL latency inference (pure value types) and its capture driver.
@@ -189,6 +198,25 @@ let package = Package(
                 nioPosix, "ResultsStore", argumentParser,
             ]),
         .testTarget(name: "PGSniffTests", dependencies: ["PGSniff", "PacketCapture", "LatencyStats", nioCore]),
+        // MARK: hostile input
+        // libFuzzer targets over every parser that reads untrusted bytes (scripts/fuzz builds them
+        // with AddressSanitizer and libFuzzer into .build-fuzz); the tests replay their corpora.
+        .target(
+            name: "FuzzTargets",
+            dependencies: [
+                "Protocol", "VTPEngine", "BenchConfig", "CommandLineKit", "PGWire", "PacketCapture", "VTPWire", "PGSniff",
+                "ProxyCore", nioCore, .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]),
+        // vtpbench-fuzz: libFuzzer's driver when built with -DFUZZING (CLibFuzzer declares it),
+        // else a replayer (`vtpbench-fuzz TARGET FILE...`) and the seed-corpus writer.
+        .target(name: "CLibFuzzer"),
+        .executableTarget(name: "Fuzz", dependencies: ["FuzzTargets", "CLibFuzzer"]),
+        // vtp-abuse: hostile clients against a listener (scripts/abuse runs it beside a real sender).
+        .target(name: "AbuseCore", dependencies: ["Protocol", nioCore, nioPosix]),
+        .executableTarget(
+            name: "Abuse", dependencies: ["AbuseCore", "VTPEngine", "CommandLineKit", nioPosix, argumentParser]),
+        .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets"]),
         .testTarget(
             name: "PGProbeTests",
             dependencies: ["PGProbeCore", "PGSniff", "PacketCapture", "LatencyStats", "CommandLineKit", "LiveMetrics", nioPosix]),

@@ -121,7 +121,7 @@ public struct BenchConfiguration: Sendable, Equatable {
         .duration(
             "ack_timeout", \.ackTimeout, .positive, flags: .sender("Time to wait for an event's ack before retrying it.")),
         .duration(
-            "idle_timeout", \.idleTimeout, .nonNegative, flags: .receiver("Close connections silent this long; 0 = never.")),
+            "idle_timeout", \.idleTimeout, .nonNegative, flags: .receiver("Close connections that deliver no whole frame this long (silent, or trickling one); 0 = never.")),
         .duration(
             "drain_timeout", \.drainTimeout, .nonNegative,
             flags: .sender("Time to keep delivering the backlog after the last event is scheduled.")),

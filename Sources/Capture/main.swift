@@ -119,7 +119,7 @@ func checkOutputs(_ outputs: [(flag: String, path: String?)]) throws {
 }
 
 func inform(_ line: String) {
-    FileHandle.standardError.write(Data("vtp-capture: \(line)\n".utf8))
+    StandardStreams.err("vtp-capture: \(line)")
 }
 
 /// Prints one error line and returns the exit status to throw.

@@ -295,8 +295,8 @@ func write(_ data: Data, to path: String) throws {
     }
 }
 
-@Sendable func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
-@Sendable func sayError(_ line: String) { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+@Sendable func say(_ line: String) { StandardStreams.out(line) }
+@Sendable func sayError(_ line: String) { StandardStreams.err(line) }
 
 /// `vtp-lab runn` → `did you mean 'run'?` (swift-argument-parser only says "Unexpected argument").
 func rejectUnknownSubcommand(_ arguments: [String]) {

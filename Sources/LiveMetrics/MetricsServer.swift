@@ -3,6 +3,8 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import AcceptGuard
+import CommandLineKit
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -32,6 +34,11 @@ public final class MetricsServer: Sendable {
         do {
             let channel = try await ServerBootstrap(group: exporter.loop)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .serverChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try AcceptGuard.install(on: channel, name: "metrics endpoint", report: StandardStreams.err)
+                    }
+                }
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline()

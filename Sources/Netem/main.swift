@@ -193,7 +193,7 @@ extension DelayLinkError {
 
 /// Writes a line straight to fd 1, so it is not held in a buffer when stdout is a pipe.
 func say(_ line: String) {
-    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    StandardStreams.out(line)
 }
 
 Netem.main()

@@ -4,14 +4,14 @@ import LiveMetrics
 import PGProbeCore
 import ResultsStore
 
-/// Prints a line and flushes, so report lines reach a pipe as they happen.
+/// Prints a line at once, so report lines reach a pipe as they happen; a stdout that cannot be
+/// written (a full disk) is said once on stderr and the run goes on.
 func emit(_ line: String) {
-    print(line)
-    fflush(nil)  // all C streams; `stdout` itself is a global Swift 6 rejects
+    StandardStreams.out(line)
 }
 
 func emitError(_ line: String) {
-    FileHandle.standardError.write(Data((line + "\n").utf8))
+    StandardStreams.err(line)
 }
 
 /// Starts recording a pgprobe run (`--store` & co; nil with `--no-store`); waits until the store

@@ -116,9 +116,10 @@ struct SniffCommand: AsyncParsableCommand {
         var decode: DecodeCounters
         var dropped: UInt64?
         var captureFailed = false
+        var fileError: PcapFileError?
         if let file {
             do {
-                (counters, decode) = try sniffFile(path: file, serverPorts: ports) { _ = record($0) }
+                (counters, decode, fileError) = try sniffFile(path: file, serverPorts: ports) { _ = record($0) }
             } catch {
                 emitError("pgprobe sniff: \(UserMessage.describe(error))")
                 // A file that cannot be read is bad input; a failing disk is a failed run.
@@ -184,6 +185,12 @@ struct SniffCommand: AsyncParsableCommand {
                     ack_s: final.ackDelay.summary, counters: counters, decode: decode, capture_dropped: dropped,
                     requests_per_s: rate),
                 command: "sniff", metadata: metadata, settings: settings, to: summaryJSON)
+        }
+        if let fileError {
+            // Everything before the bad record was analysed and reported above.
+            emitError("pgprobe sniff: \(fileError) (statistics above cover the records before it)")
+            if case .readFailed = fileError { throw ExitStatus.runFailed }
+            throw ExitStatus.usage
         }
         if captureFailed || !written { throw ExitStatus.runFailed }
     }

@@ -16,22 +16,29 @@ public func sniffFilter(ports: Set<UInt16>) -> String {
     "tcp and (" + ports.sorted().map { "port \($0)" }.joined(separator: " or ") + ")"
 }
 
-/// Runs the inference over a pcap file (tcpdump -w output, any supported link type).
+/// Runs the inference over a pcap file (tcpdump -w output, any supported link type). Throws
+/// when the file cannot be read as a capture at all; a file cut short or corrupt part-way is
+/// analysed up to that record, and `readError` says where and why.
 public func sniffFile(
     path: String, serverPorts: Set<UInt16>, onTiming: (PGQueryTiming) -> Void
-) throws -> (PGSniffCounters, DecodeCounters) {
+) throws -> (counters: PGSniffCounters, decode: DecodeCounters, readError: PcapFileError?) {
     let reader = try PcapFileReader(path: path)
     guard LinkType.isSupported(reader.linkType) else { throw SniffError.unsupportedLinkType(reader.linkType) }
     var extractor = SegmentExtractor(linkType: reader.linkType)
     var inference = PGLatencyInference(serverPorts: serverPorts)
-    while let packet = try reader.next() {
-        guard let segment = extractor.segment(from: packet) else { continue }
-        for timing in inference.ingest(segment) { onTiming(timing) }
+    var readError: PcapFileError?
+    do {
+        while let packet = try reader.next() {
+            guard let segment = extractor.segment(from: packet) else { continue }
+            for timing in inference.ingest(segment) { onTiming(timing) }
+        }
+    } catch {
+        readError = error
     }
     for timing in inference.finish() { onTiming(timing) }
     var decode = extractor.counters
     decode.update(from: inference.reassemblyTotals)
-    return (inference.counters, decode)
+    return (inference.counters, decode, readError)
 }
 
 /// The inference as the capture thread's consumer: timings go to `onTiming` on that thread.

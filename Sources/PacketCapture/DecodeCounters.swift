@@ -19,8 +19,31 @@ public struct DecodeCounters: Sendable, Equatable, Codable {
     /// consumer treats one the same way: counted here, and the stream resynchronised after it.
     public var reassemblyGaps = 0
     public var gapBytes: UInt64 = 0
+    /// Segments that would have opened a connection while the reassembly already followed its
+    /// maximum (`TCPReassembler.maximumConnections`): those connections are skipped, not followed.
+    public var connectionsSkipped = 0
 
     public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case packets, bytes, notTCP, fragments, truncated, malformed, captureDropped, reassemblyGaps, gapBytes
+        case connectionsSkipped
+    }
+
+    /// Every key optional: summaries written before a counter existed still read.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        packets = try c.decodeIfPresent(Int.self, forKey: .packets) ?? 0
+        bytes = try c.decodeIfPresent(UInt64.self, forKey: .bytes) ?? 0
+        notTCP = try c.decodeIfPresent(Int.self, forKey: .notTCP) ?? 0
+        fragments = try c.decodeIfPresent(Int.self, forKey: .fragments) ?? 0
+        truncated = try c.decodeIfPresent(Int.self, forKey: .truncated) ?? 0
+        malformed = try c.decodeIfPresent(Int.self, forKey: .malformed) ?? 0
+        captureDropped = try c.decodeIfPresent(UInt64.self, forKey: .captureDropped) ?? 0
+        reassemblyGaps = try c.decodeIfPresent(Int.self, forKey: .reassemblyGaps) ?? 0
+        gapBytes = try c.decodeIfPresent(UInt64.self, forKey: .gapBytes) ?? 0
+        connectionsSkipped = try c.decodeIfPresent(Int.self, forKey: .connectionsSkipped) ?? 0
+    }
 
     /// Frames that could not be read as TCP: fragments, truncated and malformed.
     public var undecodable: Int { fragments + truncated + malformed }
@@ -31,6 +54,7 @@ public struct DecodeCounters: Sendable, Equatable, Codable {
         "capture: \(packets) packets (\(bytes) bytes), skipped \(notTCP) not TCP and \(undecodable) undecodable"
             + (truncated > 0 ? " (\(truncated) truncated by the snaplen)" : "")
             + ", \(captureDropped) dropped by the kernel, \(reassemblyGaps) reassembly gaps (\(gapBytes) bytes)"
+            + (connectionsSkipped > 0 ? ", \(connectionsSkipped) segments of connections past the limit skipped" : "")
     }
 
     /// Decodes one captured frame and counts it; nil when it carries no TCP segment.
@@ -56,6 +80,7 @@ public struct DecodeCounters: Sendable, Equatable, Codable {
     public mutating func update(from totals: TCPReassembler.Totals) {
         reassemblyGaps = totals.gaps
         gapBytes = totals.gapBytes
+        connectionsSkipped = totals.connectionsSkipped
     }
 }
 

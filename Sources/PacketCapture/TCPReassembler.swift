@@ -89,6 +89,15 @@ public struct TCPReassembler: Sendable {
     public var idleRetentionNanos: Int64 = 900_000_000_000
     /// Passed to every new stream: `TCPByteStream.maximumHoleAgeNanos`.
     public var maximumHoleAgeNanos: Int64?
+    /// Connections followed at once. A capture (a hostile file, a SYN flood) can name millions;
+    /// past the limit closed ones are forgotten early, then new ones are not followed (counted
+    /// in `Totals.connectionsSkipped`), so memory stays bounded whatever the input.
+    public var maximumConnections = 100_000
+    /// Bytes held ahead of holes over all streams; past it the stream taking more skips its
+    /// hole (counted as a gap) instead of growing further.
+    public var maximumBufferedBytes = 256 << 20
+    /// Bytes held ahead of holes now, over all streams.
+    public private(set) var bufferedBytes = 0
     public private(set) var connections: [Int: TCPConnection] = [:]
     /// Connections removed from `connections`, kept only as counts.
     public private(set) var forgottenConnections = 0
@@ -97,6 +106,10 @@ public struct TCPReassembler: Sendable {
     /// Running totals over every connection, including forgotten ones.
     public private(set) var totals = Totals()
     private var byFlow: [FlowPair: Int] = [:]
+    /// Ids of connections in the order they closed (some may be gone already): what a full
+    /// table forgets first, without a scan of the table per new connection.
+    private var closedOrder: [Int] = []
+    private var closedHead = 0
     private var nextID = 1
     private var lastPruneNanos: Int64?
 
@@ -114,6 +127,8 @@ public struct TCPReassembler: Sendable {
         public var outOfOrderSegments = 0
         public var gaps = 0
         public var gapBytes: UInt64 = 0
+        /// Segments that would have opened a connection while `maximumConnections` were followed.
+        public var connectionsSkipped = 0
 
         public init() {}
     }
@@ -142,6 +157,7 @@ public struct TCPReassembler: Sendable {
             if !sameSyn && (connection.isClosed || connection.clientISN != nil || connection.handshake.ackNanos != nil) {
                 if !connection.isClosed { events.append(.closed(connectionID: existing)) }
                 // The 4-tuple now names the new connection: nothing can reach the old one.
+                release(connection)
                 connections[existing] = nil
                 forgottenConnections += 1
                 id = nil
@@ -151,6 +167,13 @@ public struct TCPReassembler: Sendable {
             // Only a SYN or data opens a connection: a stray ACK, FIN or RST of a forgotten
             // connection must not create one that never ends.
             if !segment.flags.contains(.syn) && segment.payload.isEmpty { return events }
+            if connections.count >= maximumConnections {
+                forgetClosedConnections()
+                guard connections.count < maximumConnections else {
+                    totals.connectionsSkipped += 1
+                    return events
+                }
+            }
             let key = orient(segment)
             let newID = nextID
             nextID += 1
@@ -190,7 +213,36 @@ public struct TCPReassembler: Sendable {
             }
             connections[id] = connection
         }
+        bufferedBytes = 0
         return events
+    }
+
+    /// The table is full: forgets closed connections, longest closed first, whatever their
+    /// retention, until there is room (or none is left).
+    private mutating func forgetClosedConnections() {
+        while connections.count >= maximumConnections, closedHead < closedOrder.count {
+            let id = closedOrder[closedHead]
+            closedHead += 1
+            guard let c = connections[id], c.isClosed else { continue }  // gone already
+            release(c)
+            connections[id] = nil
+            let pair = FlowPair(c.key.client, c.key.server)
+            if byFlow[pair] == id { byFlow[pair] = nil }
+            forgottenConnections += 1
+        }
+        compactClosedOrder()
+    }
+
+    /// Drops ids already consumed or forgotten, once they outnumber the table.
+    private mutating func compactClosedOrder() {
+        guard closedOrder.count - closedHead > max(1024, 2 * connections.count) || closedHead > 4096 else { return }
+        closedOrder = closedOrder[closedHead...].filter { connections[$0]?.isClosed == true }
+        closedHead = 0
+    }
+
+    /// A connection leaves the table: its held bytes leave the budget.
+    private mutating func release(_ connection: TCPConnection) {
+        bufferedBytes -= connection.clientStream.bufferedBytes + connection.serverStream.bufferedBytes
     }
 
     private func orient(_ segment: TCPSegment) -> ConnectionKey {
@@ -239,7 +291,13 @@ public struct TCPReassembler: Sendable {
         let skippedBefore = stream.skippedBytes
         let (retransmitted, retransmittedBytes, outOfOrder) =
             (stream.retransmittedSegments, stream.retransmittedBytes, stream.outOfOrderSegments)
-        let chunks = stream.accept(sequence: dataSequence, payload: segment.payload, timestampNanos: t)
+        let bufferedBefore = stream.bufferedBytes
+        var chunks = stream.accept(sequence: dataSequence, payload: segment.payload, timestampNanos: t)
+        if bufferedBytes + stream.bufferedBytes - bufferedBefore > maximumBufferedBytes {
+            // Over the budget of all streams: this one gives up its holes rather than grow.
+            while stream.hasHole { chunks += stream.skipGap(nowNanos: t) }
+        }
+        bufferedBytes += stream.bufferedBytes - bufferedBefore
         totals.retransmittedSegments += stream.retransmittedSegments - retransmitted
         totals.retransmittedBytes += stream.retransmittedBytes - retransmittedBytes
         totals.outOfOrderSegments += stream.outOfOrderSegments - outOfOrder
@@ -255,7 +313,10 @@ public struct TCPReassembler: Sendable {
         if flags.contains(.fin) {
             if direction == .clientToServer { c.clientFinished = true } else { c.serverFinished = true }
         }
-        if !wasClosed && c.isClosed { events.append(.closed(connectionID: c.id)) }
+        if !wasClosed && c.isClosed {
+            events.append(.closed(connectionID: c.id))
+            closedOrder.append(c.id)
+        }
     }
 
     /// Forgets finished and long-idle connections; idle ones are reported closed.
@@ -270,10 +331,12 @@ public struct TCPReassembler: Sendable {
                 events.append(.closed(connectionID: id))
                 expiredConnections += 1
             }
+            release(c)
             connections[id] = nil
             byFlow[pair] = nil
             forgottenConnections += 1
         }
+        compactClosedOrder()
         return events
     }
 }

@@ -78,8 +78,14 @@ struct VTPProxy: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "PostgreSQL: refuse new clients while this many have not finished their startup packet.")
     var maxPendingStartups: Int = ProxySpec.defaultMaxPendingStartups
 
-    @Option(help: "HTTP JSON control endpoint (loopback), HOST:PORT.")
+    @Option(help: "HTTP JSON control endpoint, HOST:PORT (off loopback it needs a token).")
     var control: String?
+
+    @Option(help: ArgumentHelp("Require \"Authorization: Bearer TOKEN\" on the control endpoint.", valueName: "token"))
+    var controlToken: String?
+
+    @Option(help: ArgumentHelp("Read the control token from the first line of this file.", valueName: "path"))
+    var controlTokenFile: String?
 
     @OptionGroup var metrics: MetricsOptions
 
@@ -109,6 +115,8 @@ struct VTPProxy: AsyncParsableCommand {
         line.startupTimeout = startupTimeout
         line.maxPendingStartups = maxPendingStartups
         line.control = control
+        line.controlToken = controlToken
+        line.controlTokenFile = controlTokenFile
         line.config = config
         return line
     }
@@ -126,7 +134,8 @@ struct VTPProxy: AsyncParsableCommand {
         let runtime: ProxyRuntime
         do {
             runtime = try await ProxyRuntime.start(
-                specs: plan.specs, control: plan.control, threads: plan.threads, warn: { warn($0) })
+                specs: plan.specs, control: plan.control, controlToken: plan.controlToken, threads: plan.threads,
+                warn: { warn($0) })
         } catch {
             warn("vtp-proxy: \(UserMessage.describe(error))")
             if case ProxyError.cannotListen = error { throw ExitStatus.runFailed }
@@ -146,7 +155,6 @@ struct VTPProxy: AsyncParsableCommand {
         }
         for line in runtime.readyLines(control: plan.control) { say(line) }
         if let metricsServer { say("vtp-proxy: metrics at \(metricsServer.url)") }
-        if let warning = ProxyRuntime.controlWarning(plan.control) { warn(warning) }
         let signal = await TerminationSignals.wait()
         say("vtp-proxy: \(signal), shutting down")
         await metricsServer?.stop()
@@ -160,9 +168,9 @@ extension FlagDirections: ExpressibleByArgument {}
 
 /// stdout may be a pipe (block-buffered): write each line through at once.
 func say(_ line: String) {
-    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    StandardStreams.out(line)
 }
 
 func warn(_ line: String) {
-    FileHandle.standardError.write(Data((line + "\n").utf8))
+    StandardStreams.err(line)
 }

@@ -1,3 +1,4 @@
+import AcceptGuard
 import CommandLineKit
 import Foundation
 import NIOCore
@@ -15,35 +16,64 @@ import NIOPosix
 ///   DELETE /proxies/NAME/toxics/TOXIC
 ///   POST   /reset                 every proxy enabled, every toxic removed
 public final class ControlServer: Sendable {
-    private let listeners: [String: ProxyListener]
-    private let order: [String]
     private let channel: Channel
+    /// A connection silent this long is closed: idle clients cannot hold descriptors forever.
+    static let idleTimeout = TimeAmount.seconds(60)
 
-    public static func start(on address: HostPort, listeners: [ProxyListener], group: EventLoopGroup) async throws
-        -> ControlServer
-    {
-        let router = Router(listeners: listeners)
+    /// `token`: when set, every request must carry `Authorization: Bearer TOKEN` (else 401).
+    public static func start(
+        on address: HostPort, listeners: [ProxyListener], group: EventLoopGroup, token: ControlToken? = nil
+    ) async throws -> ControlServer {
         let channel: Channel
         do {
             channel = try await ServerBootstrap(group: group)
                 .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+                .serverChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try AcceptGuard.install(on: channel, name: "vtp-proxy: control", report: StandardStreams.err)
+                    }
+                }
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                        try channel.pipeline.syncOperations.addHandler(ControlHandler(router: router))
+                        try addHandlers(to: channel, token: token, listeners: listeners)
                     }
                 }
                 .bind(host: address.host, port: address.port).get()
         } catch {
             throw ProxyError.cannotListen(address: address.description, reason: ProxyListener.describe(error))
         }
-        return ControlServer(listeners: listeners, channel: channel)
+        return ControlServer(channel: channel, tokenRequired: token != nil)
     }
 
-    private init(listeners: [ProxyListener], channel: Channel) {
-        self.listeners = Dictionary(listeners.map { ($0.spec.name, $0) }, uniquingKeysWith: { first, _ in first })
-        self.order = listeners.map(\.spec.name)
+    /// The handlers of one control connection, on its event loop: HTTP/1.1 parsing (malformed
+    /// or oversized requests are answered 400 and closed), the idle timeout, the token check and
+    /// the body limit, then routing. `listeners` nil routes nothing: each request is parsed and
+    /// its body decoded and checked as for a real proxy, and answered with what would be done —
+    /// the fuzz target's mode, where nothing may wait for another task.
+    public static func addHandlers(to channel: Channel, token: ControlToken?, listeners: [ProxyListener]?) throws {
+        let sync = channel.pipeline.syncOperations
+        try sync.configureHTTPServerPipeline(withErrorHandling: true)
+        try sync.addHandler(IdleStateHandler(readTimeout: idleTimeout))
+        let respond: ControlHandler.Respond
+        if let listeners {
+            let router = Router(listeners: listeners)
+            respond = { head, body, loop in
+                loop.makeFutureWithTask { await router.handle(method: head.method, path: head.uri, body: body) }
+            }
+        } else {
+            respond = { head, body, loop in
+                loop.makeSucceededFuture(Router.dryRun(method: head.method, path: head.uri, body: body))
+            }
+        }
+        try sync.addHandler(ControlHandler(token: token, respond: respond))
+    }
+
+    /// Requests need `Authorization: Bearer TOKEN`.
+    public let tokenRequired: Bool
+
+    private init(channel: Channel, tokenRequired: Bool) {
         self.channel = channel
+        self.tokenRequired = tokenRequired
     }
 
     public var boundPort: Int? { channel.localAddress?.port }
@@ -54,6 +84,66 @@ public final class ControlServer: Sendable {
 struct ControlResponse: Sendable {
     var status: HTTPResponseStatus
     var body: Data
+    /// Beyond Content-Type, Content-Length and Connection.
+    var headers: [(String, String)] = []
+}
+
+/// What a control request asks for, from its method and path alone.
+enum ControlRoute: Equatable {
+    case listProxies
+    case reset
+    case proxy(String, ProxyRoute)
+    case notFound
+
+    enum ProxyRoute: Equatable {
+        case show, setEnabled, listToxics, addToxic
+        case showToxic(String), updateToxic(String), removeToxic(String)
+        case notFound
+    }
+
+    init(method: HTTPMethod, path: String) {
+        let parts = path.split(separator: "?").first.map { $0.split(separator: "/").map(String.init) } ?? []
+        switch (method, parts.count) {
+        case (.GET, 1) where parts[0] == "proxies": self = .listProxies
+        case (.POST, 1) where parts[0] == "reset": self = .reset
+        case (_, 2...) where parts[0] == "proxies": self = .proxy(parts[1], ProxyRoute(method: method, parts: parts.dropFirst(2)))
+        default: self = .notFound
+        }
+    }
+}
+
+extension ControlRoute.ProxyRoute {
+    init(method: HTTPMethod, parts: ArraySlice<String>) {
+        let parts = Array(parts)
+        switch (method, parts.count) {
+        case (.GET, 0): self = .show
+        case (.POST, 0): self = .setEnabled
+        case (.GET, 1) where parts[0] == "toxics": self = .listToxics
+        case (.POST, 1) where parts[0] == "toxics": self = .addToxic
+        case (.GET, 2) where parts[0] == "toxics": self = .showToxic(parts[1])
+        case (.POST, 2) where parts[0] == "toxics": self = .updateToxic(parts[1])
+        case (.DELETE, 2) where parts[0] == "toxics": self = .removeToxic(parts[1])
+        default: self = .notFound
+        }
+    }
+
+    /// The request's JSON body, for the routes that take one.
+    func decodeBody(_ body: Data) throws -> ControlBody {
+        let decoder = JSONDecoder()
+        switch self {
+        case .setEnabled: return .enabled(try decoder.decode(Router.EnabledUpdate.self, from: body))
+        case .addToxic: return .toxic(try decoder.decode(Toxic.self, from: body))
+        case .updateToxic: return .toxicUpdate(try decoder.decode(Router.ToxicUpdate.self, from: body))
+        case .show, .listToxics, .showToxic, .removeToxic, .notFound: return .none
+        }
+    }
+}
+
+enum ControlBody {
+    case none
+    case enabled(Router.EnabledUpdate)
+    case toxic(Toxic)
+    case toxicUpdate(Router.ToxicUpdate)
 }
 
 /// Routing and JSON, separate from the HTTP plumbing so it reads (and tests) on its own.
@@ -96,80 +186,114 @@ struct Router: Sendable {
     }
 
     func handle(method: HTTPMethod, path: String, body: Data) async -> ControlResponse {
-        let parts = path.split(separator: "?").first.map { $0.split(separator: "/").map(String.init) } ?? []
         do {
-            switch (method, parts.count) {
-            case (.GET, 1) where parts[0] == "proxies":
+            switch ControlRoute(method: method, path: path) {
+            case .listProxies:
                 var all: [String: ProxyView] = [:]
                 for name in order { all[name] = view(listeners[name]!) }
-                return try json(all)
-            case (.POST, 1) where parts[0] == "reset":
+                return try Self.json(all)
+            case .reset:
                 for listener in listeners.values {
                     listener.removeAllToxics()
                     try await listener.setEnabled(true)
                 }
                 return ControlResponse(status: .noContent, body: Data())
-            case (_, 2...) where parts[0] == "proxies":
-                guard let listener = listeners[parts[1]] else { throw ProxyError.unknownProxy(parts[1]) }
-                return try await proxyRoute(method: method, parts: Array(parts.dropFirst(2)), listener: listener, body: body)
-            default:
-                return error(.notFound, "no such endpoint: \(method) \(path) (see GET /proxies)")
+            case .proxy(let name, let route):
+                guard let listener = listeners[name] else { throw ProxyError.unknownProxy(name) }
+                return try await perform(route, body: try route.decodeBody(body), on: listener)
+            case .notFound:
+                return Self.errorResponse(.notFound, "no such endpoint: \(method) \(path) (see GET /proxies)")
             }
-        } catch let failure as ProxyError {
-            switch failure {
-            case .unknownProxy, .unknownToxic: return error(.notFound, failure.description)
-            case .duplicateToxic: return error(.conflict, failure.description)
-            case .cannotListen: return error(.internalServerError, failure.description)
-            default: return error(.badRequest, failure.description)
-            }
-        } catch let failure as DecodingError {
-            return error(.badRequest, "invalid JSON body: \(UserMessage.describe(failure))")
         } catch {
-            return self.error(.internalServerError, UserMessage.describe(error))
+            return Self.failure(error)
         }
     }
 
-    private func proxyRoute(method: HTTPMethod, parts: [String], listener: ProxyListener, body: Data) async throws
+    private func perform(_ route: ControlRoute.ProxyRoute, body: ControlBody, on listener: ProxyListener) async throws
         -> ControlResponse
     {
-        let decoder = JSONDecoder()
-        switch (method, parts.count) {
-        case (.GET, 0):
-            return try json(view(listener))
-        case (.POST, 0):
-            let update = try decoder.decode(EnabledUpdate.self, from: body)
+        switch (route, body) {
+        case (.show, _):
+            return try Self.json(view(listener))
+        case (.setEnabled, .enabled(let update)):
             try await listener.setEnabled(update.enabled)
-            return try json(view(listener))
-        case (.GET, 1) where parts[0] == "toxics":
-            return try json(listener.toxics)
-        case (.POST, 1) where parts[0] == "toxics":
-            let toxic = try decoder.decode(Toxic.self, from: body)
+            return try Self.json(view(listener))
+        case (.listToxics, _):
+            return try Self.json(listener.toxics)
+        case (.addToxic, .toxic(let toxic)):
             try listener.addToxic(toxic)
-            return try json(toxic, status: .created)
-        case (.GET, 2) where parts[0] == "toxics":
-            guard let toxic = listener.toxics.first(where: { $0.name == parts[1] }) else {
-                throw ProxyError.unknownToxic(proxy: listener.spec.name, toxic: parts[1])
+            return try Self.json(toxic, status: .created)
+        case (.showToxic(let name), _):
+            guard let toxic = listener.toxics.first(where: { $0.name == name }) else {
+                throw ProxyError.unknownToxic(proxy: listener.spec.name, toxic: name)
             }
-            return try json(toxic)
-        case (.POST, 2) where parts[0] == "toxics":
-            let update = try decoder.decode(ToxicUpdate.self, from: body)
-            return try json(listener.updateToxic(named: parts[1], toxicity: update.toxicity, attributes: update.attributes))
-        case (.DELETE, 2) where parts[0] == "toxics":
-            try listener.removeToxic(named: parts[1])
+            return try Self.json(toxic)
+        case (.updateToxic(let name), .toxicUpdate(let update)):
+            return try Self.json(listener.updateToxic(named: name, toxicity: update.toxicity, attributes: update.attributes))
+        case (.removeToxic(let name), _):
+            try listener.removeToxic(named: name)
             return ControlResponse(status: .noContent, body: Data())
         default:
-            return error(.notFound, "no such endpoint under /proxies/\(listener.spec.name)")
+            return Self.errorResponse(.notFound, "no such endpoint under /proxies/\(listener.spec.name)")
         }
     }
 
-    private func json(_ value: some Encodable, status: HTTPResponseStatus = .ok) throws -> ControlResponse {
+    /// What `handle` would answer for a proxy that has no toxics, changing nothing: the route,
+    /// the decoded body, and for a toxic its checks and the per-connection plan it would make.
+    static func dryRun(method: HTTPMethod, path: String, body: Data) -> ControlResponse {
+        do {
+            switch ControlRoute(method: method, path: path) {
+            case .listProxies, .reset:
+                return ControlResponse(status: .noContent, body: Data())
+            case .notFound:
+                return errorResponse(.notFound, "no such endpoint: \(method) \(path) (see GET /proxies)")
+            case .proxy(_, let route):
+                var toxic: Toxic?
+                switch try route.decodeBody(body) {
+                case .toxic(let added): toxic = try added.validated()
+                case .toxicUpdate(let update):
+                    var updated = Toxic(name: "update", type: .latency, stream: .downstream, attributes: ["latency": 1])
+                    if let toxicity = update.toxicity { updated.toxicity = toxicity }
+                    if let attributes = update.attributes { updated.attributes.merge(attributes) { $1 } }
+                    toxic = try updated.validated()
+                case .none, .enabled:
+                    break
+                }
+                if let toxic {
+                    var random = SystemRandomNumberGenerator()
+                    let plan = ConnectionPlan.make(from: [toxic], using: &random)
+                    _ = (plan.upstream.linkProfile, plan.downstream.linkProfile)
+                    return try json(toxic, status: .created)
+                }
+                return route == .notFound
+                    ? errorResponse(.notFound, "no such endpoint under /proxies") : ControlResponse(status: .noContent, body: Data())
+            }
+        } catch {
+            return failure(error)
+        }
+    }
+
+    /// Each error as the status it deserves.
+    static func failure(_ error: Error) -> ControlResponse {
+        switch error {
+        case let failure as ProxyError:
+            switch failure {
+            case .unknownProxy, .unknownToxic: return errorResponse(.notFound, failure.description)
+            case .duplicateToxic: return errorResponse(.conflict, failure.description)
+            case .cannotListen: return errorResponse(.internalServerError, failure.description)
+            default: return errorResponse(.badRequest, failure.description)
+            }
+        case let failure as DecodingError:
+            return errorResponse(.badRequest, "invalid JSON body: \(UserMessage.describe(failure))")
+        default:
+            return errorResponse(.internalServerError, UserMessage.describe(error))
+        }
+    }
+
+    private static func json(_ value: some Encodable, status: HTTPResponseStatus = .ok) throws -> ControlResponse {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         return ControlResponse(status: status, body: try encoder.encode(value) + Data("\n".utf8))
-    }
-
-    private func error(_ status: HTTPResponseStatus, _ message: String) -> ControlResponse {
-        Self.errorResponse(status, message)
     }
 
     static func errorResponse(_ status: HTTPResponseStatus, _ message: String) -> ControlResponse {
@@ -181,70 +305,65 @@ struct Router: Sendable {
 final class ControlHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
+    /// Answers one routed request, completing on `loop`.
+    typealias Respond = @Sendable (HTTPRequestHead, Data, EventLoop) -> EventLoopFuture<ControlResponse>
 
-    /// Request bodies are small JSON objects; anything larger is refused, not buffered.
-    static let maximumBodyBytes = 1 << 20
+    private var reader: ControlRequestReader
+    private let respond: Respond
 
-    private let router: Router
-    private var head: HTTPRequestHead?
-    private var body = Data()
-    private var bodyTooLarge = false
-
-    init(router: Router) { self.router = router }
+    init(token: ControlToken?, respond: @escaping Respond) {
+        reader = ControlRequestReader(token: token)
+        self.respond = respond
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            self.head = head
-            body = Data()
-            bodyTooLarge = head.headers["content-length"].first.flatMap { Int($0) }.map { $0 > Self.maximumBodyBytes } ?? false
-        case .body(let bytes):
-            // Past the limit the rest is read and dropped: the answer goes out after the whole
-            // request, so the client is not reset while still sending.
-            guard !bodyTooLarge else { return }
-            if body.count + bytes.readableBytes > Self.maximumBodyBytes {
-                bodyTooLarge = true
-                body = Data()
-            } else {
-                body.append(contentsOf: bytes.readableBytesView)
-            }
-        case .end:
-            guard let head else { return }
-            self.head = nil
-            let router = router
-            let requestBody = body
-            let tooLarge = bodyTooLarge
-            body = Data()
-            bodyTooLarge = false
-            let promise = context.eventLoop.makePromise(of: ControlResponse.self)
-            if tooLarge {
-                promise.succeed(
-                    Router.errorResponse(
-                        .payloadTooLarge,
-                        "request body exceeds the limit of \(Self.maximumBodyBytes) bytes (1 MiB)"))
-            } else {
-                promise.completeWithTask { await router.handle(method: head.method, path: head.uri, body: requestBody) }
-            }
+        switch reader.read(unwrapInboundIn(data)) {
+        case .none:
+            return
+        case .refuse(let head, let response):
+            Self.send(response, for: head, context: context)
+        case .route(let head, let body):
+            // NIOHTTP1's pipelining handler holds the next request until this one's end is
+            // written, so answers leave in request order.
             let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            promise.futureResult.whenSuccess { response in
-                let context = loopBound.value
-                // After an error the connection is closed: the request may not have been
-                // understood (its body dropped), so nothing after it on the socket is trusted.
-                let keepAlive = head.isKeepAlive && response.status.code < 400
-                var headers = HTTPHeaders()
-                headers.add(name: "Content-Type", value: "application/json")
-                headers.add(name: "Content-Length", value: "\(response.body.count)")
-                headers.add(name: "Connection", value: keepAlive ? "keep-alive" : "close")
-                context.write(
-                    NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: head.version, status: response.status, headers: headers))),
-                    promise: nil)
-                context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: response.body)))), promise: nil)
-                let done = context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)))
-                if !keepAlive {
-                    let channel = context.channel
-                    done.whenComplete { _ in channel.close(promise: nil) }
-                }
+            respond(head, body, context.eventLoop).whenSuccess { response in
+                Self.send(response, for: head, context: loopBound.value)
             }
+        }
+    }
+
+    /// A request NIOHTTP1 could not parse was answered 400 (and flushed) by its protocol error
+    /// handler; nothing after it on the socket can be trusted, and a hostile client would keep
+    /// the connection open forever.
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    private static func send(_ response: ControlResponse, for head: HTTPRequestHead, context: ChannelHandlerContext) {
+        // After an error the connection is closed: the request may not have been
+        // understood (its body dropped), so nothing after it on the socket is trusted.
+        let keepAlive = head.isKeepAlive && response.status.code < 400
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Content-Length", value: "\(response.body.count)")
+        headers.add(name: "Connection", value: keepAlive ? "keep-alive" : "close")
+        for (name, value) in response.headers { headers.add(name: name, value: value) }
+        context.write(
+            NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: head.version, status: response.status, headers: headers))),
+            promise: nil)
+        context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: response.body)))), promise: nil)
+        let done = context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)))
+        if !keepAlive {
+            let channel = context.channel
+            done.whenComplete { _ in channel.close(promise: nil) }
         }
     }
 }

@@ -239,8 +239,9 @@ public struct VTPInspector: StreamInspector {
                     record.add("stream", direction.rawValue)
                     record.add("ivorn", event.ivorn)
                     if let sequence = event.sequence { record.add("seq", sequence) }
-                    if let sent = try? event.sendTimestampNanos() {
-                        record.add("latency_s", seconds: Double(now - sent) / 1e9)
+                    // The send time comes off the wire (any Int64): no latency when it overflows.
+                    if let sent = try? event.sendTimestampNanos(), case (let latency, false) = now.subtractingReportingOverflow(sent) {
+                        record.add("latency_s", seconds: Double(latency) / 1e9)
                     }
                     record.add("bytes", payload.readableBytes)
                     result.records.append(record)

@@ -37,6 +37,9 @@ public struct ProxyCommandLine: Sendable {
     public var startupTimeout = "10s"
     public var maxPendingStartups = ProxySpec.defaultMaxPendingStartups
     public var control: String?
+    /// `--control-token` / `--control-token-file`: required when the control endpoint is not on loopback.
+    public var controlToken: String?
+    public var controlTokenFile: String?
     public var config: String?
     public var threads: Int
 
@@ -46,6 +49,7 @@ public struct ProxyCommandLine: Sendable {
     public struct Plan: Sendable {
         public var specs: [ProxySpec]
         public var control: HostPort?
+        public var controlToken: ControlToken?
         public var threads: Int
     }
 
@@ -58,7 +62,7 @@ public struct ProxyCommandLine: Sendable {
             throw .usage("--listen and --upstream go together (\(listen == nil ? "--listen" : "--upstream") is missing)")
         }
         guard threads >= 1 else { throw .invalidFlag(flag: "--threads", reason: "must be at least 1 (got \(threads))") }
-        var plan = Plan(specs: [], control: nil, threads: threads)
+        var plan = Plan(specs: [], control: nil, controlToken: nil, threads: threads)
         if let config {
             let file = try ProxyFileConfig.load(path: config)
             plan.specs = file.proxies
@@ -66,6 +70,7 @@ public struct ProxyCommandLine: Sendable {
         }
         if let spec = try listenerSpec() { plan.specs.append(spec) }
         if let control { plan.control = try Self.flag("--control") { () throws(ProxyError) in try HostPort(parsing: control) } }
+        plan.controlToken = try controlTokenValue(control: plan.control)
         // Log files are checked before anything listens, so a typo in a path costs no run.
         for spec in plan.specs {
             guard let path = spec.log, path != "-" else { continue }
@@ -77,6 +82,28 @@ public struct ProxyCommandLine: Sendable {
             }
         }
         return plan
+    }
+
+    /// The control token from `--control-token` or `--control-token-file`. A control endpoint
+    /// other hosts may reach changes faults for everyone who passes, so one there needs it.
+    func controlTokenValue(control: HostPort?) throws(ProxyError) -> ControlToken? {
+        if controlToken != nil && controlTokenFile != nil {
+            throw .usage("give --control-token or --control-token-file, not both")
+        }
+        var token: ControlToken?
+        if let controlToken { token = try ControlToken(controlToken) }
+        if let controlTokenFile { token = try ControlToken.load(path: controlTokenFile) }
+        guard let control else {
+            if token != nil { throw .usage("--control-token needs a control endpoint (--control HOST:PORT, or \"control\" in --config)") }
+            return nil
+        }
+        if token == nil && !control.isLoopback {
+            throw .invalidFlag(
+                flag: "--control",
+                reason: "\(control) may be reachable from other hosts: give --control-token TOKEN or --control-token-file PATH"
+                    + " (requests then need \"Authorization: Bearer TOKEN\"), or listen on 127.0.0.1")
+        }
+        return token
     }
 
     /// The listener given by --listen/--upstream and the toxic flags, if any.
@@ -199,15 +226,11 @@ extension ProxyRuntime {
                 + (listener.spec.log.map { " log: \($0)" } ?? "")
         }
         if let control, let address {
-            lines.append("vtp-proxy: control on http://\(address.host):\(control.boundPort ?? address.port)/proxies")
+            lines.append(
+                "vtp-proxy: control on http://\(HostPort(host: address.host, port: control.boundPort ?? address.port))/proxies"
+                    + (control.tokenRequired ? " (token required)" : ""))
         }
         return lines
-    }
-
-    /// A warning for a control endpoint reachable from other hosts (it has no authentication).
-    public static func controlWarning(_ address: HostPort?) -> String? {
-        guard let address, !["127.", "::1", "localhost"].contains(where: { address.host.hasPrefix($0) }) else { return nil }
-        return "vtp-proxy: warning: the control endpoint on \(address) has no authentication; keep it on loopback"
     }
 
     /// At shutdown, per listener: connections accepted, and the log lines written.
@@ -216,7 +239,10 @@ extension ProxyRuntime {
             "vtp-proxy: [\(listener.spec.name)] \(Human.grouped(Int64(clamping: listener.acceptedConnections))) connections accepted"
         }
         if !logs.isEmpty {
-            lines.append("vtp-proxy: \(Human.grouped(Int64(clamping: logLineCount))) log lines written")
+            let lost = logs.reduce(0) { $0 + $1.lostLineCount }
+            lines.append(
+                "vtp-proxy: \(Human.grouped(Int64(clamping: logLineCount - lost))) log lines written"
+                    + (lost > 0 ? ", \(Human.grouped(Int64(clamping: lost))) lost (the log could not be written)" : ""))
         }
         return lines
     }

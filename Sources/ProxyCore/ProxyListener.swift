@@ -1,3 +1,4 @@
+import AcceptGuard
 import CommandLineKit
 import Foundation
 import NIOConcurrencyHelpers
@@ -192,6 +193,11 @@ public final class ProxyListener: Sendable {
                 .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
                 .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelOption(ChannelOptions.maxMessagesPerRead, value: Self.readsPerWakeUp)
+                .serverChannelInitializer { [spec, warn] channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try AcceptGuard.install(on: channel, name: "vtp-proxy: [\(spec.name)]", report: warn)
+                    }
+                }
                 .childChannelInitializer { [self] channel in
                     channel.eventLoop.makeCompletedFuture {
                         let connection = ProxyConnection(id: Self.makeConnectionID(), listener: self, client: channel)

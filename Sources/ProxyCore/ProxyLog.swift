@@ -1,3 +1,4 @@
+import CommandLineKit
 import Foundation
 import NIOConcurrencyHelpers
 import Protocol
@@ -73,14 +74,23 @@ public final class LogSink: Sendable {
     private struct State {
         var pending: [UInt8] = []
         var lines: UInt64 = 0
+        /// Lines in batches whose write failed (a full disk): counted, never retried.
+        var lostLines: UInt64 = 0
+        var pendingLines: UInt64 = 0
+        var failed = false
     }
 
     private let state = NIOLockedValueBox(State())
     private let handle: FileHandle
     private let closeOnDeinit: Bool
     private let stopped = NIOLockedValueBox(false)
+    private let path: String
+    private let reportFailure: @Sendable (String) -> Void
 
-    public init(path: String?) throws(ProxyError) {
+    /// `reportFailure` gets one line when a write first fails; the proxy keeps forwarding.
+    public init(path: String?, reportFailure: @escaping @Sendable (String) -> Void = { _ in }) throws(ProxyError) {
+        self.path = path ?? "-"
+        self.reportFailure = reportFailure
         if let path, path != "-" {
             if !FileManager.default.fileExists(atPath: path) {
                 guard FileManager.default.createFile(atPath: path, contents: nil) else {
@@ -114,25 +124,52 @@ public final class LogSink: Sendable {
 
     public func write(_ record: LogRecord) {
         let line = record.line
-        let full = state.withLockedValue { state -> [UInt8]? in
+        let full = state.withLockedValue { state -> (bytes: [UInt8], lines: UInt64)? in
             state.pending.append(contentsOf: line.utf8)
             state.lines += 1
+            state.pendingLines += 1
             guard state.pending.count >= 1 << 16 else { return nil }
-            defer { state.pending.removeAll(keepingCapacity: true) }
-            return state.pending
+            return Self.take(&state)
         }
-        if let full { handle.write(Data(full)) }
+        if let full { save(full.bytes, lines: full.lines) }
     }
 
-    /// Lines written so far (buffered or not).
+    /// Lines logged so far (buffered, written or lost).
     public var lineCount: UInt64 { state.withLockedValue { $0.lines } }
 
+    /// Lines whose write failed.
+    public var lostLineCount: UInt64 { state.withLockedValue { $0.lostLines } }
+
     public func flush() {
-        let bytes = state.withLockedValue { state -> [UInt8] in
-            defer { state.pending.removeAll(keepingCapacity: true) }
-            return state.pending
+        let batch = state.withLockedValue { Self.take(&$0) }
+        if !batch.bytes.isEmpty { save(batch.bytes, lines: batch.lines) }
+    }
+
+    private static func take(_ state: inout State) -> (bytes: [UInt8], lines: UInt64) {
+        defer {
+            state.pending.removeAll(keepingCapacity: true)
+            state.pendingLines = 0
         }
-        if !bytes.isEmpty { handle.write(Data(bytes)) }
+        return (state.pending, state.pendingLines)
+    }
+
+    /// Writes a batch; a failure (full disk, closed pipe) is reported once and its lines counted
+    /// as lost. Foundation's non-throwing `write(_:)` would trap here and take the proxy down.
+    private func save(_ bytes: [UInt8], lines: UInt64) {
+        do {
+            try handle.write(contentsOf: bytes)
+        } catch {
+            let first = state.withLockedValue { state -> Bool in
+                state.lostLines += lines
+                defer { state.failed = true }
+                return !state.failed
+            }
+            if first {
+                reportFailure(
+                    "vtp-proxy: cannot write the log \(path): \(UserMessage.describe(error)); lines that do not fit are"
+                        + " counted as lost, forwarding goes on")
+            }
+        }
     }
 
     public func stop() {

@@ -15,6 +15,11 @@ public struct ProxyFileConfig: Decodable, Sendable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw .invalidConfig("cannot read \(path)")
         }
+        return try load(data: data, source: path)
+    }
+
+    /// The file's bytes; `path` names it in errors.
+    public static func load(data: Data, source path: String) throws(ProxyError) -> ProxyFileConfig {
         if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
             let known = Set(CodingKeys.allCases.map(\.rawValue))
             if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
@@ -45,9 +50,10 @@ public final class ProxyRuntime: Sendable {
     let logs: [LogSink]
 
     /// `warn` receives the listeners' rate-limited warnings (unreachable upstream, refused
-    /// startups); the executable sends them to stderr.
+    /// startups); the executable sends them to stderr. `controlToken`: what the control
+    /// endpoint requires in `Authorization: Bearer TOKEN` (nil: nothing).
     public static func start(
-        specs: [ProxySpec], control: HostPort?, threads: Int = System.coreCount,
+        specs: [ProxySpec], control: HostPort?, controlToken: ControlToken? = nil, threads: Int = System.coreCount,
         warn: @escaping @Sendable (String) -> Void = { _ in }
     ) async throws -> ProxyRuntime {
         guard !specs.isEmpty else { throw ProxyError.invalidConfig("no proxy to run (give --listen/--upstream or --config)") }
@@ -65,7 +71,7 @@ public final class ProxyRuntime: Sendable {
                     if let existing = sinks[path] {
                         sink = existing
                     } else {
-                        sink = try LogSink(path: path)
+                        sink = try LogSink(path: path, reportFailure: warn)
                         sinks[path] = sink
                     }
                 }
@@ -75,7 +81,8 @@ public final class ProxyRuntime: Sendable {
             }
             let controlServer: ControlServer?
             if let control {
-                controlServer = try await ControlServer.start(on: control, listeners: listeners, group: group)
+                controlServer = try await ControlServer.start(
+                    on: control, listeners: listeners, group: group, token: controlToken)
             } else {
                 controlServer = nil
             }

@@ -8,9 +8,24 @@ public struct ClockSample: Sendable, Equatable {
     /// The true offset lies within offset ± errorBound (half the round-trip delay).
     public var errorBoundNanos: Int64 { max(0, delayNanos) / 2 }
 
+    /// t1 and t2 come off the network (the ack's `received_ns`/`replied_ns`): any Int64. An
+    /// exchange whose arithmetic would overflow is no measurement; it gets a negative delay,
+    /// which marks it unusable (`ClockOffsetEstimator` drops those, as for a stepped clock).
     public init(sent t0: Int64, received t1: Int64, replied t2: Int64, ackRead t3: Int64) {
-        offsetNanos = ((t1 - t0) + (t2 - t3)) / 2
-        delayNanos = (t3 - t0) - (t2 - t1)
+        func minus(_ a: Int64, _ b: Int64) -> Int64? {
+            let (difference, overflow) = a.subtractingReportingOverflow(b)
+            return overflow ? nil : difference
+        }
+        guard let toReceiver = minus(t1, t0), let fromReceiver = minus(t2, t3), let roundTrip = minus(t3, t0),
+            let held = minus(t2, t1), case (let sum, false) = toReceiver.addingReportingOverflow(fromReceiver),
+            let delay = minus(roundTrip, held)
+        else {
+            offsetNanos = 0
+            delayNanos = -1
+            return
+        }
+        offsetNanos = sum / 2
+        delayNanos = delay
     }
 }
 

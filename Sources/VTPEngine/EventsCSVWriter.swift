@@ -103,25 +103,9 @@ public final class EventsCSVWriter: EventRowWriter {
 
     /// nil when every byte was written, else why not.
     private static func writeAll(_ text: String, to descriptor: CInt) -> String? {
-        var text = text
-        return text.withUTF8 { bytes -> String? in
-            var offset = 0
-            while offset < bytes.count {
-                let written = writeBytes(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    return String(cString: strerror(errno))
-                }
-                offset += written
-            }
-            return nil
-        }
+        StandardStreams.writeAll(text, to: descriptor)
     }
 }
 
-// At file scope: inside the class, `close` and `write` would name its own methods.
+// At file scope: inside the class, `close` would name its own method.
 private func closeDescriptor(_ descriptor: CInt) { _ = close(descriptor) }
-
-private func writeBytes(_ descriptor: CInt, _ bytes: UnsafePointer<UInt8>, _ count: Int) -> Int {
-    write(descriptor, bytes, count)
-}

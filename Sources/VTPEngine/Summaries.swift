@@ -1,3 +1,4 @@
+import CommandLineKit
 import Foundation
 import LatencyStats
 
@@ -184,14 +185,14 @@ public enum TransportError: Error, CustomStringConvertible {
     }
 }
 
-/// Writes report lines and flushes at once: stdout may be a pipe (block-buffered).
+/// Writes report lines at once (stdout may be a pipe); a stdout that cannot be written (a
+/// full disk) is said once on stderr and the run goes on.
 public enum LineOutput {
     public static func print(_ line: String) {
-        Swift.print(line)
-        fflush(nil)  // all streams; naming stdout trips Swift 6 concurrency checks
+        StandardStreams.out(line)
     }
 
     public static func printError(_ line: String) {
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        StandardStreams.err(line)
     }
 }

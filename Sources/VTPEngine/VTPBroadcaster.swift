@@ -1,3 +1,4 @@
+import AcceptGuard
 import BenchConfig
 import CommandLineKit
 import LatencyStats
@@ -54,6 +55,11 @@ public final class VTPBroadcaster: Sendable {
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try AcceptGuard.install(on: channel, name: "vtp-sender --broadcast", report: StandardStreams.err)
+                }
+            }
             .childChannelInitializer { [self] channel in
                 let id = ConnectionID(nextID.wrappingAdd(1, ordering: .relaxed).oldValue)
                 return channel.eventLoop.makeCompletedFuture {

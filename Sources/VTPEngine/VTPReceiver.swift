@@ -1,3 +1,4 @@
+import AcceptGuard
 import BenchConfig
 import CommandLineKit
 import LatencyStats
@@ -165,12 +166,19 @@ public final class VTPReceiver: Sendable {
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .serverChannelInitializer { [errorOutput] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try AcceptGuard.install(on: channel, name: "", report: errorOutput)  // the logger names the tool
+                }
+            }
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     guard let loop = loops[ObjectIdentifier(channel.eventLoop)] else { throw ReceiverError.foreignEventLoop }
                     let sync = channel.pipeline.syncOperations
-                    if idleTimeout > .zero { try sync.addHandler(IdleStateHandler(readTimeout: idleTimeout)) }
                     try sync.addHandler(ByteToMessageHandler(VTPFrameDecoder(maximumFrameSize: options.maxFrameSize)))
+                    // After the decoder, so only whole frames count as reading: a peer trickling a
+                    // frame a byte at a time (slowloris) is as idle as a silent one.
+                    if idleTimeout > .zero { try sync.addHandler(IdleStateHandler(readTimeout: idleTimeout)) }
                     try sync.addHandler(ReceiverConnectionHandler(shared: shared, loop: loop))
                 }
             }

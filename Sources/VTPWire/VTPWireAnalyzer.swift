@@ -39,7 +39,14 @@ public struct WireEvent: Sendable, Equatable {
         self.nakked = nakked
     }
 
-    public var wireLatencyNanos: Int64? { sentNanos.map { wireNanos - $0 } }
+    /// nil also when the embedded send time is so far off that the difference overflows (the
+    /// time comes off the wire: `sent_ns` may be any Int64).
+    public var wireLatencyNanos: Int64? {
+        sentNanos.flatMap { sent in
+            let (latency, overflow) = wireNanos.subtractingReportingOverflow(sent)
+            return overflow ? nil : latency
+        }
+    }
     /// Event last byte → response last byte, both on the capture's clock.
     public var ackRoundTripNanos: Int64? { responseNanos.map { $0 - wireNanos } }
 }
@@ -85,6 +92,7 @@ public struct WireAnalysisCounts: Sendable, Equatable, Encodable {
         case unmatchedResponses = "unmatched_responses"
         case framingErrors = "framing_errors"
         case abandonedDirections = "abandoned_directions"
+        case connectionsSkipped = "connections_skipped"
     }
 
     // The decode counters sit flat beside the others, under the keys this JSON has always had.
@@ -107,6 +115,7 @@ public struct WireAnalysisCounts: Sendable, Equatable, Encodable {
         try c.encode(unmatchedResponses, forKey: .unmatchedResponses)
         try c.encode(framingErrors, forKey: .framingErrors)
         try c.encode(abandonedDirections, forKey: .abandonedDirections)
+        try c.encode(decode.connectionsSkipped, forKey: .connectionsSkipped)
     }
 }
 

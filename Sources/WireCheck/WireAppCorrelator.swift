@@ -9,10 +9,16 @@ public struct WireAppPair: Sendable, Equatable {
     public var wireNanos: Int64
     /// The application's clock reading after parsing the event.
     public var appNanos: Int64
-    public var wireLatencyNanos: Int64 { wireNanos - sentNanos }
-    public var appLatencyNanos: Int64 { appNanos - sentNanos }
+    /// Saturated, as the receiver's own latency: `sentNanos` comes off the network (any Int64).
+    public var wireLatencyNanos: Int64 { Self.since(sentNanos, until: wireNanos) }
+    public var appLatencyNanos: Int64 { Self.since(sentNanos, until: appNanos) }
     /// The receiving application's own overhead: kernel → socket read → parse.
-    public var appMinusWireNanos: Int64 { appNanos - wireNanos }
+    public var appMinusWireNanos: Int64 { Self.since(wireNanos, until: appNanos) }
+
+    static func since(_ start: Int64, until end: Int64) -> Int64 {
+        let (difference, overflow) = end.subtractingReportingOverflow(start)
+        return overflow ? (start < 0 ? .max : .min) : difference
+    }
 }
 
 /// Pairs the application's events with the same events seen on the wire (by ivorn) and keeps

@@ -29,7 +29,7 @@ final class PGLatencyInferenceTests: XCTestCase {
         try writer.write(to: path)
         defer { try? FileManager.default.removeItem(atPath: path) }
         var timings: [PGQueryTiming] = []
-        let (counters, decode) = try sniffFile(path: path, serverPorts: [5432]) { timings.append($0) }
+        let (counters, decode, _) = try sniffFile(path: path, serverPorts: [5432]) { timings.append($0) }
         XCTAssertEqual(decode.packets, segments.count, file: file, line: line)
         XCTAssertEqual(counters.protocolErrors, 0, file: file, line: line)
         return (timings, counters, decode)
@@ -337,5 +337,34 @@ final class FlowExpiryTests: XCTestCase {
         XCTAssertEqual(inference.openFlows, 1)
         XCTAssertEqual(emitted.map(\.kind), [.startup], "the expired connection's answered request is still reported")
         XCTAssertEqual(inference.counters.unacknowledged, 1)
+    }
+}
+
+/// A capture file cut short or corrupt part-way is analysed up to there, not thrown away.
+final class SniffFileHostileTests: XCTestCase {
+    func testACorruptRecordEndsTheAnalysisThereAndSaysWhy() throws {
+        let server = Endpoint(IPAddress("10.0.0.2")!, 5432)
+        var dialogue = Dialogue(client: Endpoint(IPAddress("10.0.0.1")!, 50_001), server: server)
+        dialogue.handshake(at: 0)
+        dialogue.clientSends(Wire.startup(), at: 100)
+        dialogue.serverSends(Wire.loginResponse, at: 300)
+        dialogue.clientAcks(at: 340)
+        var writer = PcapFileWriter(linkType: LinkType.ethernet, precision: .nanoseconds)
+        for segment in dialogue.segments {
+            writer.append(CapturedPacket(timestampNanos: segment.timestampNanos, data: PacketBuilder.frame(for: segment, linkType: LinkType.ethernet)))
+        }
+        // A record whose captured length exceeds its original length.
+        var bytes = writer.bytes
+        bytes += [0, 0, 0, 0, 0, 0, 0, 0, 100, 0, 0, 0, 10, 0, 0, 0] + [UInt8](repeating: 0, count: 100)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("pgsniff-\(UUID().uuidString).pcap").path
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var timings: [PGQueryTiming] = []
+        let (counters, decode, readError) = try sniffFile(path: path, serverPorts: [5432]) { timings.append($0) }
+        XCTAssertEqual(decode.packets, dialogue.segments.count, "every record before the bad one")
+        XCTAssertEqual(counters.requests, 1, "the startup was timed")
+        XCTAssertEqual(timings.count, 1)
+        guard case .corruptRecord(_, _, let reason)? = readError else { return XCTFail("\(String(describing: readError))") }
+        XCTAssertTrue(reason.contains("exceeds original length"), reason)
     }
 }
