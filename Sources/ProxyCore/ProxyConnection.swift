@@ -18,7 +18,6 @@ final class ProxyConnection {
     private var server: Channel?
     private var state: ProxyConnectionState
     private var timers: [Timer: Scheduled<Void>] = [:]
-    private var random = SystemRandomNumberGenerator()
     private let traffic: NIOLoopBoundBox<ProxyTraffic>?
 
     init(id: UInt64, listener: ProxyListener, client: Channel) {
@@ -42,11 +41,16 @@ final class ProxyConnection {
         let address = client.remoteAddress.map { address in
             address.ipAddress.map { HostPort(host: $0, port: address.port ?? 0).description } ?? "\(address)"
         }
+        // A local generator: SystemRandomNumberGenerator is zero-sized, and an inout of a stored
+        // zero-sized property hands every connection the same dummy address, which
+        // ThreadSanitizer reads as one variable written from every event loop.
+        var random = SystemRandomNumberGenerator()
         perform(state.clientActive(nowNanos: nowNanos, clientAddress: address, toxics: toxics, using: &random))
     }
 
     func received(_ bytes: ByteBuffer, from side: ProxySide) {
         traffic?.value.add(bytes.readableBytes, from: side)
+        var random = SystemRandomNumberGenerator()
         perform(state.received(bytes, from: side, nowNanos: nowNanos, toxics: toxics, using: &random))
     }
 
