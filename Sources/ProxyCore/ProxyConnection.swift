@@ -1,3 +1,4 @@
+import NetworkEmulation
 import NIOCore
 import NIOPosix
 
@@ -18,6 +19,11 @@ final class ProxyConnection {
     private var server: Channel?
     private var state: ProxyConnectionState
     private var timers: [Timer: Scheduled<Void>] = [:]
+    /// Each connection's own generator (jitter, loss), seeded from the system's. Not the
+    /// zero-sized SystemRandomNumberGenerator: an inout of a zero-sized value has no address of
+    /// its own, which ThreadSanitizer reported as one variable written from every event loop
+    /// (stored) or crashed on (local).
+    private var random = SplitMix64(seed: UInt64.random(in: .min ... .max))
     private let traffic: NIOLoopBoundBox<ProxyTraffic>?
 
     init(id: UInt64, listener: ProxyListener, client: Channel) {
@@ -41,16 +47,11 @@ final class ProxyConnection {
         let address = client.remoteAddress.map { address in
             address.ipAddress.map { HostPort(host: $0, port: address.port ?? 0).description } ?? "\(address)"
         }
-        // A local generator: SystemRandomNumberGenerator is zero-sized, and an inout of a stored
-        // zero-sized property hands every connection the same dummy address, which
-        // ThreadSanitizer reads as one variable written from every event loop.
-        var random = SystemRandomNumberGenerator()
         perform(state.clientActive(nowNanos: nowNanos, clientAddress: address, toxics: toxics, using: &random))
     }
 
     func received(_ bytes: ByteBuffer, from side: ProxySide) {
         traffic?.value.add(bytes.readableBytes, from: side)
-        var random = SystemRandomNumberGenerator()
         perform(state.received(bytes, from: side, nowNanos: nowNanos, toxics: toxics, using: &random))
     }
 
