@@ -114,7 +114,7 @@ public struct TestEventBuilder: Sendable {
         return String(buffer: buffer)
     }
 
-    private static func writeDecimal(_ value: UInt64, into buffer: inout ByteBuffer) {
+    static func writeDecimal(_ value: UInt64, into buffer: inout ByteBuffer) {
         var count = 1
         var rest = value / 10
         while rest > 0 { rest /= 10; count += 1 }
@@ -163,6 +163,14 @@ public struct VOEventSummary: Sendable, Equatable {
             return value
         }
         throw VTPMessageError.missingTimestamp
+    }
+
+    init(ivorn: String, role: String, authorIVORN: String?, date: String?, params: [String: String]) {
+        self.ivorn = ivorn
+        self.role = role
+        self.authorIVORN = authorIVORN
+        self.date = date
+        self.params = params
     }
 
     init(element: XMLElement) throws {

@@ -1,0 +1,121 @@
+import NIOCore
+import Protocol
+import XCTest
+
+/// PlainShapes (vtpbench's own events and acks read by their layout) must read what it accepts
+/// exactly as libxml2's tree path does, and leave everything else to it; AckWriter must write the
+/// very bytes `TransportMessage.ack(...).framed()` does.
+final class PlainShapesTests: XCTestCase {
+    private func payload(_ text: String) -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: text.utf8.count)
+        buffer.writeString(text)
+        return buffer
+    }
+
+    private func shape(_ bytes: [UInt8]) -> VTPMessage? { bytes.withUnsafeBytes { PlainShapes.read($0) } }
+
+    private func outcome(_ body: () throws -> VTPMessage) -> String {
+        do { return "\(try body())" } catch { return "error: \(error)" }
+    }
+
+    private var events: [String] {
+        var out: [String] = []
+        for (ivo, run) in [("ivo://vtpbench.test/sender", "0123456789ab"), ("ivo://a.test/s", "r")] {
+            for size in [0, 300, 1024] {
+                let builder = TestEventBuilder(localIVO: ivo, runID: run, eventSize: size)
+                for (sequence, sent) in [(0, Int64(0)), (7, 1_764_000_000_123_456_789), (123_456, -5_000_000_001)] {
+                    for offset in [nil, (offsetNanos: Int64(-42), errorNanos: Int64(17))] {
+                        var buffer = ByteBufferAllocator().buffer(capacity: 1200)
+                        builder.writeFramedDocument(
+                            sequence: UInt64(sequence), sentNanos: sent, clockOffset: offset, into: &buffer)
+                        buffer.moveReaderIndex(forwardBy: VTPFraming.headerSize)
+                        out.append(String(buffer: buffer))
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    private var transports: [String] {
+        let t0: Int64 = 1_764_000_000_000_000_000
+        let ack = TransportMessage.ack(
+            eventIVORN: "ivo://vtpbench.test/sender#run-7", localIVO: "ivo://vtpbench.test/receiver", nowNanos: t0,
+            params: [.init(name: TransportMessage.receivedNanosParam, value: "17"), .init(name: TransportMessage.repliedNanosParam, value: "18")])
+        let iamalive = TransportMessage.iamalive(localIVO: "ivo://x.test/r", nowNanos: t0)
+        return [
+            ack.xml, TransportMessage.ack(eventIVORN: "ivo://x.test/s#1", localIVO: nil, nowNanos: t0).xml, iamalive.xml,
+            iamalive.answer(from: "ivo://y.test/sub", nowNanos: t0)!.xml,
+            TransportMessage.authenticate(localIVO: "ivo://x.test/r", nowNanos: t0).xml,
+            TransportMessage(role: .ack, origin: "o", timestamp: "2026-01-01T00:00:00Z", params: [.init(name: "a b", value: "")]).xml,
+        ]
+    }
+
+    func testVtpbenchEventsAndAcksReadAsTheTreePathReadsThem() throws {
+        for text in events + transports {
+            let fast = try XCTUnwrap(shape(Array(text.utf8)), "not read by its layout: \(text)")
+            XCTAssertEqual(fast, try VTPMessage.parse(payload(text)), text)
+        }
+        // A nak's Result, escaped text, other layouts: left to the tree path.
+        let nak = TransportMessage.nak(eventIVORN: "ivo://x.test/s#1", localIVO: "ivo://x.test/r", reason: "no")
+        let escaped = TransportMessage.ack(eventIVORN: "ivo://x.test/s#a&b", localIVO: nil)
+        let escapedEvent = TestEventBuilder(localIVO: "ivo://a.test/s'q>", eventSize: 0).document(sequence: 1, sentNanos: 0)
+        for text in [nak.xml, escaped.xml, escapedEvent, events[0].replacingOccurrences(of: "\n<Who>", with: "<Who>")] {
+            XCTAssertNil(shape(Array(text.utf8)), text)
+            XCTAssertEqual(outcome { try VTPMessage.parsePlainFirst(payload(text)) }, outcome { try VTPMessage.parse(payload(text)) })
+        }
+    }
+
+    func testMutationsAreReadAsTheTreePathReadsThemOrLeftToIt() {
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array("<>/=\"' :ax!?&]\n\t-\r0Z#".utf8) + [0x80, 0x00]
+        let samples = [events[1], events[3], events[13]] + transports
+        var accepted = 0
+        var checked = 0
+        for sample in samples {
+            let original = Array(sample.utf8)
+            for _ in 0..<1500 {
+                var bytes = original
+                for _ in 0..<Int.random(in: 1...3, using: &generator) {
+                    let index = Int.random(in: 0..<bytes.count, using: &generator)
+                    switch Int.random(in: 0..<3, using: &generator) {
+                    case 0: bytes[index] = alphabet.randomElement(using: &generator)!
+                    case 1: bytes.insert(alphabet.randomElement(using: &generator)!, at: index)
+                    default: if bytes.count > 1 { bytes.remove(at: index) }
+                    }
+                }
+                checked += 1
+                var buffer = ByteBufferAllocator().buffer(capacity: bytes.count)
+                buffer.writeBytes(bytes)
+                let slow = outcome { try VTPMessage.parse(buffer) }
+                // The receiver's and sender's path gives libxml2's answer, error or not.
+                XCTAssertEqual(outcome { try VTPMessage.parsePlainFirst(buffer) }, slow, String(decoding: bytes, as: UTF8.self))
+                guard let fast = shape(bytes) else { continue }
+                accepted += 1
+                XCTAssertEqual("\(fast)", slow, "differs from libxml2: \(String(decoding: bytes, as: UTF8.self))")
+            }
+        }
+        // Changes to the padding, values and text stay in the layout (~5 % of all).
+        XCTAssertGreaterThan(accepted, checked / 50, "\(accepted) of \(checked)")
+    }
+
+    func testAckWriterWritesTheBytesOfTheAckMessage() {
+        for localIVO in ["ivo://vtpbench.test/receiver", "ivo://r.test/a&b<'\">", nil] {
+            let writer = AckWriter(localIVO: localIVO)
+            for ivorn in ["ivo://vtpbench.test/sender#0123456789ab-1", "ivo://s.test/x#a&b<c>'\"", "é"] {
+                for (received, replied) in [(Int64(0), Int64(1)), (-1, 1_764_000_000_999_999_999), (Int64.max, -86_400_000_000_001)] {
+                    var written = ByteBufferAllocator().buffer(capacity: 0)
+                    writer.writeFramedAck(eventIVORN: ivorn, receivedNanos: received, repliedNanos: replied, into: &written)
+                    let expected = TransportMessage.ack(
+                        eventIVORN: ivorn, localIVO: localIVO, nowNanos: replied,
+                        params: [
+                            .init(name: TransportMessage.receivedNanosParam, value: String(received)),
+                            .init(name: TransportMessage.repliedNanosParam, value: String(replied)),
+                        ]
+                    ).framed()
+                    XCTAssertEqual(Array(written.readableBytesView), Array(expected.readableBytesView), ivorn)
+                }
+            }
+        }
+    }
+}
