@@ -48,7 +48,7 @@ public enum PlainShapes {
             s.literal("\">\n<Who><AuthorIVORN>"), let author = s.text(), s.literal("</AuthorIVORN><Date>"),
             let date = s.text(), s.literal("</Date></Who>\n<What>")
         else { return nil }
-        var params = [String: String](minimumCapacity: 8)  // no rehashing for the bench's 4-6 Params
+        var params: [String: String] = [:]
         while true {
             _ = s.literal("\n")
             guard s.literal("<Param name=\"") else { break }
@@ -76,6 +76,7 @@ public enum PlainShapes {
         let timestamp = s.string(rawTimestamp)
         guard ISO8601Time.parseNanos(timestamp) != nil else { return nil }
         var params: [TransportMessage.Param] = []
+        params.reserveCapacity(2)  // the receiver's two
         if s.literal("<Meta>") {
             while s.literal("<Param name=\"") {
                 guard let name = s.attribute(), s.literal("\" value=\""), let value = s.attribute(), s.literal("\"/>")
@@ -180,16 +181,10 @@ public struct AckWriter: Sendable {
                     nanos: repliedNanos, microseconds: false, into: $0.baseAddress!.assumingMemoryBound(to: UInt8.self))
             }
             buffer.writeBytes(Self.beforeReceived)
-            Self.writeDecimal(receivedNanos, into: &buffer)
+            TestEventBuilder.writeDecimal(receivedNanos, into: &buffer)
             buffer.writeBytes(Self.beforeReplied)
-            Self.writeDecimal(repliedNanos, into: &buffer)
+            TestEventBuilder.writeDecimal(repliedNanos, into: &buffer)
             buffer.writeBytes(Self.tail)
         }
-    }
-
-    /// As `String(value)` writes it.
-    static func writeDecimal(_ value: Int64, into buffer: inout ByteBuffer) {
-        if value < 0 { buffer.writeInteger(UInt8(ascii: "-")) }
-        TestEventBuilder.writeDecimal(value.magnitude, into: &buffer)
     }
 }

@@ -32,14 +32,20 @@ public struct TestEventBuilder: Sendable {
     private let beforeDate: [UInt8]
     private let beforeSequenceParam: [UInt8]
     private let beforeSentNanos: [UInt8]
-    private let beforePadding: [UInt8]
+    private let beforeOptionalParams: [UInt8]
     private static let paddingOpen = Array("\n<Param name=\"\(Param.padding)\" value=\"".utf8)
     private static let tail = Array("\"/></What>\n</voe:VOEvent>\n".utf8)
+    private static let clockOffsetOpen = Array("<Param name=\"\(Param.clockOffset)\" value=\"".utf8)
+    private static let clockErrorOpen = Array("\"/><Param name=\"\(Param.clockError)\" value=\"".utf8)
+    private static let paramClose = Array("\"/>".utf8)
+    /// `ivorn(sequence:)` without the sequence, so an ivorn is one concatenation.
+    private let ivornPrefix: String
 
     public init(localIVO: String, runID: String = TestEventBuilder.makeRunID(), eventSize: Int) {
         self.localIVO = localIVO
         self.runID = runID
         self.eventSize = eventSize
+        ivornPrefix = "\(localIVO)#\(runID)-"
         let author = XMLEscaping.escape(localIVO)
         beforeSequence = Array("""
             <?xml version="1.0" encoding="UTF-8"?>
@@ -51,8 +57,7 @@ public struct TestEventBuilder: Sendable {
         beforeDate = Array("\">\n<Who><AuthorIVORN>\(author)</AuthorIVORN><Date>".utf8)
         beforeSequenceParam = Array("</Date></Who>\n<What><Param name=\"\(Param.sequence)\" value=\"".utf8)
         beforeSentNanos = Array("\"/><Param name=\"\(Param.sentNanos)\" value=\"".utf8)
-        beforePadding = Array(
-            "\"/><Param name=\"\(Param.run)\" value=\"\(XMLEscaping.escape(runID))\"/>\n<Param name=\"\(Param.padding)\" value=\"".utf8)
+        beforeOptionalParams = Array("\"/><Param name=\"\(Param.run)\" value=\"\(XMLEscaping.escape(runID))\"/>".utf8)
     }
 
     /// 12 hex digits of randomness: enough that two runs never share an ivorn.
@@ -63,7 +68,7 @@ public struct TestEventBuilder: Sendable {
         return String(repeating: "0", count: 12 - hex.count) + hex
     }
 
-    public func ivorn(sequence: UInt64) -> String { "\(localIVO)#\(runID)-\(sequence)" }
+    public func ivorn(sequence: UInt64) -> String { ivornPrefix + String(sequence) }
 
     /// Appends the event as one VTP frame (length prefix + document), at least
     /// `eventSize` bytes of document (exactly, unless the unpadded one is bigger).
@@ -93,12 +98,14 @@ public struct TestEventBuilder: Sendable {
         buffer.writeBytes(beforeSequenceParam)
         Self.writeDecimal(sequence, into: &buffer)
         buffer.writeBytes(beforeSentNanos)
-        if sentNanos < 0 { buffer.writeInteger(UInt8(45)) }
-        Self.writeDecimal(sentNanos.magnitude, into: &buffer)
-        buffer.writeBytes(beforePadding.prefix(beforePadding.count - Self.paddingOpen.count))
+        Self.writeDecimal(sentNanos, into: &buffer)
+        buffer.writeBytes(beforeOptionalParams)
         if let clockOffset {
-            buffer.writeString("<Param name=\"\(Param.clockOffset)\" value=\"\(clockOffset.offsetNanos)\"/>")
-            buffer.writeString("<Param name=\"\(Param.clockError)\" value=\"\(clockOffset.errorNanos)\"/>")
+            buffer.writeBytes(Self.clockOffsetOpen)
+            Self.writeDecimal(clockOffset.offsetNanos, into: &buffer)
+            buffer.writeBytes(Self.clockErrorOpen)
+            Self.writeDecimal(clockOffset.errorNanos, into: &buffer)
+            buffer.writeBytes(Self.paramClose)
         }
         buffer.writeBytes(Self.paddingOpen)
         let written = buffer.writerIndex - start + Self.tail.count
@@ -112,6 +119,12 @@ public struct TestEventBuilder: Sendable {
         writeFramedDocument(sequence: sequence, sentNanos: sentNanos, into: &buffer)
         buffer.moveReaderIndex(forwardBy: VTPFraming.headerSize)
         return String(buffer: buffer)
+    }
+
+    /// As `String(value)` writes it.
+    static func writeDecimal(_ value: Int64, into buffer: inout ByteBuffer) {
+        if value < 0 { buffer.writeInteger(UInt8(ascii: "-")) }
+        writeDecimal(value.magnitude, into: &buffer)
     }
 
     static func writeDecimal(_ value: UInt64, into buffer: inout ByteBuffer) {
