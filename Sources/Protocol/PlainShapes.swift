@@ -18,9 +18,7 @@ import NIOCore
 public enum PlainShapes {
     /// The message, if `bytes` is one of the two shapes and reads without error; nil otherwise.
     public static func read(_ bytes: UnsafeRawBufferPointer) -> VTPMessage? {
-        guard let base = bytes.baseAddress, bytes.count > eventHead.count,
-            QuickXML.isPlainASCII(bytes)
-        else { return nil }
+        guard let base = bytes.baseAddress, bytes.count > eventHead.count else { return nil }
         var scanner = Scanner(base: base.assumingMemoryBound(to: UInt8.self), count: bytes.count)
         if scanner.literal(eventHead) { return event(&scanner).map(VTPMessage.voEvent) }
         if scanner.literal(transportHead) { return transport(&scanner).map(VTPMessage.transport) }
@@ -92,8 +90,8 @@ public enum PlainShapes {
             version: s.string(version))
     }
 
-    /// Walks the document; every byte is already known to be tab, LF, space or printable ASCII
-    /// other than `&` (`QuickXML.isPlainASCII`).
+    /// Walks the document: every byte is matched by a constant part or checked by `attribute()`
+    /// or `text()`.
     private struct Scanner {
         let base: UnsafePointer<UInt8>
         let count: Int
@@ -113,26 +111,34 @@ public enum PlainShapes {
             return true
         }
 
-        /// A double-quoted attribute value up to its closing quote (left unread): without `<`, and
-        /// without tab or LF, which XML turns into spaces.
+        /// A double-quoted attribute value up to its closing quote (left unread): printable ASCII
+        /// without `&` (entities) or `<`; tab, LF and CR, which XML would normalise, excluded too.
         mutating func attribute() -> Range<Int>? {
             let start = position
             guard let end = find(UInt8(ascii: "\""), from: start) else { return nil }
-            for byte in [UInt8(ascii: "<"), 0x09, 0x0A] where find(byte, from: start, to: end) != nil { return nil }
+            if end - start <= 32 {
+                for index in start..<end {
+                    let byte = base[index]
+                    guard byte >= 0x20, byte < 0x7F, byte != UInt8(ascii: "&"), byte != UInt8(ascii: "<") else { return nil }
+                }
+            } else {
+                // Long values (the padding): eight bytes at a time, then the three QuickXML allows.
+                guard QuickXML.isPlainASCII(UnsafeRawBufferPointer(start: base + start, count: end - start)) else { return nil }
+                for byte in [UInt8(ascii: "<"), 0x09, 0x0A] where find(byte, from: start, to: end) != nil { return nil }
+            }
             position = end
             return start..<end
         }
 
-        /// Element text up to the next `<` (left unread): without white space, so it is its own
-        /// trimmed text, and without `>`, so it cannot hold `]]>`.
+        /// Element text up to the next `<` (left unread): printable ASCII without white space, so
+        /// it is its own trimmed text, and without `&` (entities) or `>` (so no `]]>`).
         mutating func text() -> Range<Int>? {
             let start = position
             while position < count {
-                switch base[position] {
-                case UInt8(ascii: "<"): return start..<position
-                case 0x20, 0x09, 0x0A, UInt8(ascii: ">"): return nil
-                default: position += 1
-                }
+                let byte = base[position]
+                if byte == UInt8(ascii: "<") { return start..<position }
+                guard byte > 0x20, byte < 0x7F, byte != UInt8(ascii: "&"), byte != UInt8(ascii: ">") else { return nil }
+                position += 1
             }
             return nil
         }
@@ -172,19 +178,19 @@ public struct AckWriter: Sendable {
 
     /// Appends the ack of `eventIVORN` as one frame.
     public func writeFramedAck(eventIVORN: String, receivedNanos: Int64, repliedNanos: Int64, into buffer: inout ByteBuffer) {
-        VTPFraming.writeFrame(into: &buffer) { buffer in
-            buffer.writeBytes(head)
-            buffer.writeString(XMLEscaping.escape(eventIVORN))
-            buffer.writeBytes(beforeTimestamp)
-            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: ISO8601Time.formattedLength(microseconds: false)) {
-                ISO8601Time.write(
-                    nanos: repliedNanos, microseconds: false, into: $0.baseAddress!.assumingMemoryBound(to: UInt8.self))
-            }
-            buffer.writeBytes(Self.beforeReceived)
-            TestEventBuilder.writeDecimal(receivedNanos, into: &buffer)
-            buffer.writeBytes(Self.beforeReplied)
-            TestEventBuilder.writeDecimal(repliedNanos, into: &buffer)
-            buffer.writeBytes(Self.tail)
+        let origin = XMLEscaping.escape(eventIVORN)
+        let bound = head.count + origin.utf8.count + beforeTimestamp.count + ISO8601Time.formattedLength(microseconds: false)
+            + Self.beforeReceived.count + Self.beforeReplied.count + Self.tail.count + 2 * RawWriter.decimalBound
+        RawWriter.writeFrame(into: &buffer, bound: bound) { writer in
+            writer.bytes(head)
+            writer.string(origin)
+            writer.bytes(beforeTimestamp)
+            writer.timestamp(nanos: repliedNanos, microseconds: false)
+            writer.bytes(Self.beforeReceived)
+            writer.decimal(receivedNanos)
+            writer.bytes(Self.beforeReplied)
+            writer.decimal(repliedNanos)
+            writer.bytes(Self.tail)
         }
     }
 }

@@ -47,17 +47,20 @@ public enum QuickXML {
     /// normalisation): the subset's characters mean themselves.
     static func isPlainASCII(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard let base = bytes.baseAddress else { return true }
-        // Eight bytes at a time, exactly: with the high bits known clear, adding 0x60 (0x7F) to a
-        // byte carries into its high bit iff it is at least 0x20 (non-zero), never into the next byte.
+        // Eight bytes at a time; a word with a control character (LF, tab), `&` or DEL is checked
+        // byte by byte.
         let ones: UInt64 = 0x0101_0101_0101_0101
         let highs: UInt64 = 0x8080_8080_8080_8080
-        func isZero(_ v: UInt64) -> UInt64 { ~(v &+ ones &* 0x7F) & highs }
+        func hasZeroByte(_ v: UInt64) -> Bool { (v &- ones) & ~v & highs != 0 }
         var offset = 0
         while offset + 8 <= bytes.count {
             let word = base.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
             if word & highs != 0 { return false }
-            let control = ~(word &+ ones &* 0x60) & highs & ~isZero(word ^ (ones &* 0x09)) & ~isZero(word ^ (ones &* 0x0A))
-            if control | isZero(word ^ (ones &* 0x26)) | isZero(word ^ (ones &* 0x7F)) != 0 { return false }
+            if (word &- ones &* 0x20) & ~word & highs != 0 || hasZeroByte(word ^ (ones &* 0x26))
+                || hasZeroByte(word ^ (ones &* 0x7F))
+            {
+                for index in offset..<offset + 8 where !isPlain(bytes[index]) { return false }
+            }
             offset += 8
         }
         for index in offset..<bytes.count where !isPlain(bytes[index]) { return false }

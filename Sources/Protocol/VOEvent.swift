@@ -76,41 +76,34 @@ public struct TestEventBuilder: Sendable {
         sequence: UInt64, sentNanos: Int64, clockOffset: (offsetNanos: Int64, errorNanos: Int64)? = nil,
         into buffer: inout ByteBuffer
     ) {
-        buffer.reserveCapacity(minimumWritableBytes: max(eventSize, 700) + VTPFraming.headerSize)
-        VTPFraming.writeFrame(into: &buffer) { buffer in
-            writeDocument(sequence: sequence, sentNanos: sentNanos, clockOffset: clockOffset, into: &buffer)
+        // The document: the constant parts, three decimals, a date, optional clock Params, padding.
+        var bound = beforeSequence.count + beforeDate.count + beforeSequenceParam.count + beforeSentNanos.count
+            + beforeOptionalParams.count + Self.paddingOpen.count + Self.tail.count + max(0, eventSize)
+            + 3 * RawWriter.decimalBound + ISO8601Time.formattedLength(microseconds: true)
+        if clockOffset != nil {
+            bound += Self.clockOffsetOpen.count + Self.clockErrorOpen.count + Self.paramClose.count + 2 * RawWriter.decimalBound
         }
-    }
-
-    @inline(__always)
-    private func writeDocument(
-        sequence: UInt64, sentNanos: Int64, clockOffset: (offsetNanos: Int64, errorNanos: Int64)?,
-        into buffer: inout ByteBuffer
-    ) {
-        let start = buffer.writerIndex
-        buffer.writeBytes(beforeSequence)
-        Self.writeDecimal(sequence, into: &buffer)
-        buffer.writeBytes(beforeDate)
-        let dateLength = ISO8601Time.formattedLength(microseconds: true)
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: dateLength) { raw in
-            ISO8601Time.write(nanos: sentNanos, microseconds: true, into: raw.baseAddress!.assumingMemoryBound(to: UInt8.self))
+        RawWriter.writeFrame(into: &buffer, bound: bound) { writer in
+            writer.bytes(beforeSequence)
+            writer.decimal(sequence)
+            writer.bytes(beforeDate)
+            writer.timestamp(nanos: sentNanos, microseconds: true)
+            writer.bytes(beforeSequenceParam)
+            writer.decimal(sequence)
+            writer.bytes(beforeSentNanos)
+            writer.decimal(sentNanos)
+            writer.bytes(beforeOptionalParams)
+            if let clockOffset {
+                writer.bytes(Self.clockOffsetOpen)
+                writer.decimal(clockOffset.offsetNanos)
+                writer.bytes(Self.clockErrorOpen)
+                writer.decimal(clockOffset.errorNanos)
+                writer.bytes(Self.paramClose)
+            }
+            writer.bytes(Self.paddingOpen)
+            writer.repeating(UInt8(ascii: "x"), count: eventSize - writer.count - Self.tail.count)
+            writer.bytes(Self.tail)
         }
-        buffer.writeBytes(beforeSequenceParam)
-        Self.writeDecimal(sequence, into: &buffer)
-        buffer.writeBytes(beforeSentNanos)
-        Self.writeDecimal(sentNanos, into: &buffer)
-        buffer.writeBytes(beforeOptionalParams)
-        if let clockOffset {
-            buffer.writeBytes(Self.clockOffsetOpen)
-            Self.writeDecimal(clockOffset.offsetNanos, into: &buffer)
-            buffer.writeBytes(Self.clockErrorOpen)
-            Self.writeDecimal(clockOffset.errorNanos, into: &buffer)
-            buffer.writeBytes(Self.paramClose)
-        }
-        buffer.writeBytes(Self.paddingOpen)
-        let written = buffer.writerIndex - start + Self.tail.count
-        if eventSize > written { buffer.writeRepeatingByte(UInt8(ascii: "x"), count: eventSize - written) }
-        buffer.writeBytes(Self.tail)
     }
 
     /// One event document as text.
@@ -119,26 +112,6 @@ public struct TestEventBuilder: Sendable {
         writeFramedDocument(sequence: sequence, sentNanos: sentNanos, into: &buffer)
         buffer.moveReaderIndex(forwardBy: VTPFraming.headerSize)
         return String(buffer: buffer)
-    }
-
-    /// As `String(value)` writes it.
-    static func writeDecimal(_ value: Int64, into buffer: inout ByteBuffer) {
-        if value < 0 { buffer.writeInteger(UInt8(ascii: "-")) }
-        writeDecimal(value.magnitude, into: &buffer)
-    }
-
-    static func writeDecimal(_ value: UInt64, into buffer: inout ByteBuffer) {
-        var count = 1
-        var rest = value / 10
-        while rest > 0 { rest /= 10; count += 1 }
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { raw in
-            var v = value
-            for i in stride(from: count - 1, through: 0, by: -1) {
-                raw[i] = UInt8(48 + v % 10)
-                v /= 10
-            }
-            return count
-        }
     }
 }
 

@@ -104,6 +104,26 @@ final class PlainShapesTests: XCTestCase {
         XCTAssertGreaterThan(accepted, checked / 50, "\(accepted) of \(checked)")
     }
 
+    func testEveryPositionWithEachSpecialByteIsReadAsTheTreePathReadsItOrLeftToIt() {
+        let specials: [UInt8] = [0x00, 0x09, 0x0A, 0x0D, 0x20, 0x26, 0x3C, 0x3E, 0x22, 0x27, 0x5D, 0x7F, 0x80, 0xC3]
+        var accepted = 0
+        for sample in [events[1], transports[0], transports[3]] {
+            let original = Array(sample.utf8)
+            for position in original.indices {
+                for byte in specials {
+                    var bytes = original
+                    bytes[position] = byte
+                    guard let fast = shape(bytes) else { continue }
+                    accepted += 1
+                    var buffer = ByteBufferAllocator().buffer(capacity: bytes.count)
+                    buffer.writeBytes(bytes)
+                    XCTAssertEqual(.message(fast), outcome { try VTPMessage.parse(buffer) }, String(decoding: bytes, as: UTF8.self))
+                }
+            }
+        }
+        XCTAssertGreaterThan(accepted, 100, "spaces, quotes and brackets in the padding and values stay in the layout")
+    }
+
     func testEveryByteValueAtEveryWordPositionIsClassifiedExactly() {
         // The plain-character check runs eight bytes at a time: each byte value in each lane.
         let text = Array("<a>0123456789abcdefghij</a>".utf8)
