@@ -40,12 +40,14 @@ public struct TestEventBuilder: Sendable {
     private static let paramClose = Array("\"/>".utf8)
     /// `ivorn(sequence:)` without the sequence, so an ivorn is one concatenation.
     private let ivornPrefix: String
+    let ivornPrefixBytes: [UInt8]
 
     public init(localIVO: String, runID: String = TestEventBuilder.makeRunID(), eventSize: Int) {
         self.localIVO = localIVO
         self.runID = runID
         self.eventSize = eventSize
         ivornPrefix = "\(localIVO)#\(runID)-"
+        ivornPrefixBytes = Array(ivornPrefix.utf8)
         let author = XMLEscaping.escape(localIVO)
         beforeSequence = Array("""
             <?xml version="1.0" encoding="UTF-8"?>

@@ -710,7 +710,9 @@ final class SenderConnectionHandler: ChannelInboundHandler {
     private let notifyWrites: Bool
     private var context: ChannelHandlerContext?
     /// Events written and awaiting replies, by ivorn; each with its own ack deadline.
-    private var window: AckWindow<String, InFlight>
+    /// Keyed by sequence: an ack's Origin is read back to one (`sequence(ofIVORN:)`), cheaper
+    /// to hash than the ivorn and exactly as strict.
+    private var window: AckWindow<UInt64, InFlight>
     /// One timer for the whole window, set for its earliest deadline.
     private var timeoutTimer: Scheduled<Void>?
     /// This read's replies, posted to the engine together when the read completes.
@@ -757,7 +759,7 @@ final class SenderConnectionHandler: ChannelInboundHandler {
         for (sequence, bytes) in written {
             let inserted = window.insert(
                 InFlight(sequence: sequence, writtenAtNanos: now, writtenAtWallNanos: wall, bytes: bytes),
-                for: builder.ivorn(sequence: sequence), deadline: deadline)
+                for: sequence, deadline: deadline)
             assert(inserted, "the dispatch state never gives a connection more than its window")
         }
         armTimeout()
@@ -813,7 +815,7 @@ final class SenderConnectionHandler: ChannelInboundHandler {
         }
         switch transport.role {
         case .ack, .nak:
-            guard let inFlight = window.remove(transport.origin) else {
+            guard let sequence = builder.sequence(ofIVORN: transport.origin), let inFlight = window.remove(sequence) else {
                 return fail(
                     SenderConnectionError.unexpectedReply(
                         "\(transport.role.rawValue) for \(transport.origin), which is not in flight"))
