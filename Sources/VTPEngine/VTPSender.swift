@@ -574,9 +574,11 @@ final class SenderEngine {
         targetOf[id] = target
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(.nanoseconds(DurationRule.nanoseconds(options.connectTimeout)))
-            .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // Set here rather than with the bootstrap's channelOption: the bootstrap applies
+                    // its options through unspecialised generic code (~10k instructions per option).
+                    try channel.syncOptions?.setOption(.socketOption(.so_reuseaddr), value: 1)
                     let handler = SenderConnectionHandler(
                         id: id, mailbox: mailbox, builder: builder, ackTimeout: ackTimeout, window: window,
                         notifyWrites: notifyWrites)
