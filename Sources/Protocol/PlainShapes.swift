@@ -170,8 +170,9 @@ public struct AckWriter: Sendable {
         // The parts of TransportMessage.xml around Origin and TimeStamp, for an ack.
         let sample = TransportMessage(role: .ack, origin: "\u{1}", response: localIVO, timestamp: "\u{2}").xml
         let bytes = Array(sample.utf8)
+        // Origin comes before Response (the local IVO, which may hold anything), TimeStamp after it.
         let origin = bytes.firstIndex(of: 1)!
-        let timestamp = bytes.firstIndex(of: 2)!
+        let timestamp = bytes.lastIndex(of: 2)!
         head = Array(bytes[..<origin])
         beforeTimestamp = Array(bytes[(origin + 1)..<timestamp])
     }

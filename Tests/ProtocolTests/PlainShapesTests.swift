@@ -128,7 +128,7 @@ final class PlainShapesTests: XCTestCase {
     }
 
     func testAckWriterWritesTheBytesOfTheAckMessage() {
-        for localIVO in ["ivo://vtpbench.test/receiver", "ivo://r.test/a&b<'\">", nil] {
+        for localIVO in ["ivo://vtpbench.test/receiver", "ivo://r.test/a&b<'\">", "ivo://r.test/\u{1}\u{2}", nil] {
             let writer = AckWriter(localIVO: localIVO)
             for ivorn in ["ivo://vtpbench.test/sender#0123456789ab-1", "ivo://s.test/x#a&b<c>'\"", "é"] {
                 for (received, replied) in [(Int64(0), Int64(1)), (-1, 1_764_000_000_999_999_999), (Int64.max, -86_400_000_000_001)] {
