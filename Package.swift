@@ -131,7 +131,10 @@ let package = Package(
         // vtp-receiver --capture-interface: pairs the receiver's events with the wire's.
         .target(
             name: "WireCheck",
-            dependencies: ["PacketCapture", "VTPWire", "VTPEngine", "LatencyStats", "CommandLineKit", nioPosix]),
+            dependencies: [
+                "PacketCapture", "VTPWire", "VTPEngine", "LatencyStats", "CommandLineKit", nioPosix,
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]),
         .testTarget(
             name: "PacketCaptureTests",
             dependencies: [

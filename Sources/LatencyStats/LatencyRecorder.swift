@@ -88,7 +88,17 @@ public struct LatencyRecorder: Sendable {
         histogram.add(other.histogram)
     }
 
-    public mutating func reset() { self = LatencyRecorder() }
+    /// Empties the recorder but keeps the histogram's grown bucket array: an interval recorder
+    /// reset every report would otherwise regrow it, bucket range by bucket range, each interval.
+    public mutating func reset() {
+        histogram.reset()
+        count = 0
+        negativeCount = 0
+        minNanos = .max
+        maxNanos = .min
+        meanNanos = 0
+        m2 = 0
+    }
 
     /// The percentile histogram (µs buckets), for storing and merging.
     public var latencyHistogram: LatencyHistogram { LatencyHistogram(histogram) }

@@ -1,3 +1,5 @@
+import CommandLineKit
+
 /// Where `--metrics` serves: `HOST:PORT`, `[IPv6]:PORT`, or `:PORT` for every interface.
 public struct MetricsAddress: Sendable, Equatable, CustomStringConvertible {
     public var host: String
@@ -22,26 +24,11 @@ public struct MetricsAddress: Sendable, Equatable, CustomStringConvertible {
     }
 
     public init(parsing text: String) throws(ParseError) {
-        let host: Substring
-        let port: Substring
-        if text.hasPrefix("[") {
-            guard let close = text.firstIndex(of: "]"), text[close...].hasPrefix("]:") else { throw .malformed(text) }
-            host = text[text.index(after: text.startIndex)..<close]
-            port = text[text.index(close, offsetBy: 2)...]
-        } else {
-            guard let colon = text.lastIndex(of: ":"), !text[..<colon].contains(":") else { throw .malformed(text) }
-            host = text[..<colon]
-            port = text[text.index(after: colon)...]
-        }
-        guard !port.isEmpty, !host.contains(where: \.isWhitespace) else { throw .malformed(text) }
-        guard port.allSatisfy(\.isASCIIDigit), let number = Int(port), number <= 65_535 else { throw .badPort(String(port)) }
-        self.host = host.isEmpty ? "0.0.0.0" : String(host)
+        guard let (host, port) = HostAndPort.split(text), !port.isEmpty else { throw .malformed(text) }
+        guard let number = HostAndPort.portNumber(port) else { throw .badPort(String(port)) }
+        self.host = host.isEmpty ? "0.0.0.0" : host
         self.port = number
     }
 
-    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
-}
-
-extension Character {
-    fileprivate var isASCIIDigit: Bool { isASCII && isNumber }
+    public var description: String { HostAndPort.format(host: host, port: port) }
 }

@@ -31,6 +31,7 @@ eventBuffer.writeString(eventDocument)
 let ack = TransportMessage.ack(eventIVORN: builder.ivorn(sequence: 1), localIVO: "ivo://vtpbench.test/receiver")
 var ackBuffer = allocator.buffer(capacity: 600)
 ackBuffer.writeString(ack.xml)
+let ackWriter = AckWriter(localIVO: "ivo://vtpbench.test/receiver")
 
 // `Microbench parse-only N`: just the receiver's parse, for profilers (callgrind).
 if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "parse-only", let n = Int(CommandLine.arguments[2]) {
@@ -46,11 +47,10 @@ if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "build-only", l
     for i in 0..<n {
         var b = allocator.buffer(capacity: 1100)
         builder.writeFramedDocument(sequence: UInt64(i), sentNanos: 1_795_490_659_043_282_425, into: &b)
-        _ = TransportMessage.ack(
-            eventIVORN: "ivo://vtpbench.test/sender#abc-1", localIVO: "ivo://vtpbench.test/receiver",
-            params: [.init(name: TransportMessage.receivedNanosParam, value: "1795490659043282425"),
-                     .init(name: TransportMessage.repliedNanosParam, value: "1795490659043282425")]
-        ).framed(allocator: allocator)
+        var a = allocator.buffer(capacity: 640)
+        ackWriter.writeFramedAck(
+            eventIVORN: "ivo://vtpbench.test/sender#abc-1", receivedNanos: 1_795_490_659_043_282_425,
+            repliedNanos: 1_795_490_659_043_282_425, into: &a)
     }
     exit(0)
 }
@@ -68,7 +68,13 @@ measure("build 1 KB event document + frame") {
 }
 try measure("parse 1 KB event (VTPMessage.parse)") { _ = try VTPMessage.parse(eventBuffer) }
 try measure("parse 1 KB event (QuickXML first, the receiver's path)") { _ = try VTPMessage.parsePlainFirst(eventBuffer) }
-measure("build ack + frame") {
+measure("build ack + frame (AckWriter, the receiver's path)") {
+    var a = allocator.buffer(capacity: 640)
+    ackWriter.writeFramedAck(
+        eventIVORN: "ivo://vtpbench.test/sender#abc-1", receivedNanos: 1_795_490_659_043_282_425,
+        repliedNanos: 1_795_490_659_043_282_425, into: &a)
+}
+measure("build ack + frame (TransportMessage)") {
     _ = TransportMessage.ack(eventIVORN: "ivo://vtpbench.test/sender#abc-1", localIVO: "ivo://vtpbench.test/receiver")
         .framed(allocator: allocator)
 }

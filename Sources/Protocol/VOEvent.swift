@@ -32,14 +32,22 @@ public struct TestEventBuilder: Sendable {
     private let beforeDate: [UInt8]
     private let beforeSequenceParam: [UInt8]
     private let beforeSentNanos: [UInt8]
-    private let beforePadding: [UInt8]
+    private let beforeOptionalParams: [UInt8]
     private static let paddingOpen = Array("\n<Param name=\"\(Param.padding)\" value=\"".utf8)
     private static let tail = Array("\"/></What>\n</voe:VOEvent>\n".utf8)
+    private static let clockOffsetOpen = Array("<Param name=\"\(Param.clockOffset)\" value=\"".utf8)
+    private static let clockErrorOpen = Array("\"/><Param name=\"\(Param.clockError)\" value=\"".utf8)
+    private static let paramClose = Array("\"/>".utf8)
+    /// `ivorn(sequence:)` without the sequence, so an ivorn is one concatenation.
+    private let ivornPrefix: String
+    let ivornPrefixBytes: [UInt8]
 
     public init(localIVO: String, runID: String = TestEventBuilder.makeRunID(), eventSize: Int) {
         self.localIVO = localIVO
         self.runID = runID
         self.eventSize = eventSize
+        ivornPrefix = "\(localIVO)#\(runID)-"
+        ivornPrefixBytes = Array(ivornPrefix.utf8)
         let author = XMLEscaping.escape(localIVO)
         beforeSequence = Array("""
             <?xml version="1.0" encoding="UTF-8"?>
@@ -51,8 +59,7 @@ public struct TestEventBuilder: Sendable {
         beforeDate = Array("\">\n<Who><AuthorIVORN>\(author)</AuthorIVORN><Date>".utf8)
         beforeSequenceParam = Array("</Date></Who>\n<What><Param name=\"\(Param.sequence)\" value=\"".utf8)
         beforeSentNanos = Array("\"/><Param name=\"\(Param.sentNanos)\" value=\"".utf8)
-        beforePadding = Array(
-            "\"/><Param name=\"\(Param.run)\" value=\"\(XMLEscaping.escape(runID))\"/>\n<Param name=\"\(Param.padding)\" value=\"".utf8)
+        beforeOptionalParams = Array("\"/><Param name=\"\(Param.run)\" value=\"\(XMLEscaping.escape(runID))\"/>".utf8)
     }
 
     /// 12 hex digits of randomness: enough that two runs never share an ivorn.
@@ -63,7 +70,7 @@ public struct TestEventBuilder: Sendable {
         return String(repeating: "0", count: 12 - hex.count) + hex
     }
 
-    public func ivorn(sequence: UInt64) -> String { "\(localIVO)#\(runID)-\(sequence)" }
+    public func ivorn(sequence: UInt64) -> String { ivornPrefix + String(sequence) }
 
     /// Appends the event as one VTP frame (length prefix + document), at least
     /// `eventSize` bytes of document (exactly, unless the unpadded one is bigger).
@@ -71,39 +78,34 @@ public struct TestEventBuilder: Sendable {
         sequence: UInt64, sentNanos: Int64, clockOffset: (offsetNanos: Int64, errorNanos: Int64)? = nil,
         into buffer: inout ByteBuffer
     ) {
-        buffer.reserveCapacity(minimumWritableBytes: max(eventSize, 700) + VTPFraming.headerSize)
-        VTPFraming.writeFrame(into: &buffer) { buffer in
-            writeDocument(sequence: sequence, sentNanos: sentNanos, clockOffset: clockOffset, into: &buffer)
+        // The document: the constant parts, three decimals, a date, optional clock Params, padding.
+        var bound = beforeSequence.count + beforeDate.count + beforeSequenceParam.count + beforeSentNanos.count
+            + beforeOptionalParams.count + Self.paddingOpen.count + Self.tail.count + max(0, eventSize)
+            + 3 * RawWriter.decimalBound + ISO8601Time.formattedLength(microseconds: true)
+        if clockOffset != nil {
+            bound += Self.clockOffsetOpen.count + Self.clockErrorOpen.count + Self.paramClose.count + 2 * RawWriter.decimalBound
         }
-    }
-
-    @inline(__always)
-    private func writeDocument(
-        sequence: UInt64, sentNanos: Int64, clockOffset: (offsetNanos: Int64, errorNanos: Int64)?,
-        into buffer: inout ByteBuffer
-    ) {
-        let start = buffer.writerIndex
-        buffer.writeBytes(beforeSequence)
-        Self.writeDecimal(sequence, into: &buffer)
-        buffer.writeBytes(beforeDate)
-        let dateLength = ISO8601Time.formattedLength(microseconds: true)
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: dateLength) { raw in
-            ISO8601Time.write(nanos: sentNanos, microseconds: true, into: raw.baseAddress!.assumingMemoryBound(to: UInt8.self))
+        RawWriter.writeFrame(into: &buffer, bound: bound) { writer in
+            writer.bytes(beforeSequence)
+            writer.decimal(sequence)
+            writer.bytes(beforeDate)
+            writer.timestamp(nanos: sentNanos, microseconds: true)
+            writer.bytes(beforeSequenceParam)
+            writer.decimal(sequence)
+            writer.bytes(beforeSentNanos)
+            writer.decimal(sentNanos)
+            writer.bytes(beforeOptionalParams)
+            if let clockOffset {
+                writer.bytes(Self.clockOffsetOpen)
+                writer.decimal(clockOffset.offsetNanos)
+                writer.bytes(Self.clockErrorOpen)
+                writer.decimal(clockOffset.errorNanos)
+                writer.bytes(Self.paramClose)
+            }
+            writer.bytes(Self.paddingOpen)
+            writer.repeating(UInt8(ascii: "x"), count: eventSize - writer.count - Self.tail.count)
+            writer.bytes(Self.tail)
         }
-        buffer.writeBytes(beforeSequenceParam)
-        Self.writeDecimal(sequence, into: &buffer)
-        buffer.writeBytes(beforeSentNanos)
-        if sentNanos < 0 { buffer.writeInteger(UInt8(45)) }
-        Self.writeDecimal(sentNanos.magnitude, into: &buffer)
-        buffer.writeBytes(beforePadding.prefix(beforePadding.count - Self.paddingOpen.count))
-        if let clockOffset {
-            buffer.writeString("<Param name=\"\(Param.clockOffset)\" value=\"\(clockOffset.offsetNanos)\"/>")
-            buffer.writeString("<Param name=\"\(Param.clockError)\" value=\"\(clockOffset.errorNanos)\"/>")
-        }
-        buffer.writeBytes(Self.paddingOpen)
-        let written = buffer.writerIndex - start + Self.tail.count
-        if eventSize > written { buffer.writeRepeatingByte(UInt8(ascii: "x"), count: eventSize - written) }
-        buffer.writeBytes(Self.tail)
     }
 
     /// One event document as text.
@@ -112,20 +114,6 @@ public struct TestEventBuilder: Sendable {
         writeFramedDocument(sequence: sequence, sentNanos: sentNanos, into: &buffer)
         buffer.moveReaderIndex(forwardBy: VTPFraming.headerSize)
         return String(buffer: buffer)
-    }
-
-    private static func writeDecimal(_ value: UInt64, into buffer: inout ByteBuffer) {
-        var count = 1
-        var rest = value / 10
-        while rest > 0 { rest /= 10; count += 1 }
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { raw in
-            var v = value
-            for i in stride(from: count - 1, through: 0, by: -1) {
-                raw[i] = UInt8(48 + v % 10)
-                v /= 10
-            }
-            return count
-        }
     }
 }
 
@@ -163,6 +151,14 @@ public struct VOEventSummary: Sendable, Equatable {
             return value
         }
         throw VTPMessageError.missingTimestamp
+    }
+
+    init(ivorn: String, role: String, authorIVORN: String?, date: String?, params: [String: String]) {
+        self.ivorn = ivorn
+        self.role = role
+        self.authorIVORN = authorIVORN
+        self.date = date
+        self.params = params
     }
 
     init(element: XMLElement) throws {

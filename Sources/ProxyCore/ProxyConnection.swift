@@ -1,3 +1,4 @@
+import NetworkEmulation
 import NIOCore
 import NIOPosix
 
@@ -18,7 +19,11 @@ final class ProxyConnection {
     private var server: Channel?
     private var state: ProxyConnectionState
     private var timers: [Timer: Scheduled<Void>] = [:]
-    private var random = SystemRandomNumberGenerator()
+    /// Each connection's own generator (jitter, loss), seeded from the system's. Not the
+    /// zero-sized SystemRandomNumberGenerator: an inout of a zero-sized value has no address of
+    /// its own, which ThreadSanitizer reported as one variable written from every event loop
+    /// (stored) or crashed on (local).
+    private var random = SplitMix64(seed: UInt64.random(in: .min ... .max))
     private let traffic: NIOLoopBoundBox<ProxyTraffic>?
 
     init(id: UInt64, listener: ProxyListener, client: Channel) {

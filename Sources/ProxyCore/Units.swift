@@ -46,17 +46,13 @@ public struct HostPort: Sendable, Equatable, Codable, CustomStringConvertible {
 
     public init(parsing text: String) throws(ProxyError) {
         let invalid = ProxyError.invalidValue(what: "address", value: text, expected: "HOST:PORT, e.g. 127.0.0.1:6432")
-        guard let colon = text.lastIndex(of: ":") else { throw invalid }
-        var host = String(text[..<colon])
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty, let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
-            throw invalid
-        }
+        guard let (host, portText) = HostAndPort.split(text), !host.isEmpty, let port = HostAndPort.portNumber(portText)
+        else { throw invalid }
         self.host = host
         self.port = port
     }
 
-    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    public var description: String { HostAndPort.format(host: host, port: port) }
 
     public init(from decoder: any Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)

@@ -23,6 +23,13 @@ public struct StoreOptions: ParsableArguments {
 
     public init() {}
 
+    /// A malformed `--tag` is refused before the run starts (exit 64), like any other bad flag:
+    /// a run recorded without the tag its user asked for could not be found by it later.
+    public func validate() throws {
+        let (_, problems) = RunTags.parseAll(tags)
+        if let first = problems.first { throw ValidationError(first.description) }
+    }
+
     /// What the flags ask for, and one line per flag that could not be honoured (the run is
     /// recorded anyway: in the default store, without the malformed tag).
     public func resolve(environment: [String: String] = ProcessInfo.processInfo.environment)

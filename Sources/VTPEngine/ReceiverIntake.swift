@@ -12,13 +12,29 @@ import Protocol
 final class ReceiverIntake {
     /// What every connection of a receiver shares; immutable.
     struct Shared: Sendable {
-        var receiverIVO: String
+        let receiverIVO: String
         var csv: (any EventRowWriter)?
         var warmup: WarmupWindow
         var observer: (@Sendable (ReceivedEvent) -> Void)?
         var reportError: @Sendable (String) -> Void
         /// Hands a loop's sequence numbers to the home loop; queued on the loop once per turn.
         var handOver: @Sendable (NIOLoopBoundBox<ReceiverLoopState>) -> Void
+        /// Builds this receiver's acks from a byte template.
+        let ackWriter: AckWriter
+
+        init(
+            receiverIVO: String, csv: (any EventRowWriter)?, warmup: WarmupWindow,
+            observer: (@Sendable (ReceivedEvent) -> Void)?, reportError: @escaping @Sendable (String) -> Void,
+            handOver: @escaping @Sendable (NIOLoopBoundBox<ReceiverLoopState>) -> Void
+        ) {
+            self.receiverIVO = receiverIVO
+            self.csv = csv
+            self.warmup = warmup
+            self.observer = observer
+            self.reportError = reportError
+            self.handOver = handOver
+            ackWriter = AckWriter(localIVO: receiverIVO)
+        }
     }
 
     let shared: Shared
@@ -26,11 +42,9 @@ final class ReceiverIntake {
     private(set) var peer = "unknown peer"
     private var remoteAddress: String?
     private var remotePort: Int?
-    /// With --events-csv: this read's replies and rows, handed over together.
-    private var replies: [ByteBuffer] = []
+    /// This read's replies, in one buffer; with --events-csv, handed over with its rows.
+    private var replies: ByteBuffer?
     private var rows = ""
-    /// Without: replies written and not yet flushed.
-    private var unflushed = false
 
     init(shared: Shared, loop: NIOLoopBoundBox<ReceiverLoopState>) {
         self.shared = shared
@@ -79,46 +93,40 @@ final class ReceiverIntake {
     /// Acks `ivorn`, with the receive and reply times the sender's clock-offset estimate uses
     /// (NTP-style).
     func ack(_ ivorn: String, receivedNanos: Int64, context: ChannelHandlerContext) {
-        let repliedNanos = WallClock.nowNanos()
-        let ack = TransportMessage.ack(
-            eventIVORN: ivorn, localIVO: shared.receiverIVO, nowNanos: repliedNanos,
-            params: [
-                .init(name: TransportMessage.receivedNanosParam, value: String(receivedNanos)),
-                .init(name: TransportMessage.repliedNanosParam, value: String(repliedNanos)),
-            ])
-        reply(ack, context: context)
+        appendReply(context) { buffer in
+            shared.ackWriter.writeFramedAck(
+                eventIVORN: ivorn, receivedNanos: receivedNanos, repliedNanos: WallClock.nowNanos(), into: &buffer)
+        }
     }
 
     func reply(_ message: TransportMessage, context: ChannelHandlerContext) {
-        let buffer = message.framed(allocator: context.channel.allocator)
-        if shared.csv != nil {
-            replies.append(buffer)
-        } else {
-            context.write(NIOAny(buffer), promise: nil)
-            unflushed = true
-        }
+        appendReply(context) { VTPFraming.writeFrame(message.xml.utf8, into: &$0) }
+    }
+
+    /// This read's replies go into one buffer, written once when the read ends (moved out and
+    /// back so it is never copied).
+    private func appendReply(_ context: ChannelHandlerContext, _ write: (inout ByteBuffer) -> Void) {
+        var buffer = replies ?? context.channel.allocator.buffer(capacity: 640)
+        replies = nil
+        write(&buffer)
+        replies = buffer
     }
 
     /// Sends this read's replies: at once, or once its CSV rows are written.
     func endRead(context: ChannelHandlerContext, thenClose: Bool) {
+        let replies = self.replies
+        self.replies = nil
         guard let csv = shared.csv else {
-            if unflushed {
-                unflushed = false
-                context.flush()
-            }
+            if let replies { context.writeAndFlush(NIOAny(replies), promise: nil) }
             if thenClose { context.close(promise: nil) }
             return
         }
-        guard !replies.isEmpty || thenClose else { return }
-        let (replies, rows, channel) = (self.replies, self.rows, context.channel)
-        self.replies = []
+        guard replies != nil || thenClose else { return }
+        let (rows, channel) = (self.rows, context.channel)
         self.rows = ""
         // Through the writer even without rows, so replies keep their order.
         csv.write(rows, on: context.eventLoop).whenSuccess { outcome in
-            if outcome == .written {
-                for reply in replies { channel.write(reply, promise: nil) }
-                channel.flush()
-            }
+            if outcome == .written, let replies { channel.writeAndFlush(replies, promise: nil) }
             // Closed: the receiver is stopping and these rows were not written; no acks.
             if thenClose || outcome == .closed { channel.close(promise: nil) }
         }

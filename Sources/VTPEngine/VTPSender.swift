@@ -574,9 +574,11 @@ final class SenderEngine {
         targetOf[id] = target
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(.nanoseconds(DurationRule.nanoseconds(options.connectTimeout)))
-            .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // Set here rather than with the bootstrap's channelOption: the bootstrap applies
+                    // its options through unspecialised generic code (~10k instructions per option).
+                    try channel.syncOptions?.setOption(.socketOption(.so_reuseaddr), value: 1)
                     let handler = SenderConnectionHandler(
                         id: id, mailbox: mailbox, builder: builder, ackTimeout: ackTimeout, window: window,
                         notifyWrites: notifyWrites)
@@ -710,7 +712,9 @@ final class SenderConnectionHandler: ChannelInboundHandler {
     private let notifyWrites: Bool
     private var context: ChannelHandlerContext?
     /// Events written and awaiting replies, by ivorn; each with its own ack deadline.
-    private var window: AckWindow<String, InFlight>
+    /// Keyed by sequence: an ack's Origin is read back to one (`sequence(ofIVORN:)`), cheaper
+    /// to hash than the ivorn and exactly as strict.
+    private var window: AckWindow<UInt64, InFlight>
     /// One timer for the whole window, set for its earliest deadline.
     private var timeoutTimer: Scheduled<Void>?
     /// This read's replies, posted to the engine together when the read completes.
@@ -757,7 +761,7 @@ final class SenderConnectionHandler: ChannelInboundHandler {
         for (sequence, bytes) in written {
             let inserted = window.insert(
                 InFlight(sequence: sequence, writtenAtNanos: now, writtenAtWallNanos: wall, bytes: bytes),
-                for: builder.ivorn(sequence: sequence), deadline: deadline)
+                for: sequence, deadline: deadline)
             assert(inserted, "the dispatch state never gives a connection more than its window")
         }
         armTimeout()
@@ -813,7 +817,7 @@ final class SenderConnectionHandler: ChannelInboundHandler {
         }
         switch transport.role {
         case .ack, .nak:
-            guard let inFlight = window.remove(transport.origin) else {
+            guard let sequence = builder.sequence(ofIVORN: transport.origin), let inFlight = window.remove(sequence) else {
                 return fail(
                     SenderConnectionError.unexpectedReply(
                         "\(transport.role.rawValue) for \(transport.origin), which is not in flight"))

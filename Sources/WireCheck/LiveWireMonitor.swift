@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOPosix
 import PacketCapture
 import Synchronization
@@ -108,13 +109,17 @@ struct AppEvent: Sendable {
 /// event loop) gets its own buffer, found through a thread-local without any shared lookup; its
 /// lock is taken by that thread per event and by the capture thread once per poll to swap the
 /// buffer out, never by another event loop. The registry lock is taken once per thread.
+///
+/// The locks are NIOLockedValueBox (a pthread mutex) rather than Synchronization.Mutex: on Linux
+/// Mutex is a bare futex that ThreadSanitizer cannot see, so it reported the hand-over between an
+/// event loop and the capture thread as a race although both sides hold the lock.
 final class AppEventInbox: Sendable {
     final class Buffer: Sendable {
-        let events = Mutex<[AppEvent]>([])
+        let events = NIOLockedValueBox<[AppEvent]>([])
     }
 
     private let current = ThreadSpecificVariable<Buffer>()
-    private let buffers = Mutex<[Buffer]>([])
+    private let buffers = NIOLockedValueBox<[Buffer]>([])
 
     func post(_ event: AppEvent) {
         let buffer: Buffer
@@ -123,17 +128,17 @@ final class AppEventInbox: Sendable {
         } else {
             buffer = Buffer()
             current.currentValue = buffer
-            buffers.withLock { $0.append(buffer) }
+            buffers.withLockedValue { $0.append(buffer) }
         }
-        buffer.events.withLock { $0.append(event) }
+        buffer.events.withLockedValue { $0.append(event) }
     }
 
     /// Everything posted so far, each thread's events in the order it posted them.
     func takeAll() -> [AppEvent] {
         var taken: [AppEvent] = []
-        for buffer in buffers.withLock({ $0 }) {
+        for buffer in buffers.withLockedValue({ $0 }) {
             var events: [AppEvent] = []
-            buffer.events.withLock { swap(&$0, &events) }  // O(1) under the lock
+            buffer.events.withLockedValue { swap(&$0, &events) }  // O(1) under the lock
             taken += events
         }
         return taken

@@ -18,3 +18,29 @@ final class HostAndPortTests: XCTestCase {
         }
     }
 }
+
+final class HostAndPortSplitTests: XCTestCase {
+    /// The splitter every address flag shares: the shapes it accepts and the ones it refuses.
+    func testSplitShapes() {
+        let accepted: [(String, String, String)] = [
+            ("127.0.0.1:8099", "127.0.0.1", "8099"), ("[::1]:0", "::1", "0"), (":9464", "", "9464"),
+            ("host:", "host", ""), ("h:80x", "h", "80x"),
+        ]
+        for (text, host, port) in accepted {
+            let split = HostAndPort.split(text)
+            XCTAssertEqual(split?.host, host, text)
+            XCTAssertEqual(split.map { String($0.port) }, port, text)
+        }
+        for text in ["", "8099", "::1:8099", "[::1:8099", "[::1]8099", "a b:1", "[::1"] {
+            XCTAssertNil(HostAndPort.split(text), text)
+        }
+    }
+
+    func testPortNumbersAreDigitsInRange() {
+        XCTAssertEqual(HostAndPort.portNumber("0"), 0)
+        XCTAssertEqual(HostAndPort.portNumber("65535"), 65535)
+        for text in ["", "65536", "-1", "+80", " 80", "9x", "99999999999999999999"] {
+            XCTAssertNil(HostAndPort.portNumber(Substring(text)), text)
+        }
+    }
+}

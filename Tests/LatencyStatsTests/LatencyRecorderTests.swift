@@ -54,6 +54,24 @@ final class LatencyRecorderTests: XCTestCase {
         XCTAssertEqual(merged.p99, direct.p99)
     }
 
+    /// A reset interval recorder (kept buckets) gives what a fresh one gives, and what it merged
+    /// into earlier is untouched.
+    func testResetEqualsAFreshRecorderAndLeavesMergedTotalsAlone() {
+        var interval = LatencyRecorder(), total = LatencyRecorder()
+        for us in [5, 700_000, 3] as [Int64] { interval.record(nanos: us * 1000) }
+        total.merge(interval)
+        interval.reset()
+        XCTAssertEqual(interval.summary, .empty)
+        var fresh = LatencyRecorder()
+        for us in [2, 4, 6] as [Int64] {
+            interval.record(nanos: us * 1000)
+            fresh.record(nanos: us * 1000)
+        }
+        XCTAssertEqual(interval.summary, fresh.summary)
+        XCTAssertEqual(total.summary.count, 3)
+        XCTAssertEqual(total.summary.max, 0.7, accuracy: 1e-12)
+    }
+
     func testEmptyAndNegative() {
         XCTAssertEqual(LatencyRecorder().summary, .empty)
         var r = LatencyRecorder()

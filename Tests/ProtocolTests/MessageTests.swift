@@ -212,4 +212,16 @@ final class EventIdentityTests: XCTestCase {
             XCTAssertNil(builder.sequence(ofIVORN: foreign), foreign)
         }
     }
+
+    func testTheWholeSequenceRangeReadsBackAndNothingBeyondIt() {
+        let builder = TestEventBuilder(localIVO: "ivo://t/sender", runID: "abc", eventSize: 0)
+        for sequence: UInt64 in [1, 9, 10, 99, 100, UInt64.max / 10, UInt64.max - 1, UInt64.max] {
+            XCTAssertEqual(builder.sequence(ofIVORN: builder.ivorn(sequence: sequence)), sequence)
+        }
+        let prefix = "ivo://t/sender#abc-"
+        for foreign in ["18446744073709551616", "99999999999999999999", "100000000000000000000", "1 ", " 1", "1é", "00"] {
+            XCTAssertNil(builder.sequence(ofIVORN: prefix + foreign), foreign)
+        }
+        XCTAssertNil(builder.sequence(ofIVORN: "ivo://t/sendeR#abc-1"), "the prefix is compared exactly")
+    }
 }

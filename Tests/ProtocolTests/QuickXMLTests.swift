@@ -72,17 +72,7 @@ final class QuickXMLTests: XCTestCase {
         var accepted = 0
         var checked = 0
         for sample in samples {
-            let original = Array(sample.utf8)
-            for _ in 0..<1500 {
-                var bytes = original
-                for _ in 0..<Int.random(in: 1...3, using: &generator) {
-                    let index = Int.random(in: 0..<bytes.count, using: &generator)
-                    switch Int.random(in: 0..<3, using: &generator) {
-                    case 0: bytes[index] = alphabet.randomElement(using: &generator)!
-                    case 1: bytes.insert(alphabet.randomElement(using: &generator)!, at: index)
-                    default: if bytes.count > 1 { bytes.remove(at: index) }
-                    }
-                }
+            for bytes in Mutations.of(Array(sample.utf8), count: 1500, alphabet: alphabet, using: &generator) {
                 checked += 1
                 guard let fast = bytes.withUnsafeBytes({ QuickXML.parse($0) }) else { continue }
                 accepted += 1

@@ -147,7 +147,14 @@ final class ResultsStoreTests: XCTestCase {
     }
 
     func testStoreFlagsProblemsAreLinesAndTheRunIsStillRecorded() throws {
-        var options = try StoreOptions.parse(["--store", "ftp://nowhere", "--tag", "site=a", "--tag", "broken"])
+        // On the command line a malformed tag is refused before the run (exit 64)...
+        XCTAssertThrowsError(try StoreOptions.parse(["--tag", "site=a", "--tag", "broken"])) { error in
+            XCTAssertEqual(StoreOptions.message(for: error), "--tag broken: expected key=value, e.g. --tag site=lab2")
+            XCTAssertEqual(StoreOptions.exitCode(for: error).rawValue, 64)
+        }
+        // ...and one that reaches resolve() anyway costs the tag, not the run.
+        var options = try StoreOptions.parse(["--store", "ftp://nowhere", "--tag", "site=a"])
+        options.tags.append("broken")
         let resolved = options.resolve(environment: [:])
         XCTAssertEqual(resolved.target, .sqlite(path: "./vtpbench-results.sqlite"))
         XCTAssertEqual(resolved.tags, ["site": "a"])
