@@ -9,19 +9,23 @@ import VTPWire
 enum PcapTarget {
     static let vtpPort: UInt16 = 8098
     static let postgresPort: UInt16 = 5432
+    /// Made once and copied for each input: what a fresh one is, without allocating and
+    /// clearing its HdrHistograms (256 KiB each) for every input; a copy shares them until it
+    /// records into one.
+    static let freshAnalyzer = VTPWireAnalyzer(port: nil)
+    static let freshStatistics = SniffStatistics(includeStartup: true)
 
     static func run(_ bytes: UnsafeRawBufferPointer) {
         guard let reader = try? PcapFileReader(bytes: Array(bytes), name: "fuzz.pcap") else { return }
         guard LinkType.isSupported(reader.linkType) else { return }
-        var vtp = VTPWireAnalyzer(port: nil)
+        var vtp = freshAnalyzer
         var postgres = PGLatencyInference(serverPorts: [postgresPort])
         var extractor = SegmentExtractor(linkType: reader.linkType)
-        // Made at the first timing, and the VTP report only when there is something to report:
-        // their HdrHistograms (hundreds of KiB to clear each) would dominate every input.
+        // Taken at the first timing, and the VTP report only when there is something to report.
         var statistics: SniffStatistics?
         var lines = 0
         func record(_ timing: PGQueryTiming) {
-            if statistics == nil { statistics = SniffStatistics(includeStartup: true) }
+            if statistics == nil { statistics = freshStatistics }
             lines += statistics!.add(timing).utf8.count
         }
         while let packet = try? reader.next() {
