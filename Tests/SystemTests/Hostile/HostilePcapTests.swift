@@ -114,10 +114,12 @@ final class HostilePcapTests: XCTestCase {
         }
     }
 
-    func testAMillionTinyFlowsAreCountedAndMemoryStaysBounded() throws {
-        // One SYN per flow, a million flows, all in the same second: nothing is ever pruned.
+    func testTinyFlowsPastTheLimitAreCountedAndMemoryStaysBounded() throws {
+        // One SYN per flow, 300,000 flows (3× the limit; the README's million-flow figure is
+        // measured by hand: this keeps the suite's time down), all in the same second: nothing
+        // is ever pruned.
         var writer = PcapFileWriter(linkType: LinkType.raw, precision: .nanoseconds)
-        for i in 0..<1_000_000 {
+        for i in 0..<300_000 {
             let client = Endpoint(IPAddress(ipv4: 0x0A00_0000 | UInt32(i / 60_000)), UInt16(1024 + i % 60_000))
             let segment = TCPSegment(
                 timestampNanos: 1_000_000_000 + Int64(i), source: client,
@@ -128,11 +130,11 @@ final class HostilePcapTests: XCTestCase {
         try writer.write(to: path)
         for result in try bothTools(path) {
             XCTAssertEqual(result.status, 0, result.output)
-            XCTAssertTrue(result.output.contains("capture: 1000000 packets"), result.output)
-            XCTAssertTrue(result.output.contains("900000 segments of connections past the limit skipped"), result.output)
-            // 100,000 followed connections and the file's own reading; a million would be ~10×.
+            XCTAssertTrue(result.output.contains("capture: 300000 packets"), result.output)
+            XCTAssertTrue(result.output.contains("200000 segments of connections past the limit skipped"), result.output)
+            // 100,000 followed connections and the file's own reading.
             XCTAssertLessThan(result.peakRSSKiB, 1024 * 1024, "peak RSS \(result.peakRSSKiB) KiB")
-            print("hostile-pcap: a million flows: peak RSS \(result.peakRSSKiB / 1024) MiB: \(result.output.prefix(200))")
+            print("hostile-pcap: 300,000 flows: peak RSS \(result.peakRSSKiB / 1024) MiB: \(result.output.prefix(200))")
         }
     }
 }
