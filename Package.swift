@@ -93,14 +93,15 @@ let package = Package(
             ]),
         .testTarget(name: "LiveMetricsTests", dependencies: ["LiveMetrics", "LatencyStats", nioCore, nioPosix]),
         // Per-message CPU costs (scripts/bench-core prints them).
-        .executableTarget(name: "Microbench", dependencies: ["Protocol", "CLibXML2", nioCore]),
+        .executableTarget(name: "Microbench", dependencies: ["Protocol", "CLibXML2", nioCore, nioPosix]),
         .testTarget(
             name: "ProtocolTests",
             dependencies: [
                 "Protocol", nioCore, .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ]),
-        .testTarget(name: "LatencyStatsTests", dependencies: ["LatencyStats"]),
+        .testTarget(
+            name: "LatencyStatsTests", dependencies: ["LatencyStats", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         .testTarget(name: "BenchConfigTests", dependencies: ["BenchConfig", "CommandLineKit", argumentParser]),
         .testTarget(
             name: "VTPEngineTests",

@@ -21,7 +21,7 @@ public struct LatencyHistogram: Sendable, Equatable {
 
     public var totalCount: UInt64 { histogram.totalCount }
 
-    public mutating func merge(_ other: LatencyHistogram) { histogram.add(other.histogram) }
+    public mutating func merge(_ other: LatencyHistogram) { HistogramGrowth.add(other.histogram, into: &histogram) }
 
     /// The value at `percentile` (0…100) in seconds; nil when empty.
     public func seconds(atPercentile percentile: Double) -> Double? {
@@ -83,9 +83,9 @@ public struct LatencyHistogram: Sendable, Equatable {
         guard let digits = reader.take(1)?.first, let significant = SignificantDigits(rawValue: Int8(clamping: digits)),
             significant.rawValue >= 1
         else { throw .malformed("significant digits") }
-        var histogram = Histogram<UInt64>(numberOfSignificantValueDigits: significant)
-        histogram.autoResize = true
         guard let maximum = reader.next(), maximum <= Self.maximumValue else { throw .malformed("maximum") }
+        // Sized for the stated maximum at once; a smaller one grows (fast) as buckets arrive.
+        var histogram = HistogramGrowth.empty(covering: maximum, digits: significant)
         guard let buckets = reader.next(), buckets <= UInt64(reader.remaining) else { throw .malformed("bucket count") }
         var value: UInt64 = 0
         var total: UInt64 = 0
@@ -97,6 +97,7 @@ public struct LatencyHistogram: Sendable, Equatable {
             guard !countOverflow, sum <= UInt64(Int64.max) else { throw .malformed("count out of range") }
             value = next
             total = sum
+            HistogramGrowth.ensure(&histogram, covers: value)
             histogram.record(value, count: count)
         }
         guard reader.remaining == 0 else { throw .malformed("trailing bytes") }

@@ -66,6 +66,7 @@ public struct LatencyRecorder: Sendable {
         // Nearest microsecond; not `(nanos + 500) / 1000`, which overflows near Int64.max
         // (latencies derive from timestamps a peer sends).
         let micros = nanos <= 0 ? 0 : UInt64(nanos / 1000 + (nanos % 1000 >= 500 ? 1 : 0))
+        HistogramGrowth.ensure(&histogram, covers: micros)
         _ = histogram.record(micros)
     }
 
@@ -85,13 +86,13 @@ public struct LatencyRecorder: Sendable {
         negativeCount += other.negativeCount
         minNanos = Swift.min(minNanos, other.minNanos)
         maxNanos = Swift.max(maxNanos, other.maxNanos)
-        histogram.add(other.histogram)
+        HistogramGrowth.add(other.histogram, into: &histogram)
     }
 
     /// Empties the recorder but keeps the histogram's grown bucket array: an interval recorder
     /// reset every report would otherwise regrow it, bucket range by bucket range, each interval.
     public mutating func reset() {
-        histogram.reset()
+        histogram = HistogramGrowth.emptied(histogram)
         count = 0
         negativeCount = 0
         minNanos = .max

@@ -60,6 +60,19 @@ if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "ack-only", let
     exit(0)
 }
 
+// `Microbench floor-server` / `Microbench floor-client PORT EVENTS CONCURRENCY`: SwiftNIO's own
+// per-event floor (see PerEventFloor).
+let arguments = CommandLine.arguments
+if arguments.count == 2, arguments[1] == "floor-server" {
+    try PerEventFloor.serve(threads: System.coreCount)
+}
+if arguments.count == 5, arguments[1] == "floor-client", let port = Int(arguments[2]), let events = Int(arguments[3]),
+    let concurrency = Int(arguments[4]), events > 0, concurrency > 0
+{
+    try PerEventFloor.run(port: port, events: events, concurrency: concurrency, threads: System.coreCount)
+    exit(0)
+}
+
 print("per-message CPU cost (release, one core):")
 measure("build 1 KB event document + frame") {
     sequence += 1

@@ -165,7 +165,11 @@ public final class VTPReceiver: Sendable {
         let bootstrap = ServerBootstrap(group: home.eventLoop, childGroup: group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // TCP_NODELAY: NIO sets it on the listening socket and Linux's accepted sockets inherit
+            // it; applying child options costs a generic pass per connection.
+            #if !os(Linux)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            #endif
             .serverChannelInitializer { [errorOutput] channel in
                 channel.eventLoop.makeCompletedFuture {
                     try AcceptGuard.install(on: channel, name: "", report: errorOutput)  // the logger names the tool

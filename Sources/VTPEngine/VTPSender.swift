@@ -576,9 +576,8 @@ final class SenderEngine {
             .connectTimeout(.nanoseconds(DurationRule.nanoseconds(options.connectTimeout)))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // Set here rather than with the bootstrap's channelOption: the bootstrap applies
-                    // its options through unspecialised generic code (~10k instructions per option).
-                    try channel.syncOptions?.setOption(.socketOption(.so_reuseaddr), value: 1)
+                    // No socket options: SO_REUSEADDR does nothing for a connect without bind
+                    // (a setsockopt per connection for nothing), and NIO already sets TCP_NODELAY.
                     let handler = SenderConnectionHandler(
                         id: id, mailbox: mailbox, builder: builder, ackTimeout: ackTimeout, window: window,
                         notifyWrites: notifyWrites)

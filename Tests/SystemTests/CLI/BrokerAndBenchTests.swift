@@ -17,6 +17,9 @@ final class BenchmarkSmokeTests: XCTestCase {
         // Windows side by side, the receiver's RSS with many connections, the round-trip floor.
         XCTAssertTrue(out.contains("persistent            64      64"), out)
         XCTAssertTrue(out.range(of: #"\n  W 64 +\d+ +\d+ +\d+\n"#, options: .regularExpression) != nil, out)
+        // SwiftNIO's own per-event floor beside ours, with the ratio.
+        XCTAssertTrue(out.range(of: #"\n  NIO floor +\d+ +\d+ +\d+ "#, options: .regularExpression) != nil, out)
+        XCTAssertTrue(out.range(of: #"\n  ours/floor +\d+% +\d+% +\d+%\n"#, options: .regularExpression) != nil, out)
         XCTAssertTrue(out.range(of: #"receiver holding 300 connections \(300 opened"#, options: .regularExpression) != nil, out)
         XCTAssertTrue(out.contains("Comet"), out)
     }
