@@ -89,14 +89,33 @@ public struct VTPFrameDecoder: ByteToMessageDecoder {
         context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool
     ) throws -> DecodingState {
         while try decode(context: context, buffer: &buffer) == .continue {}
-        if buffer.readableBytes > 0 {
-            let expected = buffer.getInteger(at: buffer.readerIndex, endianness: .big, as: UInt32.self)
-                .map { Int($0) + VTPFraming.headerSize } ?? VTPFraming.headerSize
-            let received = buffer.readableBytes
-            buffer.moveReaderIndex(forwardBy: received)
-            throw VTPFramingError.truncatedFrame(expectedBytes: expected, receivedBytes: received)
-        }
+        try Self.rejectLeftover(&buffer)
         return .needMoreData
+    }
+
+    /// At the end of the stream, bytes short of a whole frame are a truncated frame.
+    static func rejectLeftover(_ buffer: inout ByteBuffer) throws {
+        guard buffer.readableBytes > 0 else { return }
+        let expected = buffer.getInteger(at: buffer.readerIndex, endianness: .big, as: UInt32.self)
+            .map { Int($0) + VTPFraming.headerSize } ?? VTPFraming.headerSize
+        let received = buffer.readableBytes
+        buffer.moveReaderIndex(forwardBy: received)
+        throw VTPFramingError.truncatedFrame(expectedBytes: expected, receivedBytes: received)
+    }
+}
+
+/// The same decoder stepped by a connection handler itself (`NIOSingleStepByteToMessageProcessor`),
+/// without a `ByteToMessageHandler` in the pipeline: one handler context and one pass per read
+/// fewer, which counts on vtp-sender's per-event connections (a pipeline per event).
+extension VTPFrameDecoder: NIOSingleStepByteToMessageDecoder {
+    public mutating func decode(buffer: inout ByteBuffer) throws -> ByteBuffer? {
+        try Self.nextFrame(from: &buffer, maximumFrameSize: maximumFrameSize)
+    }
+
+    public mutating func decodeLast(buffer: inout ByteBuffer, seenEOF: Bool) throws -> ByteBuffer? {
+        if let frame = try decode(buffer: &buffer) { return frame }
+        try Self.rejectLeftover(&buffer)
+        return nil
     }
 }
 

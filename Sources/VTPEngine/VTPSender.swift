@@ -580,9 +580,7 @@ final class SenderEngine {
                     // (a setsockopt per connection for nothing), and NIO already sets TCP_NODELAY.
                     let handler = SenderConnectionHandler(
                         id: id, mailbox: mailbox, builder: builder, ackTimeout: ackTimeout, window: window,
-                        notifyWrites: notifyWrites)
-                    try channel.pipeline.syncOperations.addHandler(
-                        ByteToMessageHandler(VTPFrameDecoder(maximumFrameSize: options.maxFrameSize)))
+                        notifyWrites: notifyWrites, maximumFrameSize: options.maxFrameSize)
                     try channel.pipeline.syncOperations.addHandler(handler)
                     mailbox.post(.channelCreated(id, channel, NIOLoopBound(handler, eventLoop: channel.eventLoop)))
                 }
@@ -720,11 +718,16 @@ final class SenderConnectionHandler: ChannelInboundHandler {
     private var replies: [SenderEngine.Reply] = []
     /// The engine has heard how this connection ended (or closed it): say nothing more.
     private var reported = false
+    /// Frames the connection's bytes (no `ByteToMessageHandler`: see the decoder's extension).
+    private var frames: NIOSingleStepByteToMessageProcessor<VTPFrameDecoder>
+    /// Inside `frames.process`: a close it causes must not reenter the processor.
+    private var processing = false
 
     init(
         id: ConnectionID, mailbox: SenderMailbox, builder: TestEventBuilder, ackTimeout: TimeAmount, window: Int,
-        notifyWrites: Bool
+        notifyWrites: Bool, maximumFrameSize: Int
     ) {
+        frames = NIOSingleStepByteToMessageProcessor(VTPFrameDecoder(maximumFrameSize: maximumFrameSize))
         self.id = id
         self.mailbox = mailbox
         self.builder = builder
@@ -802,7 +805,16 @@ final class SenderConnectionHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
+        processing = true
+        defer { processing = false }
+        do {
+            try frames.process(buffer: unwrapInboundIn(data)) { frame in read(frame, context: context) }
+        } catch {
+            fail(error)
+        }
+    }
+
+    private func read(_ frame: ByteBuffer, context: ChannelHandlerContext) {
         let receivedAt = VTPSender.monotonicNanos()
         let message: VTPMessage
         do {
@@ -857,6 +869,14 @@ final class SenderConnectionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        if !reported, !processing {
+            // What a ByteToMessageHandler did at the end: whole frames left are read, a partial one fails.
+            do {
+                try frames.finishProcessing(seenEOF: true) { frame in read(frame, context: context) }
+            } catch {
+                fail(error)
+            }
+        }
         if !reported {
             postReplies()
             reported = true

@@ -35,6 +35,42 @@ final class FramingTests: XCTestCase {
         }
     }
 
+    /// The single-step form vtp-sender's connections use gives the same frames at every split,
+    /// the same typed errors for an oversized frame and a truncated end, and whole frames left
+    /// at the end still come out.
+    func testSingleStepProcessorMatchesTheHandler() throws {
+        let payloads = ["<VOEvent/>", "second frame", String(repeating: "z", count: 70)]
+        let all = framed(payloads)
+        for cut in 1..<all.readableBytes {
+            var processor = NIOSingleStepByteToMessageProcessor(VTPFrameDecoder())
+            var copy = all
+            let head = copy.readSlice(length: cut)!
+            var decoded: [String] = []
+            try processor.process(buffer: head) { decoded.append(String(buffer: $0)) }
+            try processor.process(buffer: copy) { decoded.append(String(buffer: $0)) }
+            try processor.finishProcessing(seenEOF: true) { decoded.append(String(buffer: $0)) }
+            XCTAssertEqual(decoded, payloads, "split at byte \(cut)")
+        }
+
+        var oversized = ByteBuffer()
+        oversized.writeInteger(UInt32(100))
+        var small = NIOSingleStepByteToMessageProcessor(VTPFrameDecoder(maximumFrameSize: 50))
+        XCTAssertThrowsError(try small.process(buffer: oversized) { _ in XCTFail("no frame") }) { error in
+            XCTAssertEqual(error as? VTPFramingError, .frameTooLarge(length: 100, maximum: 50))
+        }
+
+        var truncated = framed(["whole"])
+        truncated.writeInteger(UInt32(10))
+        truncated.writeString("abc")
+        var processor = NIOSingleStepByteToMessageProcessor(VTPFrameDecoder())
+        var decoded: [String] = []
+        try processor.process(buffer: truncated) { decoded.append(String(buffer: $0)) }
+        XCTAssertEqual(decoded, ["whole"])
+        XCTAssertThrowsError(try processor.finishProcessing(seenEOF: true) { _ in XCTFail("no frame") }) { error in
+            XCTAssertEqual(error as? VTPFramingError, .truncatedFrame(expectedBytes: 14, receivedBytes: 7))
+        }
+    }
+
     func testZeroLengthFrameIsATypedError() {
         let channel = EmbeddedChannel(handler: ByteToMessageHandler(VTPFrameDecoder()))
         var buffer = ByteBuffer()
