@@ -27,6 +27,8 @@ let package = Package(
         // MARK: hostile input
         .executable(name: "vtpbench-fuzz", targets: ["Fuzz"]),
         .executable(name: "vtp-abuse", targets: ["Abuse"]),
+        // MARK: benchmarks (not installed: scripts/bench-core runs it from the build folder)
+        .executable(name: "Microbench", targets: ["Microbench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
