@@ -195,6 +195,7 @@ let package = Package(
             name: "PGProbeCore",
             dependencies: [
                 "PGSniff", "LatencyStats", "CommandLineKit", "LiveMetrics", nioCore, nioPosix, logging,
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ]),
         .executableTarget(
@@ -244,6 +245,7 @@ let package = Package(
             name: "ResultsStore",
             dependencies: [
                 "LatencyStats", "CommandLineKit", argumentParser, nioCore, nioPosix, logging,
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
             ]),
         // The shared PostgreSQL collector (postgres-nio): the same schema, per-tester roles.

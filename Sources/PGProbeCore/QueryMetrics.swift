@@ -1,9 +1,12 @@
 import LatencyStats
 import LiveMetrics
+import NIOConcurrencyHelpers
 import NIOCore
 
-/// `--metrics` for pgprobe: the probe's outcomes, counted on one event loop. The probe posts
-/// each outcome (one message per query, nothing shared); a scrape reads the counts there.
+/// `--metrics` for pgprobe: the probe's outcomes, counted under a lock. A message per query to an
+/// event loop woke that loop's thread for every query and slowed back-to-back queries on a
+/// 2-core machine (the probe's own timed path competed with it), so the probe's task counts in
+/// place and a scrape (from the exporter's loop) copies the counts.
 /// `pgprobe failover` feeds its operations the same way (answered: a query; no answer: an error).
 public final class QueryMetrics: Sendable {
     public static let exported: [Metric] = [.queries, .errors, .queryLatency]
@@ -14,37 +17,35 @@ public final class QueryMetrics: Sendable {
         var latency = ExponentialBuckets()
     }
 
-    private let tally: NIOLoopBoundBox<Tally>
+    private let tally = NIOLockedValueBox(Tally())
 
+    /// `loop` serves the scrapes.
     public init(on loop: any EventLoop) {
-        tally = .makeBoxSendingValue(Tally(), eventLoop: loop)
+        self.loop = loop
     }
 
-    public var loop: any EventLoop { tally.eventLoop }
+    public let loop: any EventLoop
 
     public func record(_ outcome: QueryOutcome) { record(latencyNanos: outcome.latencyNanos) }
 
     /// An answered statement (its latency), or a failed one (nil).
     public func record(latencyNanos: Int64?) {
-        let tally = tally
-        tally.eventLoop.execute {
+        tally.withLockedValue { tally in
             if let latencyNanos {
-                tally.value.queries += 1
-                tally.value.latency.record(nanos: latencyNanos)
+                tally.queries += 1
+                tally.latency.record(nanos: latencyNanos)
             } else {
-                tally.value.errors += 1
+                tally.errors += 1
             }
         }
     }
 
     public func snapshot() -> EventLoopFuture<MetricsSnapshot> {
-        let tally = tally
-        return tally.eventLoop.submit {
-            var snapshot = MetricsSnapshot()
-            snapshot.count(.queries, tally.value.queries)
-            snapshot.count(.errors, tally.value.errors)
-            snapshot.histogram(.queryLatency, tally.value.latency)
-            return snapshot
-        }
+        let counted = tally.withLockedValue { $0 }
+        var snapshot = MetricsSnapshot()
+        snapshot.count(.queries, counted.queries)
+        snapshot.count(.errors, counted.errors)
+        snapshot.histogram(.queryLatency, counted.latency)
+        return loop.makeSucceededFuture(snapshot)
     }
 }

@@ -1,6 +1,7 @@
 import CommandLineKit
 import Foundation
 import LatencyStats
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
@@ -11,7 +12,7 @@ import NIOPosix
 /// slow or broken store never holds up a measurement. Nothing is lost quietly: a store that
 /// cannot be opened or written gives one line, and the run goes to a fresh local file instead.
 ///
-/// All state lives in `state`, touched only on `loop`.
+/// All state lives in `state`, touched only on `loop`, except `outcomes` (under its lock).
 public final class RunRecorder: Sendable {
     public let runID: String
     /// Where the run is written (the local file for a collector target).
@@ -19,6 +20,8 @@ public final class RunRecorder: Sendable {
     public let target: StoreTarget
     private let group: MultiThreadedEventLoopGroup
     private let state: NIOLoopBoundBox<State>
+    /// `record(latencyNanos:)`'s one-second intervals, cut by whichever thread records.
+    private let outcomes = NIOLockedValueBox(IntervalClock())
     private let opened: EventLoopPromise<Void>
     private let warn: @Sendable (String) -> Void
 
@@ -35,8 +38,6 @@ public final class RunRecorder: Sendable {
         var nextSeq = 0
         var writing = false
         var flushScheduled = false
-        /// For tools that hand over single outcomes (`record(latencyNanos:)`).
-        var clock = IntervalClock()
         var lastFlush = NIODeadline.now()
         /// Set once the store failed: the rest of the run goes to a fallback file at the end.
         var failed = false
@@ -96,12 +97,10 @@ public final class RunRecorder: Sendable {
     /// a latency, or nil for a failure. They are cut into one-second intervals on the recorder's
     /// loop. Returns at once; callable from any thread.
     public func record(latencyNanos: Int64?, atNanos: Int64 = IntervalClock.wallNanos()) {
-        let state = state
-        state.eventLoop.execute {
-            guard let closed = state.value.clock.record(latencyNanos: latencyNanos, atNanos: atNanos) else { return }
-            state.value.pending.append(closed)
-            self.flushIfDue()
-        }
+        // Counted in place; only a closed interval goes to the loop. A message per outcome woke
+        // the recorder's thread for every query and slowed back-to-back queries.
+        guard let closed = outcomes.withLockedValue({ $0.record(latencyNanos: latencyNanos, atNanos: atNanos) }) else { return }
+        record(closed)
     }
 
     /// `record(_:)` as a closure, for the tools' `onInterval` hooks.
@@ -118,7 +117,7 @@ public final class RunRecorder: Sendable {
         let state = state
         let loop = state.eventLoop
         return opened.futureResult.flatMap {
-            if let open = state.value.clock.finish(atNanos: Self.nanos(endedAt)) {
+            if let open = self.outcomes.withLockedValue({ $0.finish(atNanos: Self.nanos(endedAt)) }) {
                 state.value.pending.append(open)
             }
             state.value.run.endedAt = endedAt

@@ -52,7 +52,7 @@ final class HostilePcapTests: XCTestCase {
     }
 
     private static func header(snaplen: UInt32 = 262_144, linkType: UInt32 = LinkType.ethernet) -> [UInt8] {
-        var writer = PcapFileWriter(linkType: linkType, precision: .nanoseconds, snapshotLength: snaplen)
+        let writer = PcapFileWriter(linkType: linkType, precision: .nanoseconds, snapshotLength: snaplen)
         return writer.bytes
     }
 
