@@ -21,7 +21,7 @@ public struct LatencyHistogram: Sendable, Equatable {
 
     public var totalCount: UInt64 { histogram.totalCount }
 
-    public mutating func merge(_ other: LatencyHistogram) { HistogramGrowth.add(other.histogram, into: &histogram) }
+    public mutating func merge(_ other: LatencyHistogram) { FastHistogram.add(other.histogram, into: &histogram) }
 
     /// The value at `percentile` (0…100) in seconds; nil when empty.
     public func seconds(atPercentile percentile: Double) -> Double? {
@@ -85,7 +85,7 @@ public struct LatencyHistogram: Sendable, Equatable {
         else { throw .malformed("significant digits") }
         guard let maximum = reader.next(), maximum <= Self.maximumValue else { throw .malformed("maximum") }
         // Sized for the stated maximum at once; a smaller one grows (fast) as buckets arrive.
-        var histogram = HistogramGrowth.empty(covering: maximum, digits: significant)
+        var histogram = FastHistogram.empty(covering: maximum, digits: significant)
         guard let buckets = reader.next(), buckets <= UInt64(reader.remaining) else { throw .malformed("bucket count") }
         var value: UInt64 = 0
         var total: UInt64 = 0
@@ -97,7 +97,7 @@ public struct LatencyHistogram: Sendable, Equatable {
             guard !countOverflow, sum <= UInt64(Int64.max) else { throw .malformed("count out of range") }
             value = next
             total = sum
-            HistogramGrowth.ensure(&histogram, covers: value)
+            FastHistogram.ensure(&histogram, covers: value)
             histogram.record(value, count: count)
         }
         guard reader.remaining == 0 else { throw .malformed("trailing bytes") }

@@ -66,7 +66,7 @@ public struct LatencyRecorder: Sendable {
         // Nearest microsecond; not `(nanos + 500) / 1000`, which overflows near Int64.max
         // (latencies derive from timestamps a peer sends).
         let micros = nanos <= 0 ? 0 : UInt64(nanos / 1000 + (nanos % 1000 >= 500 ? 1 : 0))
-        HistogramGrowth.ensure(&histogram, covers: micros)
+        FastHistogram.ensure(&histogram, covers: micros)
         _ = histogram.record(micros)
     }
 
@@ -86,13 +86,13 @@ public struct LatencyRecorder: Sendable {
         negativeCount += other.negativeCount
         minNanos = Swift.min(minNanos, other.minNanos)
         maxNanos = Swift.max(maxNanos, other.maxNanos)
-        HistogramGrowth.add(other.histogram, into: &histogram)
+        FastHistogram.add(other.histogram, into: &histogram)
     }
 
     /// Empties the recorder but keeps the histogram's grown bucket array: an interval recorder
     /// reset every report would otherwise regrow it, bucket range by bucket range, each interval.
     public mutating func reset() {
-        histogram = HistogramGrowth.emptied(histogram)
+        histogram = FastHistogram.emptied(histogram)
         count = 0
         negativeCount = 0
         minNanos = .max
@@ -109,13 +109,13 @@ public struct LatencyRecorder: Sendable {
         let minSeconds = Double(minNanos) / 1e9
         let maxSeconds = Double(maxNanos) / 1e9
         // Histogram buckets report their upper edge; keep percentiles inside the exact range.
-        func percentile(_ p: Double) -> Double {
-            let seconds = Double(histogram.valueAtPercentile(p)) / 1e6
-            return Swift.min(Swift.max(seconds, Swift.max(minSeconds, 0)), maxSeconds)
+        let micros = FastHistogram.values(atPercentiles: [50, 90, 99, 99.9], of: histogram)
+        func percentile(_ slot: Int) -> Double {
+            Swift.min(Swift.max(Double(micros[slot]) / 1e6, Swift.max(minSeconds, 0)), maxSeconds)
         }
         return LatencySummary(
             count: count, min: minSeconds, max: maxSeconds, mean: meanNanos / 1e9,
             stddev: count > 1 ? (m2 / Double(count - 1)).squareRoot() / 1e9 : 0,
-            p50: percentile(50), p90: percentile(90), p99: percentile(99), p999: percentile(99.9))
+            p50: percentile(0), p90: percentile(1), p99: percentile(2), p999: percentile(3))
     }
 }

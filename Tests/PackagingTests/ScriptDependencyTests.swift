@@ -138,7 +138,7 @@ final class ScriptDependencyTests: XCTestCase {
         return try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted().compactMap { name in
             let url = directory.appendingPathComponent(name)
             var isDirectory: ObjCBool = false
-            FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory)
+            _ = FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory)
             return isDirectory.boolValue ? nil : try Self.readScript(url)
         }
     }

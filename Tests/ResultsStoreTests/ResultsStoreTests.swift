@@ -188,7 +188,7 @@ final class ResultsStoreTests: XCTestCase {
         try Data(repeating: 0x42, count: 8192).write(to: URL(fileURLWithPath: file))
         let previous = FileManager.default.currentDirectoryPath
         FileManager.default.changeCurrentDirectoryPath(directory.path)
-        defer { FileManager.default.changeCurrentDirectoryPath(previous) }
+        defer { _ = FileManager.default.changeCurrentDirectoryPath(previous) }
         let run = Self.run()
         let lines = LinesBox()
         let recorder = RunRecorder(run: run, target: .sqlite(path: file), warn: { lines.append($0) })
