@@ -187,7 +187,7 @@ final class ResultsStoreTests: XCTestCase {
         let file = path("damaged.sqlite")
         try Data(repeating: 0x42, count: 8192).write(to: URL(fileURLWithPath: file))
         let previous = FileManager.default.currentDirectoryPath
-        FileManager.default.changeCurrentDirectoryPath(directory.path)
+        _ = FileManager.default.changeCurrentDirectoryPath(directory.path)
         defer { _ = FileManager.default.changeCurrentDirectoryPath(previous) }
         let run = Self.run()
         let lines = LinesBox()
