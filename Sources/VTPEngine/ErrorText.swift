@@ -37,6 +37,9 @@ public enum ErrorText {
             return (connect.dnsAError ?? connect.dnsAAAAError) != nil ? .unknownHost : .connectError
         case is SocketAddressError.UnknownHost: return .unknownHost
         case let io as IOError where io.errnoCode == ECONNREFUSED: return .refused
+        // The handshake completed in the peer's kernel, then the listener died (or dropped its
+        // queue) before the connect was seen through: the target reset the connection.
+        case let io as IOError where io.errnoCode == ECONNRESET: return .closedBeforeAck
         case ChannelError.connectTimeout: return .connectTimeout
         default: return .connectError
         }

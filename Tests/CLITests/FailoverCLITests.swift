@@ -87,7 +87,9 @@ final class FailoverCLITests: XCTestCase {
             XCTAssertEqual(failovers.count, 1, "\(failovers)")
             XCTAssertEqual(failovers.first?["from"] as? String, "127.0.0.1:\(portA)")
             XCTAssertEqual(failovers.first?["to"] as? String, "127.0.0.1:\(portB)")
-            XCTAssertTrue(["reset", "refused"].contains(failovers.first?["cause"] as? String ?? ""), "\(failovers)")
+            XCTAssertTrue(
+                ["reset", "refused"].contains(failovers.first?["cause"] as? String ?? ""),
+                "\(failovers); errors by cause \(s["errors_by_cause"] ?? "none"); \(sender.text)")
             let rto = try XCTUnwrap(failovers.first?["rto_s"] as? Double, "RTO reported")
             XCTAssertGreaterThan(rto, 0)
             XCTAssertEqual(failovers.first?["resent"] as? Int, failovers.first?["unacked_at_failure"] as? Int)

@@ -170,6 +170,9 @@ final class SenderEngineTests: XCTestCase {
         XCTAssertFalse(ErrorText.describe(ChannelError.inappropriateOperationForState).contains("ChannelError"))
         XCTAssertEqual(ErrorText.connectFailure(IOError(errnoCode: ECONNREFUSED, reason: "connect")), .refused)
         XCTAssertEqual(ErrorText.connectFailure(ChannelError.connectTimeout(.seconds(1))), .connectTimeout)
+        // A receiver killed with our handshake in its queue resets the connect: counted as reset.
+        XCTAssertEqual(ErrorText.connectFailure(IOError(errnoCode: ECONNRESET, reason: "connect")), .closedBeforeAck)
+        XCTAssertEqual(FailoverCause(ErrorText.connectFailure(IOError(errnoCode: ECONNRESET, reason: "connect"))), .reset)
         XCTAssertEqual(
             SenderEngine.classify(SenderConnectionError.connectFailed(IOError(errnoCode: ECONNREFUSED, reason: "connect"))),
             .refused)

@@ -24,8 +24,9 @@ final class FuzzAndAbuseSmokeTests: XCTestCase {
         let rows = fields.filter { $0.count == 7 && $0[1] == "5" }
         XCTAssertEqual(rows.count, 7, "one row per target: \(output)")
         for row in rows {
-            // The slowest target runs ~200 inputs a second unoptimized (2,106 in 10 s in a CI run).
-            XCTAssertGreaterThan(Int(row[2]) ?? 0, 100, "\(row[0]) ran: \(output)")
+            // It ran inputs at all. Not a rate: the slowest target (pcap) ran 2,106 in 10 s in one
+            // CI run and 56 in 5 s in another, on a loaded machine.
+            XCTAssertGreaterThan(Int(row[2]) ?? 0, 10, "\(row[0]) ran: \(output)")
             XCTAssertEqual(row[5], "0", "\(row[0]) crashed: \(output)")
             XCTAssertEqual(row[6], "0", "\(row[0]) leaked: \(output)")
         }
